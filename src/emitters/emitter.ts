@@ -1,0 +1,38 @@
+import type { Entry } from '../wire/entry-batch.js';
+
+/**
+ * The emitter plugin interface: the last stage of the aggregator. An emitter receives a batch, does
+ * its best, and says what happened as a value, never by throwing (OpenTelemetry's ExportResult).
+ */
+export interface Batch {
+  /** Monotonic batch number within this aggregator process (for logs and metrics). */
+  readonly id: number;
+  readonly entries: readonly Entry[];
+}
+
+export type EmitResult =
+  /** Every entry is delivered and durable where the emitter promises it is. */
+  | { readonly kind: 'ok' }
+  /** Nothing (or not everything) is confirmed; the same batch should be offered again later. */
+  | { readonly kind: 'retryable'; readonly error: Error; readonly retryAfterMs?: number }
+  /**
+   * Some entries can never be accepted (e.g. larger than the emitter's maximum message size). Every
+   * entry NOT listed in `rejected` is delivered; the listed ones go to the dead-letter file.
+   */
+  | { readonly kind: 'fatal'; readonly error: Error; readonly rejected: readonly number[] };
+
+export interface Emitter {
+  /** Short name for logs and metrics labels: "blackhole", "file", "text", "aeron". */
+  readonly name: string;
+  /** Optional start-up work (open files, connect); failures here stop the aggregator from starting. */
+  start?(): Promise<void>;
+  emit(batch: Batch, signal: AbortSignal): Promise<EmitResult>;
+  /** Flushes and releases resources. Idempotent: a second call resolves at once. */
+  close(): Promise<void>;
+}
+
+export const OK: EmitResult = Object.freeze({ kind: 'ok' });
+
+export function retryable(error: Error, retryAfterMs?: number): EmitResult {
+  return retryAfterMs === undefined ? { kind: 'retryable', error } : { kind: 'retryable', error, retryAfterMs };
+}

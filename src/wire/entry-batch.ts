@@ -1,0 +1,370 @@
+import { isUtf8 } from 'node:buffer';
+import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireError, WireReader, varintSize, writeVarint } from './varint.js';
+
+/**
+ * The entry encoding: `EntryBatch` of api/api.proto, written and read by hand on the hot path.
+ *
+ *   EntryBatch { 1: collector_id string; 2: repeated Tag; 3: repeated FileRun }
+ *   Tag        { 1: key string; 2: value string }
+ *   FileRun    { 1: path string; 2: file_id string; 3: repeated Line }
+ *   Line       { 1: data bytes; 2: offset uint64; 3: time_unix_nano fixed64; 4: flags uint32 }
+ *
+ * The collector writes it once per chunk, the aggregator validates it with `scanEntryBatch` and stores
+ * it byte for byte, and emitters decode it with `decodeEntries` (line bytes stay views into the record).
+ */
+
+export const LineFlag = {
+  Partial: 1,
+  PartialLast: 2,
+  Multiline: 4,
+  NoNewline: 8,
+} as const;
+
+export interface Tag {
+  readonly key: string;
+  readonly value: string;
+}
+
+export interface EntrySource {
+  readonly collectorId: string;
+  readonly path: string;
+  readonly fileId: string;
+}
+
+export interface Entry {
+  /** The line's bytes exactly as read (a view into the record it came from). */
+  readonly line: Buffer;
+  /** Byte offset of the line in its file: with source.collectorId and source.fileId, its identity. */
+  readonly offset: number;
+  readonly timeUnixNano: bigint;
+  readonly flags: number;
+  readonly source: EntrySource;
+  readonly tags: readonly Tag[];
+}
+
+const TAG_COLLECTOR_ID = (1 << 3) | WIRE_LEN; // 0x0a
+const TAG_TAGS = (2 << 3) | WIRE_LEN; // 0x12
+const TAG_RUNS = (3 << 3) | WIRE_LEN; // 0x1a
+const TAG_KEY = (1 << 3) | WIRE_LEN;
+const TAG_VALUE = (2 << 3) | WIRE_LEN;
+const TAG_PATH = (1 << 3) | WIRE_LEN;
+const TAG_FILE_ID = (2 << 3) | WIRE_LEN;
+const TAG_LINES = (3 << 3) | WIRE_LEN;
+const TAG_DATA = (1 << 3) | WIRE_LEN;
+const TAG_OFFSET = (2 << 3) | WIRE_VARINT; // 0x10
+const TAG_TIME = (3 << 3) | WIRE_FIXED64; // 0x19
+const TAG_FLAGS = (4 << 3) | WIRE_VARINT; // 0x20
+
+function encodeString(tag: number, value: string): Buffer {
+  const bytes = Buffer.from(value, 'utf8');
+  const out = Buffer.allocUnsafe(1 + varintSize(bytes.length) + bytes.length);
+  out[0] = tag;
+  const pos = writeVarint(out, 1, bytes.length);
+  bytes.copy(out, pos);
+  return out;
+}
+
+function encodeMessageField(tag: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(1 + varintSize(body.length) + body.length);
+  out[0] = tag;
+  body.copy(out, writeVarint(out, 1, body.length));
+  return out;
+}
+
+/** The encoded (path, file_id) head of a FileRun; build one per file and reuse it for every line. */
+export class RunHead {
+  readonly encoded: Buffer;
+
+  constructor(
+    readonly path: string,
+    readonly fileId: string,
+  ) {
+    this.encoded = Buffer.concat([encodeString(TAG_PATH, path), encodeString(TAG_FILE_ID, fileId)]);
+  }
+}
+
+interface PendingRun {
+  readonly head: RunHead;
+  readonly start: number;
+  end: number;
+}
+
+/** The header of every batch from one collector: collector id and tags, encoded once. */
+export function encodeBatchHeader(collectorId: string, tags: readonly Tag[]): Buffer {
+  const parts = [encodeString(TAG_COLLECTOR_ID, collectorId)];
+  for (const t of tags) {
+    parts.push(encodeMessageField(TAG_TAGS, Buffer.concat([encodeString(TAG_KEY, t.key), encodeString(TAG_VALUE, t.value)])));
+  }
+  return Buffer.concat(parts);
+}
+
+const LINE_FIXED_OVERHEAD = 1 + 1 + 1 + 9; // Line tag, data tag, offset tag, time field (varint sizes added per line)
+
+/**
+ * Builds one EntryBatch. Lines are copied once into a growing buffer; `finish()` copies them once more
+ * into the exact-size result with the run prefixes. Reusable after `finish()`.
+ */
+export class EntryBatchWriter {
+  private lines: Buffer;
+  private used = 0;
+  private runs: PendingRun[] = [];
+  private current: PendingRun | undefined;
+  private count = 0;
+
+  constructor(
+    private readonly header: Buffer,
+    initialCapacity = 64 * 1024,
+  ) {
+    this.lines = Buffer.allocUnsafe(initialCapacity);
+  }
+
+  get entryCount(): number {
+    return this.count;
+  }
+
+  /** Bytes `finish()` would return, give or take a few bytes of run prefixes. */
+  get byteLength(): number {
+    return this.header.length + this.used + this.runs.length * 8 + (this.current === undefined ? 0 : 8);
+  }
+
+  private ensure(extra: number): void {
+    if (this.used + extra <= this.lines.length) return;
+    let size = this.lines.length * 2;
+    while (size < this.used + extra) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.lines.copy(next, 0, 0, this.used);
+    this.lines = next;
+  }
+
+  /**
+   * Appends `src[start, end)` as a line of the file `head`, at file offset `offset`, read at
+   * `timeUnixNano`. Consecutive lines of the same RunHead share one FileRun.
+   */
+  addLine(head: RunHead, src: Buffer, start: number, end: number, offset: number, timeUnixNano: bigint, flags = 0): void {
+    if (this.current === undefined || this.current.head !== head) {
+      if (this.current !== undefined) this.runs.push(this.current);
+      this.current = { head, start: this.used, end: this.used };
+    }
+    const dataLen = end - start;
+    const bodyLen =
+      LINE_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(offset) + (flags === 0 ? 0 : 1 + varintSize(flags));
+    this.ensure(1 + varintSize(bodyLen) + bodyLen);
+    const buf = this.lines;
+    let pos = this.used;
+    buf[pos++] = TAG_LINES;
+    pos = writeVarint(buf, pos, bodyLen);
+    buf[pos++] = TAG_DATA;
+    pos = writeVarint(buf, pos, dataLen);
+    pos += src.copy(buf, pos, start, end);
+    buf[pos++] = TAG_OFFSET;
+    pos = writeVarint(buf, pos, offset);
+    buf[pos++] = TAG_TIME;
+    buf.writeBigUInt64LE(timeUnixNano, pos);
+    pos += 8;
+    if (flags !== 0) {
+      buf[pos++] = TAG_FLAGS;
+      pos = writeVarint(buf, pos, flags);
+    }
+    this.used = pos;
+    this.current.end = pos;
+    this.count++;
+  }
+
+  /** Returns the encoded EntryBatch and resets the writer. */
+  finish(): Buffer {
+    if (this.current !== undefined) this.runs.push(this.current);
+    let total = this.header.length;
+    for (const r of this.runs) {
+      const runLen = r.head.encoded.length + (r.end - r.start);
+      total += 1 + varintSize(runLen) + runLen;
+    }
+    const out = Buffer.allocUnsafe(total);
+    let pos = this.header.copy(out, 0);
+    for (const r of this.runs) {
+      const runLen = r.head.encoded.length + (r.end - r.start);
+      out[pos++] = TAG_RUNS;
+      pos = writeVarint(out, pos, runLen);
+      pos += r.head.encoded.copy(out, pos);
+      pos += this.lines.copy(out, pos, r.start, r.end);
+    }
+    this.used = 0;
+    this.runs = [];
+    this.current = undefined;
+    this.count = 0;
+    return out;
+  }
+}
+
+export interface ScanLimits {
+  /** Largest `data` of one line accepted. */
+  readonly maxLineBytes: number;
+}
+
+export interface ScanResult {
+  readonly entryCount: number;
+  readonly lineBytes: number;
+}
+
+function checkUtf8(buf: Buffer, start: number, end: number, what: string): void {
+  if (!isUtf8(buf.subarray(start, end))) throw new WireError(`${what} is not valid UTF-8`);
+}
+
+/**
+ * Validates an EntryBatch without building objects: every field's wire type and length, UTF-8 of the
+ * string fields, line sizes. Unknown fields (from newer collectors) are skipped. Throws WireError.
+ */
+export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
+  const r = new WireReader(buf);
+  let entryCount = 0;
+  let lineBytes = 0;
+  while (!r.done) {
+    const tag = r.varint();
+    if (tag === TAG_COLLECTOR_ID) {
+      const s = r.lengthDelimited();
+      checkUtf8(buf, s, r.pos, 'collector_id');
+    } else if (tag === TAG_TAGS) {
+      const s = r.lengthDelimited();
+      const t = new WireReader(buf, s, r.pos);
+      while (!t.done) {
+        const ft = t.varint();
+        if (ft === TAG_KEY || ft === TAG_VALUE) {
+          const fs = t.lengthDelimited();
+          checkUtf8(buf, fs, t.pos, 'tag');
+        } else t.skip(ft & 7);
+      }
+    } else if (tag === TAG_RUNS) {
+      const s = r.lengthDelimited();
+      const run = new WireReader(buf, s, r.pos);
+      while (!run.done) {
+        const ft = run.varint();
+        if (ft === TAG_PATH || ft === TAG_FILE_ID) {
+          const fs = run.lengthDelimited();
+          checkUtf8(buf, fs, run.pos, ft === TAG_PATH ? 'path' : 'file_id');
+        } else if (ft === TAG_LINES) {
+          const ls = run.lengthDelimited();
+          const line = new WireReader(buf, ls, run.pos);
+          while (!line.done) {
+            const lt = line.varint();
+            if (lt === TAG_DATA) {
+              const ds = line.lengthDelimited();
+              const len = line.pos - ds;
+              if (len > limits.maxLineBytes) throw new WireError(`line of ${len} bytes exceeds the limit of ${limits.maxLineBytes}`);
+              lineBytes += len;
+            } else if (lt === TAG_OFFSET || lt === TAG_FLAGS) line.varint();
+            else if (lt === TAG_TIME) line.skip(WIRE_FIXED64);
+            else line.skip(lt & 7);
+          }
+          entryCount++;
+        } else run.skip(ft & 7);
+      }
+    } else r.skip(tag & 7);
+  }
+  return { entryCount, lineBytes };
+}
+
+const EMPTY: Buffer = Buffer.alloc(0);
+
+/**
+ * Decodes every entry of an EntryBatch, appending to `out`. Line bytes are views into `buf`; sources
+ * and tags are shared by all entries of a run and batch. Throws WireError on malformed input.
+ */
+export function decodeEntries(buf: Buffer, out: Entry[] = []): Entry[] {
+  const r = new WireReader(buf);
+  let collectorId = '';
+  const tags: Tag[] = [];
+  const runs: Array<[number, number]> = [];
+  while (!r.done) {
+    const tag = r.varint();
+    if (tag === TAG_COLLECTOR_ID) {
+      const s = r.lengthDelimited();
+      collectorId = buf.toString('utf8', s, r.pos);
+    } else if (tag === TAG_TAGS) {
+      const s = r.lengthDelimited();
+      const t = new WireReader(buf, s, r.pos);
+      let key = '';
+      let value = '';
+      while (!t.done) {
+        const ft = t.varint();
+        if (ft === TAG_KEY || ft === TAG_VALUE) {
+          const fs = t.lengthDelimited();
+          if (ft === TAG_KEY) key = buf.toString('utf8', fs, t.pos);
+          else value = buf.toString('utf8', fs, t.pos);
+        } else t.skip(ft & 7);
+      }
+      tags.push({ key, value });
+    } else if (tag === TAG_RUNS) {
+      const s = r.lengthDelimited();
+      runs.push([s, r.pos]); // decoded after the whole header is known (fields may come in any order)
+    } else r.skip(tag & 7);
+  }
+  Object.freeze(tags);
+  for (const [s, e] of runs) {
+    let path = '';
+    let fileId = '';
+    const lineRanges: Array<[number, number]> = [];
+    const run = new WireReader(buf, s, e);
+    while (!run.done) {
+      const ft = run.varint();
+      if (ft === TAG_PATH) {
+        const fs = run.lengthDelimited();
+        path = buf.toString('utf8', fs, run.pos);
+      } else if (ft === TAG_FILE_ID) {
+        const fs = run.lengthDelimited();
+        fileId = buf.toString('utf8', fs, run.pos);
+      } else if (ft === TAG_LINES) {
+        const ls = run.lengthDelimited();
+        lineRanges.push([ls, run.pos]);
+      } else run.skip(ft & 7);
+    }
+    const source: EntrySource = Object.freeze({ collectorId, path, fileId });
+    for (const [ls, le] of lineRanges) {
+      const line = new WireReader(buf, ls, le);
+      let data: Buffer = EMPTY;
+      let offset = 0;
+      let time = 0n;
+      let flags = 0;
+      while (!line.done) {
+        const lt = line.varint();
+        if (lt === TAG_DATA) {
+          const ds = line.lengthDelimited();
+          data = buf.subarray(ds, line.pos);
+        } else if (lt === TAG_OFFSET) offset = line.varint();
+        else if (lt === TAG_TIME) time = line.fixed64Big();
+        else if (lt === TAG_FLAGS) flags = line.varint();
+        else line.skip(lt & 7);
+      }
+      out.push({ line: data, offset, timeUnixNano: time, flags, source, tags });
+    }
+  }
+  return out;
+}
+
+/**
+ * Encodes entries (of any sources) as EntryBatches, one per run of entries that share collector id and
+ * tags (two EntryBatches must not be concatenated: protobuf would merge their headers). For the
+ * dead-letter file and for tests.
+ */
+export function encodeEntries(entries: readonly Entry[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  let i = 0;
+  while (i < entries.length) {
+    // One EntryBatch per run of entries that share collector id and tags.
+    const first = entries[i] as Entry;
+    const writer = new EntryBatchWriter(encodeBatchHeader(first.source.collectorId, first.tags));
+    const heads = new Map<string, RunHead>();
+    while (i < entries.length) {
+      const e = entries[i] as Entry;
+      if (e.source.collectorId !== first.source.collectorId || e.tags !== first.tags) break;
+      const key = `${e.source.path}\u0000${e.source.fileId}`;
+      let head = heads.get(key);
+      if (head === undefined) {
+        head = new RunHead(e.source.path, e.source.fileId);
+        heads.set(key, head);
+      }
+      writer.addLine(head, e.line, 0, e.line.length, e.offset, e.timeUnixNano, e.flags);
+      i++;
+    }
+    chunks.push(writer.finish());
+  }
+  return chunks;
+}
