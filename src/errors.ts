@@ -8,6 +8,7 @@ export const ErrorCode = {
   SpoolFull: 'MC_ERR_SPOOL_FULL',
   SpoolCorrupt: 'MC_ERR_SPOOL_CORRUPT',
   SpoolClosed: 'MC_ERR_SPOOL_CLOSED',
+  SpoolLocked: 'MC_ERR_SPOOL_LOCKED',
   EmitFailed: 'MC_ERR_EMIT_FAILED',
   EmitRejected: 'MC_ERR_EMIT_REJECTED',
   NotConnected: 'MC_ERR_NOT_CONNECTED',
