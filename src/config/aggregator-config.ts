@@ -1,0 +1,318 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { parseHostPort } from './address.js';
+import { boolean, bytes, durationMs, integer, json, oneOf, option, resolveOptions, text } from './options.js';
+import type { OptionValues } from './options.js';
+import { loadPem } from './pem.js';
+
+/**
+ * The aggregator's configuration: one option table (env vars and flags) that both validates the
+ * environment and prints `--help`, then the cross-field rules (one emitter at most, TLS material
+ * present when TLS is on) that a per-variable schema cannot express.
+ */
+
+/** A listen address ("host:port", "[v6]:port"), checked here so a typo names its variable. */
+const address = (): z.ZodType<string, string> =>
+  z.string().transform((raw, ctx) => {
+    try {
+      parseHostPort(raw);
+      return raw.trim();
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+
+/** PEM text or a path to a PEM file, loaded at start-up so a missing file is a configuration error. */
+const pem = (what: string): z.ZodType<Buffer, string> =>
+  z.string().transform((raw, ctx) => {
+    try {
+      return loadPem(raw, what);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+
+export const fileEmitterConfigSchema = z
+  .object({
+    path: z.string().min(1),
+    format: z.enum(['raw', 'json']).default('raw'),
+    /** fdatasync after every batch (slower; the default relies on the write reaching the kernel). */
+    fsync: z.boolean().default(false),
+  })
+  .strict();
+export type FileEmitterConfig = z.infer<typeof fileEmitterConfigSchema>;
+
+export const textEmitterConfigSchema = z.object({ format: z.enum(['raw', 'json']).default('raw') }).strict();
+export type TextEmitterConfig = z.infer<typeof textEmitterConfigSchema>;
+
+export const notifyConfigSchema = z
+  .object({
+    integration_key: z.string().min(1),
+    incident_key: z.string().min(1),
+    identifier: z.string().min(1),
+    /** Events API host (optionally with :port, or an https:// URL); default events.pagerduty.com. */
+    server: z.string().min(1).optional(),
+  })
+  .strict();
+export type NotifyConfig = z.infer<typeof notifyConfigSchema>;
+
+const BLACKHOLE: EmitterSelection = Object.freeze({ kind: 'blackhole' });
+
+const FALSY = new Set(['', '0', 'false', 'no', 'off']);
+
+/**
+ * AGGREGATOR_TEXT_CONFIGURATION: "any truthy value" turns the text emitter on (raw lines); a JSON
+ * object may choose the format. A falsy value (0/false/no/off) means "not configured".
+ */
+const textConfiguration = (): z.ZodType<TextEmitterConfig | null, string> =>
+  z.string().transform((raw, ctx) => {
+    const v = raw.trim();
+    if (FALSY.has(v.toLowerCase())) return null;
+    if (!v.startsWith('{')) return { format: 'raw' as const };
+    let value: unknown;
+    try {
+      value = JSON.parse(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `not valid JSON (${err instanceof Error ? err.message : String(err)})` });
+      return z.NEVER;
+    }
+    const result = textEmitterConfigSchema.safeParse(value);
+    if (!result.success) {
+      ctx.addIssue({ code: 'custom', message: result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join(', ') });
+      return z.NEVER;
+    }
+    return result.data;
+  });
+
+export const aggregatorOptions = {
+  listenAddress: option({
+    env: 'AGGREGATOR_LISTEN_ADDRESS',
+    flag: '--listen',
+    default: '[::]:8000',
+    description: 'gRPC listen address: host:port, [v6]:port or [addr%iface]:port; port 0 picks a free port',
+    schema: address(),
+  }),
+  maxBatchSize: option({
+    env: 'AGGREGATOR_MAX_BATCH_SIZE',
+    default: '1000',
+    description: 'most entries in one emitted batch',
+    schema: integer({ min: 1, max: 10_000_000 }),
+  }),
+  minimumPublishFrequencyMs: option({
+    env: 'AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY',
+    default: '15s',
+    description: 'longest a non-empty batch waits before it is emitted (Go duration: 300ms, 1.5s, 1h2m)',
+    schema: durationMs({ min: 1 }),
+  }),
+  tls: option({
+    env: 'AGGREGATOR_TLS',
+    default: '0',
+    description: '1/true: serve TLS and require a client certificate signed by AGGREGATOR_TLS_CA_CERTIFICATE',
+    schema: boolean(),
+  }),
+  tlsCertificate: option({
+    env: 'AGGREGATOR_TLS_CERTIFICATE',
+    description: 'server certificate chain: PEM text or a path to a PEM file (needed with AGGREGATOR_TLS)',
+    schema: pem('certificate'),
+  }),
+  tlsKey: option({
+    env: 'AGGREGATOR_TLS_KEY',
+    description: 'server private key: PEM text or a path to a PEM file (needed with AGGREGATOR_TLS)',
+    schema: pem('private key'),
+  }),
+  tlsCaCertificate: option({
+    env: 'AGGREGATOR_TLS_CA_CERTIFICATE',
+    description: 'CA that signs client certificates: PEM text or a path (needed with AGGREGATOR_TLS)',
+    schema: pem('CA certificate'),
+  }),
+  textConfiguration: option({
+    env: 'AGGREGATOR_TEXT_CONFIGURATION',
+    description: 'set (any truthy value, or {"format":"json"}): emit batches as text lines to stdout',
+    schema: textConfiguration(),
+  }),
+  fileConfiguration: option({
+    env: 'AGGREGATOR_FILE_CONFIGURATION',
+    description: 'JSON {"path": "/var/log/shipped.log", "format": "raw"|"json", "fsync": false}: append batches to a file',
+    schema: json(fileEmitterConfigSchema),
+  }),
+  aeronConfiguration: option({
+    env: 'AGGREGATOR_AERON_CONFIGURATION',
+    description: 'JSON {"channel": "aeron:udp?endpoint=host:port", "stream_id": 10, ...}: publish to Aeron',
+    // Validated by the Aeron emitter's own schema when the emitter is built (see emitter-registry.ts).
+    schema: text({ nonEmpty: true }),
+  }),
+  notifyConfiguration: option({
+    env: 'AGGREGATOR_NOTIFY_CONFIGURATION',
+    description: 'JSON {"integration_key", "incident_key", "identifier", "server"?}: PagerDuty Events API v2 escalation',
+    schema: json(notifyConfigSchema),
+  }),
+  emitMaxRetries: option({
+    env: 'AGGREGATOR_EMIT_MAX_RETRIES',
+    default: '3',
+    description: 'failed attempts of one batch before escalation (retries continue at the maximum delay)',
+    schema: integer({ min: 0, max: 1_000_000 }),
+  }),
+  emitRetryInitialDelayMs: option({
+    env: 'AGGREGATOR_EMIT_RETRY_INITIAL_DELAY',
+    default: '500ms',
+    description: 'first backoff delay after a failed emit (Go duration)',
+    schema: durationMs({ min: 1 }),
+  }),
+  emitRetryMaxDelayMs: option({
+    env: 'AGGREGATOR_EMIT_RETRY_MAX_DELAY',
+    default: '30s',
+    description: 'longest backoff delay between emit attempts (Go duration)',
+    schema: durationMs({ min: 1 }),
+  }),
+  spoolDir: option({
+    env: 'AGGREGATOR_SPOOL_DIR',
+    default: './data/aggregator',
+    description: 'spool directory (segments, delivered position, dead letters)',
+    schema: text({ nonEmpty: true }),
+  }),
+  spoolMaxBytes: option({
+    env: 'AGGREGATOR_SPOOL_MAX_BYTES',
+    default: '1GiB',
+    description: 'spool bound; beyond it new chunks are refused with RESOURCE_EXHAUSTED',
+    schema: bytes({ min: 1024 }),
+  }),
+  spoolSegmentBytes: option({
+    env: 'AGGREGATOR_SPOOL_SEGMENT_BYTES',
+    default: '64MiB',
+    description: 'size at which the spool rolls to a new segment file (delivered segments are deleted)',
+    schema: bytes({ min: 4096 }),
+  }),
+  maxChunkBytes: option({
+    env: 'AGGREGATOR_MAX_CHUNK_BYTES',
+    default: '16MiB',
+    description: 'largest accepted chunk (encoded entries); larger ones are answered INVALID_ARGUMENT',
+    schema: bytes({ min: 1024 }),
+  }),
+  maxLineBytes: option({
+    env: 'AGGREGATOR_MAX_LINE_BYTES',
+    default: '4MiB',
+    description: 'largest accepted single entry; a chunk holding a larger one is answered INVALID_ARGUMENT',
+    schema: bytes({ min: 1 }),
+  }),
+  metricsAddress: option({
+    env: 'AGGREGATOR_METRICS_ADDRESS',
+    flag: '--metrics-address',
+    default: '[::]:9464',
+    description: 'HTTP address for /metrics (Prometheus), /healthz and /readyz; port 0 picks a free port',
+    schema: address(),
+  }),
+  shutdownTimeoutMs: option({
+    env: 'AGGREGATOR_SHUTDOWN_TIMEOUT',
+    default: '10s',
+    description: 'on SIGTERM/SIGINT: how long to finish acks and emit buffered batches before exiting',
+    schema: durationMs({ min: 0 }),
+  }),
+  logLevel: option({
+    env: 'LOG_LEVEL',
+    default: 'info',
+    description: 'pino log level',
+    schema: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  }),
+};
+
+export type AggregatorOptionValues = OptionValues<typeof aggregatorOptions>;
+
+export type EmitterSelection =
+  | { readonly kind: 'blackhole' }
+  | { readonly kind: 'file'; readonly config: FileEmitterConfig }
+  | { readonly kind: 'text'; readonly config: TextEmitterConfig }
+  /** `raw` is the JSON text; the Aeron emitter validates it with its own schema. */
+  | { readonly kind: 'aeron'; readonly raw: string };
+
+export interface TlsMaterial {
+  readonly certificate: Buffer;
+  readonly key: Buffer;
+  readonly caCertificate: Buffer;
+}
+
+export interface AggregatorConfig {
+  readonly listenAddress: string;
+  readonly metricsAddress: string;
+  readonly maxBatchSize: number;
+  readonly minimumPublishFrequencyMs: number;
+  readonly tls: TlsMaterial | null;
+  readonly emitter: EmitterSelection;
+  readonly notify: NotifyConfig | null;
+  readonly emitMaxRetries: number;
+  readonly emitRetryInitialDelayMs: number;
+  readonly emitRetryMaxDelayMs: number;
+  readonly spoolDir: string;
+  readonly spoolMaxBytes: number;
+  readonly spoolSegmentBytes: number;
+  readonly maxChunkBytes: number;
+  readonly maxLineBytes: number;
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+/**
+ * Env + flags → frozen AggregatorConfig. Throws one ConfigError whose message names every variable at
+ * fault (per-variable problems first; cross-field rules only when each variable is valid on its own).
+ */
+export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<string, string> = new Map()): AggregatorConfig {
+  const v = resolveOptions(aggregatorOptions, env, flags);
+  const problems: string[] = [];
+
+  const emitters: EmitterSelection[] = [];
+  const names: string[] = [];
+  if (v.fileConfiguration !== undefined) {
+    emitters.push({ kind: 'file', config: v.fileConfiguration });
+    names.push(aggregatorOptions.fileConfiguration.env);
+  }
+  if (v.textConfiguration !== undefined && v.textConfiguration !== null) {
+    emitters.push({ kind: 'text', config: v.textConfiguration });
+    names.push(aggregatorOptions.textConfiguration.env);
+  }
+  if (v.aeronConfiguration !== undefined) {
+    emitters.push({ kind: 'aeron', raw: v.aeronConfiguration });
+    names.push(aggregatorOptions.aeronConfiguration.env);
+  }
+  if (emitters.length > 1) problems.push(`${names.join(', ')}: more than one emitter configured; set only one`);
+
+  let tls: TlsMaterial | null = null;
+  if (v.tls) {
+    const missing: string[] = [];
+    if (v.tlsCertificate === undefined) missing.push(aggregatorOptions.tlsCertificate.env);
+    if (v.tlsKey === undefined) missing.push(aggregatorOptions.tlsKey.env);
+    if (v.tlsCaCertificate === undefined) missing.push(aggregatorOptions.tlsCaCertificate.env);
+    if (missing.length > 0) problems.push(`${missing.join(', ')}: required when AGGREGATOR_TLS is on`);
+    else tls = { certificate: v.tlsCertificate as Buffer, key: v.tlsKey as Buffer, caCertificate: v.tlsCaCertificate as Buffer };
+  }
+
+  if (v.emitRetryMaxDelayMs < v.emitRetryInitialDelayMs) {
+    problems.push(
+      `${aggregatorOptions.emitRetryMaxDelayMs.env}: must not be shorter than ${aggregatorOptions.emitRetryInitialDelayMs.env}`,
+    );
+  }
+  if (v.maxChunkBytes > v.spoolMaxBytes) {
+    problems.push(`${aggregatorOptions.maxChunkBytes.env}: must not exceed ${aggregatorOptions.spoolMaxBytes.env}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    listenAddress: v.listenAddress,
+    metricsAddress: v.metricsAddress,
+    maxBatchSize: v.maxBatchSize,
+    minimumPublishFrequencyMs: v.minimumPublishFrequencyMs,
+    tls,
+    emitter: emitters[0] ?? BLACKHOLE,
+    notify: v.notifyConfiguration ?? null,
+    emitMaxRetries: v.emitMaxRetries,
+    emitRetryInitialDelayMs: v.emitRetryInitialDelayMs,
+    emitRetryMaxDelayMs: v.emitRetryMaxDelayMs,
+    spoolDir: v.spoolDir,
+    spoolMaxBytes: v.spoolMaxBytes,
+    spoolSegmentBytes: v.spoolSegmentBytes,
+    maxChunkBytes: v.maxChunkBytes,
+    maxLineBytes: v.maxLineBytes,
+    shutdownTimeoutMs: v.shutdownTimeoutMs,
+    logLevel: v.logLevel,
+  });
+}
