@@ -1,0 +1,134 @@
+/**
+ * End-to-end throughput: file → collector → gRPC → aggregator (durable spool, fsync'd acks) → batcher
+ * → emitter, with the real programs as child processes, as DESIGN.md's performance budget measures
+ * rsyslog (file → TCP → file). Prints lines/s, MiB/s and peak RSS of both programs.
+ *
+ *   node dist/bench/e2e-bench.js [lines=1000000] [lineBytes=120] [emitter=file|blackhole]
+ */
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { scrapeMetric, startProgram } from '../src/util/program.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface E2eResult {
+  readonly emitter: string;
+  readonly lines: number;
+  readonly lineBytes: number;
+  readonly seconds: number;
+  readonly linesPerSecond: number;
+  readonly mibPerSecond: number;
+  readonly collectorPeakRssMiB: number;
+  readonly aggregatorPeakRssMiB: number;
+}
+
+function peakRssMiB(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? Number.NaN : Number(m[1]) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Writes `lines` lines of exactly `lineBytes` bytes (newline included), each unique. */
+function writeInput(path: string, lines: number, lineBytes: number): void {
+  const fd = openSync(path, 'w');
+  const perChunk = Math.max(1, Math.floor((4 << 20) / lineBytes));
+  const chunk = Buffer.alloc(perChunk * lineBytes, 0x78);
+  for (let i = 0; i < lines; ) {
+    const n = Math.min(perChunk, lines - i);
+    for (let j = 0; j < n; j++) {
+      const start = j * lineBytes;
+      chunk.write(`${String(i + j).padStart(10, '0')} bench line `, start, 'latin1');
+      chunk[start + lineBytes - 1] = 0x0a;
+    }
+    writeSync(fd, chunk, 0, n * lineBytes);
+    i += n;
+  }
+  closeSync(fd);
+}
+
+export async function runE2eBench(lines = 1_000_000, lineBytes = 120, emitter: 'file' | 'blackhole' = 'file'): Promise<E2eResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'mc-e2e-'));
+  try {
+    const input = join(dir, 'input.log');
+    const output = join(dir, 'shipped.log');
+    writeInput(input, lines, lineBytes);
+    const env = { ...process.env, LOG_LEVEL: 'warn' };
+    const aggregator = await startProgram({
+      script: join(here, '../cmd/aggregator/main.js'),
+      env: {
+        ...env,
+        AGGREGATOR_LISTEN_ADDRESS: '127.0.0.1:0',
+        AGGREGATOR_METRICS_ADDRESS: '127.0.0.1:0',
+        AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
+        AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms',
+        ...(emitter === 'file' ? { AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: output }) } : {}),
+      },
+      readyMessage: 'listening',
+    });
+    const metricsPort = Number(aggregator.ready.metricsPort);
+    const started = process.hrtime.bigint();
+    const collector = await startProgram({
+      script: join(here, '../cmd/collector/main.js'),
+      env: {
+        ...env,
+        COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${String(aggregator.ready.grpcPort)}`,
+        COLLECTOR_FILES: input,
+        COLLECTOR_STATE_DIR: join(dir, 'collector'),
+        COLLECTOR_METRICS_ADDRESS: '127.0.0.1:0',
+      },
+      readyMessage: 'started',
+    });
+    let emitted = 0;
+    const deadline = Date.now() + 600_000;
+    while (emitted < lines) {
+      if (Date.now() > deadline) throw new Error(`only ${emitted} of ${lines} lines emitted in time`);
+      await new Promise((r) => setTimeout(r, 25));
+      emitted = await scrapeMetric(metricsPort, 'mega_aggregator_entries_emitted_total');
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const collectorPeakRssMiB = peakRssMiB(collector.child.pid);
+    const aggregatorPeakRssMiB = peakRssMiB(aggregator.child.pid);
+    await collector.stop();
+    await aggregator.stop();
+    if (emitter === 'file') {
+      const size = statSync(output).size;
+      if (size !== lines * lineBytes) throw new Error(`output has ${size} bytes, expected ${lines * lineBytes}`);
+    }
+    return {
+      emitter,
+      lines,
+      lineBytes,
+      seconds,
+      linesPerSecond: lines / seconds,
+      mibPerSecond: (lines * lineBytes) / seconds / 2 ** 20,
+      collectorPeakRssMiB,
+      aggregatorPeakRssMiB,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function formatE2e(r: E2eResult): string {
+  return (
+    `e2e file→collector→gRPC→aggregator(spool,fsync)→${r.emitter}: ${r.lines} lines of ${r.lineBytes} B in ${r.seconds.toFixed(2)} s = ` +
+    `${Math.round(r.linesPerSecond).toLocaleString('en-US')} lines/s, ${r.mibPerSecond.toFixed(1)} MiB/s; ` +
+    `peak RSS collector ${r.collectorPeakRssMiB.toFixed(0)} MiB, aggregator ${r.aggregatorPeakRssMiB.toFixed(0)} MiB`
+  );
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [lines, lineBytes, emitter] = process.argv.slice(2);
+  runE2eBench(Number(lines ?? 1_000_000), Number(lineBytes ?? 120), (emitter ?? 'file') as 'file' | 'blackhole')
+    .then((r) => console.log(formatE2e(r)))
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+}
