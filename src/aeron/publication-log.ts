@@ -1,0 +1,148 @@
+import { DATA_HEADER_LENGTH, DataFlag, FrameType, align32 } from './frame-codec.js';
+import { fragmentedLength, maxMessageLength } from './term-math.js';
+
+const PARTITIONS = 3;
+
+/**
+ * The publication's three preallocated term buffers, laid out exactly as an Aeron log (§2): 32-byte
+ * aligned frames written in place, fragmentation at mtu - 32, a PAD frame over a term's tail when the
+ * next message does not fit, no message across terms. Positions are stream byte offsets.
+ */
+export class PublicationLog {
+  readonly terms: Buffer[];
+  readonly maxPayload: number;
+  readonly maxMessageLength: number;
+  /** Next byte to be written (the producer's tail). */
+  tail = 0;
+
+  constructor(
+    readonly termLength: number,
+    readonly initialTermId: number,
+    readonly sessionId: number,
+    readonly streamId: number,
+    readonly mtu: number,
+  ) {
+    this.terms = Array.from({ length: PARTITIONS }, () => Buffer.alloc(termLength));
+    this.maxPayload = mtu - DATA_HEADER_LENGTH;
+    this.maxMessageLength = maxMessageLength(termLength);
+  }
+
+  termFor(position: number): Buffer {
+    return this.terms[Math.floor(position / this.termLength) % PARTITIONS] as Buffer;
+  }
+
+  termIdFor(position: number): number {
+    return (this.initialTermId + Math.floor(position / this.termLength)) | 0;
+  }
+
+  /** Bytes the log grows by if `length` is appended now (a tail PAD included). */
+  growthFor(length: number): number {
+    const framed = fragmentedLength(length, this.maxPayload);
+    const offset = this.tail % this.termLength;
+    return offset + framed > this.termLength ? this.termLength - offset + framed : framed;
+  }
+
+  /** Appends one message (fragmenting it when needed); the caller checked limits. Returns the new tail. */
+  append(src: Buffer, start: number, length: number): number {
+    const framed = fragmentedLength(length, this.maxPayload);
+    let offset = this.tail % this.termLength;
+    if (offset + framed > this.termLength) {
+      this.writeHeader(this.termFor(this.tail), offset, this.termLength - offset, DataFlag.Unfragmented, FrameType.Pad, this.termIdFor(this.tail));
+      this.tail += this.termLength - offset;
+      offset = 0;
+    }
+    const term = this.termFor(this.tail);
+    const termId = this.termIdFor(this.tail);
+    if (length <= this.maxPayload) {
+      this.writeFrame(term, offset, termId, DataFlag.Unfragmented, src, start, length);
+      this.tail += align32(DATA_HEADER_LENGTH + length);
+      return this.tail;
+    }
+    let remaining = length;
+    let flags: number = DataFlag.Begin;
+    let at = start;
+    while (remaining > 0) {
+      const chunk = Math.min(remaining, this.maxPayload);
+      if (chunk === remaining) flags |= DataFlag.End;
+      this.writeFrame(term, offset, termId, flags, src, at, chunk);
+      const step = align32(DATA_HEADER_LENGTH + chunk);
+      offset += step;
+      this.tail += step;
+      at += chunk;
+      remaining -= chunk;
+      flags = 0;
+    }
+    return this.tail;
+  }
+
+  private writeHeader(term: Buffer, offset: number, frameLength: number, flags: number, type: number, termId: number): void {
+    term.writeInt32LE(frameLength, offset);
+    term[offset + 4] = 0;
+    term[offset + 5] = flags;
+    term.writeInt16LE(type, offset + 6);
+    term.writeInt32LE(offset, offset + 8);
+    term.writeInt32LE(this.sessionId, offset + 12);
+    term.writeInt32LE(this.streamId, offset + 16);
+    term.writeInt32LE(termId, offset + 20);
+    term.writeBigInt64LE(0n, offset + 24);
+  }
+
+  private writeFrame(term: Buffer, offset: number, termId: number, flags: number, src: Buffer, start: number, length: number): void {
+    const frameLength = DATA_HEADER_LENGTH + length;
+    this.writeHeader(term, offset, frameLength, flags, FrameType.Data, termId);
+    src.copy(term, offset + DATA_HEADER_LENGTH, start, start + length);
+    const end = offset + align32(frameLength);
+    // The padding up to the next 32-byte boundary travels on the wire: keep it zero, as Aeron's
+    // cleaned terms are, instead of leaking what an earlier lap of this partition held.
+    if (end > offset + frameLength) term.fill(0, offset + frameLength, end);
+  }
+
+  /**
+   * Scans whole frames from `position` for one datagram of at most `mtu` bytes that stays below
+   * `limit`. Returns the bytes to send (`wireLength`) and how far the position moves (`advance`, which
+   * includes a PAD frame's unsent body). Zero when nothing fits.
+   */
+  scan(position: number, limit: number, mtu: number): { wireLength: number; advance: number } {
+    const term = this.termFor(position);
+    const start = position % this.termLength;
+    const max = Math.min(limit - position, mtu, this.termLength - start);
+    let offset = start;
+    let wire = 0;
+    while (wire < max) {
+      const frameLength = term.readInt32LE(offset);
+      const type = term.readInt16LE(offset + 6);
+      if (type === FrameType.Pad) {
+        if (wire + DATA_HEADER_LENGTH > max) break;
+        return { wireLength: wire + DATA_HEADER_LENGTH, advance: wire + frameLength };
+      }
+      if (frameLength <= 0) break;
+      const aligned = align32(frameLength);
+      if (wire + aligned > max) break;
+      wire += aligned;
+      offset += aligned;
+    }
+    return { wireLength: wire, advance: wire };
+  }
+
+  /**
+   * The start of the message that holds `position` (or `position` itself when a message starts
+   * there). Rejoining a new receiver image there means it never sees a fragment without its BEGIN.
+   */
+  messageStart(position: number): number {
+    const termStart = position - (position % this.termLength);
+    const target = position - termStart;
+    const term = this.termFor(position);
+    let offset = 0;
+    let begin = 0;
+    let ended = true;
+    while (offset < target) {
+      const frameLength = term.readInt32LE(offset);
+      const flags = term[offset + 5] as number;
+      if (frameLength <= 0) break;
+      if ((flags & DataFlag.Begin) !== 0) begin = offset;
+      ended = (flags & DataFlag.End) !== 0 || term.readInt16LE(offset + 6) === FrameType.Pad;
+      offset += align32(frameLength);
+    }
+    return ended ? position : termStart + begin;
+  }
+}

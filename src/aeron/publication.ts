@@ -1,0 +1,334 @@
+import {
+  DATA_HEADER_LENGTH,
+  FrameType,
+  NAK_LENGTH,
+  RTTM_LENGTH,
+  RttmFlag,
+  SM_LENGTH,
+  SmFlag,
+  decodeErr,
+  decodeNak,
+  decodeRttm,
+  decodeStatusMessage,
+  encodeHeartbeat,
+  encodeRttm,
+  encodeSetup,
+} from './frame-codec.js';
+import { PublicationLog } from './publication-log.js';
+import { DEFAULT_RECEIVER_WINDOW, computePosition, isValidMtu, isValidTermLength, receiverWindowFor } from './term-math.js';
+
+/** offer() results below zero, as Aeron's Publication.offer returns them. */
+export const OfferResult = {
+  NotConnected: -1,
+  BackPressured: -2,
+  Closed: -4,
+} as const;
+
+export class AeronPublicationError extends Error {
+  readonly code: 'AERON_MESSAGE_TOO_LONG' | 'AERON_INVALID_PARAMETER';
+
+  constructor(code: AeronPublicationError['code'], message: string) {
+    super(message);
+    this.name = 'AeronPublicationError';
+    this.code = code;
+  }
+}
+
+export interface PublicationParams {
+  readonly sessionId: number;
+  readonly streamId: number;
+  readonly initialTermId: number;
+  readonly termLength: number;
+  readonly mtu: number;
+  /** Sends one datagram. The buffer may be a view into the log: it is never rewritten while retained. */
+  readonly send: (datagram: Buffer) => void;
+  readonly setupIntervalMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  /** A receiver whose last SM is older than this is gone (C driver: 5 s). */
+  readonly connectionTimeoutMs?: number;
+  /** Longest wait for an EOS SM after the end of stream (C driver: 5 s). */
+  readonly lingerMs?: number;
+  readonly retransmitLingerMs?: number;
+}
+
+export type PublicationState = 'active' | 'draining' | 'lingering' | 'closed';
+
+export interface PublicationCounters {
+  setupsSent: number;
+  datagramsSent: number;
+  heartbeatsSent: number;
+  retransmits: number;
+  rewinds: number;
+  naksIgnored: number;
+}
+
+/**
+ * The sender side of one Aeron unicast publication as a state machine in virtual time: feed it the
+ * receiver's control datagrams (`onControl`) and call `doWork(nowMs)`; it sends through `send`.
+ * Behaviour mirrors aeron_network_publication.c (§3.1, §4.2, checklist §6), with one addition for
+ * loss-free receiver restarts (documented on `onStatusMessage`).
+ */
+export class Publication {
+  readonly log: PublicationLog;
+  readonly sessionId: number;
+  readonly streamId: number;
+  readonly initialTermId: number;
+  readonly termLength: number;
+  readonly mtu: number;
+  readonly counters: PublicationCounters = { setupsSent: 0, datagramsSent: 0, heartbeatsSent: 0, retransmits: 0, rewinds: 0, naksIgnored: 0 };
+
+  /** Next byte to send. */
+  senderPosition = 0;
+  /** Flow-control limit: SM position + receiver window. */
+  senderLimit = 0;
+  /** Highest consumption position a receiver reported: everything from here up is retained for a rejoin. */
+  consumedPosition = 0;
+  private hasInitialConnection = false;
+  private isSetupElicited = false;
+  private isEndOfStream = false;
+  private receivedEosSm = false;
+  private readonly receivers = new Map<bigint, number>();
+  private lastSetupMs = Number.NEGATIVE_INFINITY;
+  private lastDataOrHeartbeatMs = Number.NEGATIVE_INFINITY;
+  private retransmit: { termId: number; termOffset: number; length: number; untilMs: number } | undefined;
+  private lingerDeadlineMs = Number.POSITIVE_INFINITY;
+  private stateValue: PublicationState = 'active';
+  private readonly send: (datagram: Buffer) => void;
+  private readonly setupIntervalMs: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly connectionTimeoutMs: number;
+  private readonly lingerMs: number;
+  private readonly retransmitLingerMs: number;
+  /** Producer window: how far offers may run ahead of the last consumption position. */
+  private readonly producerWindow: number;
+
+  constructor(p: PublicationParams) {
+    if (!isValidTermLength(p.termLength)) throw new AeronPublicationError('AERON_INVALID_PARAMETER', `term length ${p.termLength} must be a power of two in [64 KiB, 1 GiB]`);
+    if (!isValidMtu(p.mtu)) throw new AeronPublicationError('AERON_INVALID_PARAMETER', `mtu ${p.mtu} must be a multiple of 32 in [64, 65504]`);
+    this.sessionId = p.sessionId | 0;
+    this.streamId = p.streamId | 0;
+    this.initialTermId = p.initialTermId | 0;
+    this.termLength = p.termLength;
+    this.mtu = p.mtu;
+    this.send = p.send;
+    this.setupIntervalMs = p.setupIntervalMs ?? 100;
+    this.heartbeatIntervalMs = p.heartbeatIntervalMs ?? 100;
+    this.connectionTimeoutMs = p.connectionTimeoutMs ?? 5000;
+    this.lingerMs = p.lingerMs ?? 5000;
+    this.retransmitLingerMs = p.retransmitLingerMs ?? 10;
+    // term/2 as Aeron's publication window; it also keeps every unconsumed byte inside the 3 partitions.
+    this.producerWindow = p.termLength / 2;
+    this.log = new PublicationLog(p.termLength, this.initialTermId, this.sessionId, this.streamId, p.mtu);
+  }
+
+  get state(): PublicationState {
+    return this.stateValue;
+  }
+
+  get producerPosition(): number {
+    return this.log.tail;
+  }
+
+  get maxMessageLength(): number {
+    return this.log.maxMessageLength;
+  }
+
+  /** A receiver sent a normal SM within the connection timeout. */
+  isConnected(nowMs: number): boolean {
+    for (const [id, at] of this.receivers) {
+      if (at > nowMs - this.connectionTimeoutMs) return true;
+      this.receivers.delete(id);
+    }
+    return false;
+  }
+
+  /**
+   * Appends one message to the log (it is sent by doWork). Returns the new producer position, or
+   * OfferResult.NotConnected / BackPressured / Closed. Throws for a message over maxMessageLength.
+   */
+  offer(buf: Buffer, nowMs: number, start = 0, length = buf.length - start): number {
+    if (length > this.log.maxMessageLength) {
+      throw new AeronPublicationError('AERON_MESSAGE_TOO_LONG', `message of ${length} bytes exceeds the maximum of ${this.log.maxMessageLength}`);
+    }
+    if (this.stateValue !== 'active') return OfferResult.Closed;
+    if (!this.isConnected(nowMs)) return OfferResult.NotConnected;
+    if (this.log.tail + this.log.growthFor(length) > this.consumedPosition + this.producerWindow) return OfferResult.BackPressured;
+    return this.log.append(buf, start, length);
+  }
+
+  /** Handles one datagram from a receiver. Frames for other sessions/streams are ignored. */
+  onControl(datagram: Buffer, nowMs: number): void {
+    if (datagram.length < 8) return;
+    const type = datagram.readInt16LE(6);
+    try {
+      if (type === FrameType.Sm && datagram.length >= SM_LENGTH) this.onStatusMessage(decodeStatusMessage(datagram), nowMs);
+      else if (type === FrameType.Nak && datagram.length >= NAK_LENGTH) this.onNak(decodeNak(datagram), nowMs);
+      else if (type === FrameType.Err) this.onErr(decodeErr(datagram));
+      else if (type === FrameType.Rttm && datagram.length >= RTTM_LENGTH) this.onRttm(decodeRttm(datagram));
+    } catch {
+      // Malformed control frames are dropped, as the C sender drops short ones.
+    }
+  }
+
+  /**
+   * A normal SM: liveness + "max" flow control. An S-flag SM asks for a SETUP. Beyond the C driver:
+   * an S-flag SM means that receiver has no image of this session (it restarted, or its image timed
+   * out), so whatever it had not consumed is lost to it. We rewind the sender position to the start of
+   * the message holding the last consumption position (still retained in the log) and send the SETUP
+   * there, so the new image joins where the old one stopped and nothing offered is lost (at least once).
+   */
+  private onStatusMessage(sm: ReturnType<typeof decodeStatusMessage>, nowMs: number): void {
+    if (sm.sessionId !== this.sessionId || sm.streamId !== this.streamId) return;
+    if ((sm.flags & SmFlag.SendSetup) !== 0) {
+      if (this.isEndOfStream) return;
+      this.isSetupElicited = true;
+      this.lastSetupMs = Number.NEGATIVE_INFINITY;
+      const rejoin = this.log.messageStart(this.consumedPosition);
+      if (rejoin < this.senderPosition) {
+        this.senderPosition = rejoin;
+        this.counters.rewinds++;
+      }
+      this.senderLimit = this.senderPosition;
+      this.retransmit = undefined;
+      return;
+    }
+    if ((sm.flags & SmFlag.Eos) !== 0) {
+      this.receivers.delete(sm.receiverId);
+      this.receivedEosSm = true;
+    } else {
+      this.receivers.set(sm.receiverId, nowMs);
+    }
+    this.hasInitialConnection = true;
+    this.isSetupElicited = false;
+    const position = Math.min(computePosition(sm.consumptionTermId, sm.consumptionTermOffset, this.termLength, this.initialTermId), this.senderPosition);
+    if (position < 0) return;
+    this.senderLimit = Math.max(this.senderLimit, position + sm.receiverWindow);
+    this.consumedPosition = Math.max(this.consumedPosition, position);
+  }
+
+  private onErr(err: ReturnType<typeof decodeErr>): void {
+    if (err.sessionId !== this.sessionId || err.streamId !== this.streamId) return;
+    this.receivers.delete(err.receiverId);
+  }
+
+  private onRttm(rttm: ReturnType<typeof decodeRttm>): void {
+    if (rttm.sessionId !== this.sessionId || rttm.streamId !== this.streamId || (rttm.flags & RttmFlag.Reply) === 0) return;
+    this.send(encodeRttm({ flags: 0, sessionId: this.sessionId, streamId: this.streamId, echoTimestampNs: rttm.echoTimestampNs, receptionDeltaNs: 0n, receiverId: rttm.receiverId }));
+  }
+
+  private onNak(nak: ReturnType<typeof decodeNak>, nowMs: number): void {
+    if (nak.sessionId !== this.sessionId || nak.streamId !== this.streamId) return;
+    if (nak.termOffset < 0 || nak.termOffset > this.termLength - DATA_HEADER_LENGTH || nak.length <= 0) {
+      this.counters.naksIgnored++;
+      return;
+    }
+    const active = this.retransmit;
+    if (active !== undefined && nowMs < active.untilMs && active.termId === nak.termId && nak.termOffset >= active.termOffset && nak.termOffset < active.termOffset + active.length) {
+      this.counters.naksIgnored++;
+      return;
+    }
+    const estimate = receiverWindowFor(this.termLength, DEFAULT_RECEIVER_WINDOW);
+    const length = Math.min(nak.length, estimate * 16, this.termLength - nak.termOffset);
+    const position = computePosition(nak.termId, nak.termOffset, this.termLength, this.initialTermId);
+    const lowest = this.senderPosition - this.termLength / 2 - this.log.maxMessageLength;
+    if (position < lowest || position >= this.senderPosition || position < 0) {
+      this.counters.naksIgnored++;
+      return;
+    }
+    this.retransmit = { termId: nak.termId, termOffset: nak.termOffset, length, untilMs: nowMs + this.retransmitLingerMs };
+    const end = Math.min(position + length, this.senderPosition);
+    let at = position;
+    while (at < end) {
+      // Whole frames from the NAKed offset; the last datagram may reach past `end` (never past senderPosition).
+      const { wireLength, advance } = this.log.scan(at, this.senderPosition, this.mtu);
+      if (wireLength === 0) break;
+      const offset = at % this.termLength;
+      this.send(this.log.termFor(at).subarray(offset, offset + wireLength));
+      this.counters.retransmits++;
+      at += advance;
+    }
+  }
+
+  /** Starts the end of stream: drain what was offered, then EOS heartbeats until an EOS SM or linger. */
+  close(nowMs: number): void {
+    if (this.stateValue !== 'active') return;
+    this.stateValue = 'draining';
+    this.lingerDeadlineMs = nowMs + this.lingerMs;
+  }
+
+  /** One duty cycle: SETUP, DATA up to the limit, heartbeat, liveness, close progress. Returns datagrams sent. */
+  doWork(nowMs: number): number {
+    if (this.stateValue === 'closed') return 0;
+    let sent = 0;
+    if ((!this.hasInitialConnection || this.isSetupElicited) && nowMs - this.lastSetupMs >= this.setupIntervalMs) {
+      this.sendSetup(nowMs);
+      sent++;
+    }
+    let dataSent = 0;
+    const limit = Math.min(this.senderLimit, this.log.tail);
+    while (this.senderPosition < limit) {
+      const { wireLength, advance } = this.log.scan(this.senderPosition, limit, this.mtu);
+      if (wireLength === 0) break;
+      const offset = this.senderPosition % this.termLength;
+      this.send(this.log.termFor(this.senderPosition).subarray(offset, offset + wireLength));
+      this.senderPosition += advance;
+      this.counters.datagramsSent++;
+      dataSent++;
+    }
+    sent += dataSent;
+    if (dataSent > 0) this.lastDataOrHeartbeatMs = nowMs;
+    if (this.stateValue === 'draining' && this.senderPosition >= this.log.tail) {
+      this.isEndOfStream = true;
+      this.stateValue = 'lingering';
+      this.lastDataOrHeartbeatMs = Number.NEGATIVE_INFINITY;
+    }
+    if (dataSent === 0 && this.hasInitialConnection && nowMs - this.lastDataOrHeartbeatMs >= this.heartbeatIntervalMs) {
+      this.sendHeartbeat(nowMs);
+      sent++;
+    }
+    this.isConnected(nowMs);
+    if (this.stateValue === 'lingering' && this.receivedEosSm) this.stateValue = 'closed';
+    if ((this.stateValue === 'lingering' || this.stateValue === 'draining') && nowMs >= this.lingerDeadlineMs) this.stateValue = 'closed';
+    return sent;
+  }
+
+  /** Milliseconds until doWork has timed work (SETUP, heartbeat, linger end). */
+  nextDeadlineMs(nowMs: number): number {
+    let next = this.lastDataOrHeartbeatMs + this.heartbeatIntervalMs;
+    if (!this.hasInitialConnection || this.isSetupElicited) next = Math.min(next, this.lastSetupMs + this.setupIntervalMs);
+    next = Math.min(next, this.lingerDeadlineMs);
+    return Math.max(0, next - nowMs);
+  }
+
+  private sendSetup(nowMs: number): void {
+    this.send(
+      encodeSetup({
+        flags: 0,
+        termOffset: this.senderPosition % this.termLength,
+        sessionId: this.sessionId,
+        streamId: this.streamId,
+        initialTermId: this.initialTermId,
+        activeTermId: this.log.termIdFor(this.senderPosition),
+        termLength: this.termLength,
+        mtu: this.mtu,
+        ttl: 0,
+      }),
+    );
+    this.lastSetupMs = nowMs;
+    this.counters.setupsSent++;
+  }
+
+  private sendHeartbeat(nowMs: number): void {
+    this.send(
+      encodeHeartbeat({
+        sessionId: this.sessionId,
+        streamId: this.streamId,
+        termId: this.log.termIdFor(this.senderPosition),
+        termOffset: this.senderPosition % this.termLength,
+        eos: this.isEndOfStream,
+      }),
+    );
+    this.lastDataOrHeartbeatMs = nowMs;
+    this.counters.heartbeatsSent++;
+  }
+}
