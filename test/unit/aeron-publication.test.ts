@@ -1,0 +1,268 @@
+import { describe, expect, it } from 'vitest';
+import { FrameType, SmFlag, decodeStatusMessage, encodeNak, encodeStatusMessage } from '../../src/aeron/frame-codec.js';
+import { OfferResult, Publication } from '../../src/aeron/publication.js';
+import { computePosition } from '../../src/aeron/term-math.js';
+import { VECTOR_NAMES, loadVector } from '../helpers/aeron-vectors.js';
+import { captureSetup, capturedMessages, datagramPosition, isDataDatagram, rebuildLog } from '../helpers/aeron-replay.js';
+
+interface Sent {
+  readonly tMs: number;
+  readonly bytes: Buffer;
+}
+
+/**
+ * Replays the receiver's side of a capture against our Publication in virtual time (0.1 ms steps):
+ * the C publisher's messages are offered when the capture shows them first, SM/NAKs arrive when the
+ * capture shows them, close() when the capture's first EOS heartbeat shows the C publisher closing.
+ */
+function replay(name: (typeof VECTOR_NAMES)[number]) {
+  const captured = loadVector(name);
+  const setup = captureSetup(captured);
+  const messages = capturedMessages(captured);
+  const sent: Sent[] = [];
+  let now = 0;
+  const pub = new Publication({
+    sessionId: setup.sessionId,
+    streamId: setup.streamId,
+    initialTermId: setup.initialTermId,
+    termLength: setup.termLength,
+    mtu: setup.mtu,
+    send: (d) => sent.push({ tMs: now, bytes: Buffer.from(d) }),
+  });
+  const firstEos = captured.find((d) => d.dir === 'pub->sub' && d.bytes.length === 32 && d.bytes[5] === 0xe0);
+  const control = captured.filter((d) => d.dir === 'sub->pub');
+  const startUs = captured[0]?.tUs ?? 0;
+  const endUs = (captured[captured.length - 1]?.tUs ?? 0) + 200_000;
+  let ci = 0;
+  let mi = 0;
+  let limitFromSms = 0;
+  let closed = false;
+  const violations: string[] = [];
+  for (let tUs = startUs - 100; tUs <= endUs; tUs += 100) {
+    now = tUs / 1000;
+    while (ci < control.length && (control[ci]?.tUs ?? Infinity) <= tUs) {
+      const c = control[ci++]!;
+      if (c.type === FrameType.Sm) {
+        const sm = decodeStatusMessage(c.bytes);
+        if ((sm.flags & SmFlag.SendSetup) === 0) {
+          limitFromSms = Math.max(limitFromSms, computePosition(sm.consumptionTermId, sm.consumptionTermOffset, setup.termLength, setup.initialTermId) + sm.receiverWindow);
+        }
+      }
+      pub.onControl(c.bytes, now);
+    }
+    // A C client writes into its log ahead of its sender; offering 10 ms ahead of the capture lets a
+    // term-end PAD exist when the last frame of the term is scanned, as it did for the C sender.
+    while (mi < messages.length && (messages[mi]?.tUs ?? Infinity) <= tUs + 10_000) {
+      const m = messages[mi]!;
+      const r = pub.offer(m.payload, now);
+      if (r < 0) break; // back pressure: try again next step
+      mi++;
+    }
+    if (!closed && firstEos !== undefined && tUs + 100 >= firstEos.tUs && mi === messages.length) {
+      pub.close(now);
+      closed = true;
+    }
+    const before = sent.length;
+    pub.doWork(now);
+    for (const s of sent.slice(before)) {
+      if (!isDataDatagram(s.bytes)) continue;
+      const end = datagramPosition(s.bytes, setup) + s.bytes.length;
+      if (end > limitFromSms) violations.push(`datagram ending at ${end} beyond the SM limit ${limitFromSms}`);
+      if (s.bytes.length > setup.mtu) violations.push(`datagram of ${s.bytes.length} bytes over the MTU`);
+    }
+  }
+  return { captured, setup, messages, sent, pub, violations, offered: mi };
+}
+
+/** Data datagrams in order of first transmission (a datagram at a position already sent is a retransmit). */
+function firstTransmissions(datagrams: readonly Buffer[], setup: ReturnType<typeof captureSetup>) {
+  const byPosition = new Map<number, Buffer>();
+  const again: Buffer[] = [];
+  for (const d of datagrams) {
+    if (!isDataDatagram(d)) continue;
+    const pos = datagramPosition(d, setup);
+    if (byPosition.has(pos)) again.push(d);
+    else byPosition.set(pos, d);
+  }
+  return { byPosition, again, first: [...byPosition.values()] };
+}
+
+describe('Publication replayed against the C driver captures', () => {
+  for (const name of VECTOR_NAMES) {
+    it(`${name}: SETUP, DATA datagrams and EOS match the C publisher byte for byte, within flow control`, () => {
+      const { captured, setup, messages, sent, pub, violations, offered } = replay(name);
+      expect(offered).toBe(messages.length);
+      expect(violations).toEqual([]);
+      const capturedSetup = captured.find((d) => d.type === FrameType.Setup)!;
+      expect(sent[0]?.bytes.equals(capturedSetup.bytes)).toBe(true);
+
+      // Per position, the first datagram sent there (captures can show retransmits of datagrams the
+      // relay itself lost, so order of arrival is not order of first sending).
+      const theirs = firstTransmissions(
+        captured.filter((d) => d.dir !== 'sub->pub').map((d) => d.bytes),
+        setup,
+      );
+      const ours = firstTransmissions(
+        sent.map((s) => s.bytes),
+        setup,
+      );
+      const diff: string[] = [];
+      for (const [pos, d] of theirs.byPosition) {
+        const mine = ours.byPosition.get(pos);
+        if (mine === undefined || !mine.equals(d)) diff.push(`@${pos}: theirs ${d.length} B, ours ${mine?.length ?? 'none'}`);
+      }
+      for (const pos of ours.byPosition.keys()) if (!theirs.byPosition.has(pos)) diff.push(`@${pos}: only ours`);
+      expect(diff).toEqual([]);
+
+      // Every retransmission resends exactly the bytes first sent at that position.
+      const log = rebuildLog(ours.first, setup);
+      for (const r of ours.again) {
+        const pos = datagramPosition(r, setup);
+        expect(r.subarray(0, log.get(pos)?.length).equals(log.get(pos)!)).toBe(true);
+      }
+
+      // The final EOS heartbeat is the C publisher's, and the EOS SM ends the linger.
+      const lastTheirs = captured.filter((d) => d.dir === 'pub->sub').at(-1)!;
+      const eosOurs = sent.filter((s) => s.bytes.length === 32 && s.bytes[5] === 0xe0);
+      expect(eosOurs.length).toBeGreaterThan(0);
+      expect(eosOurs.at(-1)?.bytes.equals(lastTheirs.bytes)).toBe(true);
+      expect(pub.state).toBe('closed');
+    });
+  }
+
+  it('fragmented-with-nak: the NAKed datagram is resent, equal to the one the relay dropped', () => {
+    const { captured, sent } = replay('fragmented-with-nak');
+    const dropped = captured.find((d) => d.dir === 'dropped')!;
+    expect(sent.filter((s) => s.bytes.equals(dropped.bytes)).length).toBe(2);
+    expect(sent.filter((s) => s.bytes.length === 1408).length).toBe(9 + 1);
+  });
+});
+
+describe('Publication behaviour in virtual time', () => {
+  const base = { sessionId: 12345, streamId: 7, initialTermId: 1000, termLength: 65536, mtu: 1408 } as const;
+  const sm = (pub: Publication, pos: number, window = 32768, flags = 0, receiverId = 1n) =>
+    encodeStatusMessage({
+      flags,
+      sessionId: pub.sessionId,
+      streamId: pub.streamId,
+      consumptionTermId: flags & SmFlag.SendSetup ? 0 : (pub.initialTermId + Math.floor(pos / pub.termLength)) | 0,
+      consumptionTermOffset: flags & SmFlag.SendSetup ? 0 : pos % pub.termLength,
+      receiverWindow: flags & SmFlag.SendSetup ? 0 : window,
+      receiverId,
+    });
+
+  function make() {
+    const out: Buffer[] = [];
+    const pub = new Publication({ ...base, send: (d) => out.push(Buffer.from(d)) });
+    return { pub, out };
+  }
+
+  it('sends SETUP every 100 ms until an SM, and refuses offers until connected', () => {
+    const { pub, out } = make();
+    pub.doWork(0);
+    pub.doWork(50);
+    pub.doWork(100);
+    expect(out.map((d) => d.readInt16LE(6))).toEqual([FrameType.Setup, FrameType.Setup]);
+    expect(pub.offer(Buffer.from('x'), 100)).toBe(OfferResult.NotConnected);
+    pub.onControl(sm(pub, 0), 120);
+    expect(pub.isConnected(120)).toBe(true);
+    pub.doWork(250);
+    expect(out.slice(2).every((d) => d.length === 32 && d.readInt32LE(0) === 0)).toBe(true);
+    expect(pub.isConnected(5119)).toBe(true);
+    expect(pub.isConnected(5121)).toBe(false);
+  });
+
+  it('packs several small frames into one datagram up to the MTU', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0), 0);
+    for (let i = 0; i < 20; i++) expect(pub.offer(Buffer.alloc(100, i), 0)).toBeGreaterThan(0);
+    out.length = 0;
+    pub.doWork(1);
+    const data = out.filter((d) => d.length > 32);
+    // 100 bytes → 132 → 160 aligned; 8 frames (1280 bytes) fit in 1408.
+    expect(data.map((d) => d.length)).toEqual([1280, 1280, 640]);
+  });
+
+  it('holds data at the SM limit and resumes when the SM position moves', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0, 4096), 0);
+    for (let i = 0; i < 10; i++) pub.offer(Buffer.alloc(1000), 0);
+    pub.doWork(1);
+    expect(pub.senderPosition).toBeLessThanOrEqual(4096);
+    pub.onControl(sm(pub, 4096, 4096), 2);
+    pub.doWork(3);
+    expect(pub.senderPosition).toBeLessThanOrEqual(8192);
+    expect(pub.senderPosition).toBeGreaterThan(4096);
+    expect(out.length).toBeGreaterThan(0);
+  });
+
+  it('reports back pressure once offers run half a term ahead of consumption', () => {
+    const { pub } = make();
+    pub.onControl(sm(pub, 0), 0);
+    let accepted = 0;
+    while (pub.offer(Buffer.alloc(1000), 0) > 0) accepted++;
+    expect(pub.offer(Buffer.alloc(1000), 0)).toBe(OfferResult.BackPressured);
+    expect(accepted * 1056).toBeLessThanOrEqual(32768);
+    expect(accepted).toBeGreaterThan(25);
+  });
+
+  it('ignores an S-flag SM for flow control and rejoins at the last consumed message after a restart', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0), 0);
+    for (let i = 0; i < 5; i++) pub.offer(Buffer.alloc(3000, i), 0); // fragmented: 3 frames each
+    pub.doWork(1);
+    const sentTo = pub.senderPosition;
+    // The receiver consumed into the middle of message #2 and then restarted.
+    const msg2Start = 2 * (1408 + 1408 + 288);
+    pub.onControl(sm(pub, msg2Start + 1408), 2);
+    out.length = 0;
+    pub.onControl(sm(pub, 0, 0, SmFlag.SendSetup, 2n), 3);
+    expect(pub.senderLimit).toBe(msg2Start);
+    pub.doWork(4);
+    const setup = out.find((d) => d.readInt16LE(6) === FrameType.Setup)!;
+    expect(setup.readInt32LE(8)).toBe(msg2Start);
+    expect(pub.senderPosition).toBe(msg2Start);
+    pub.onControl(sm(pub, msg2Start, 65536, 0, 2n), 5);
+    pub.doWork(6);
+    expect(pub.senderPosition).toBe(sentTo);
+    expect(pub.counters.rewinds).toBe(1);
+  });
+
+  it('answers a NAK once within the 10 ms linger and ignores NAKs outside what was sent', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0), 0);
+    pub.offer(Buffer.alloc(1000), 0);
+    pub.offer(Buffer.alloc(1000), 0);
+    pub.doWork(1);
+    out.length = 0;
+    const nak = encodeNak({ flags: 0, sessionId: pub.sessionId, streamId: pub.streamId, termId: 1000, termOffset: 1056, length: 1056 });
+    pub.onControl(nak, 2);
+    pub.onControl(nak, 5);
+    expect(out.length).toBe(1);
+    expect(out[0]?.readInt32LE(8)).toBe(1056);
+    pub.onControl(nak, 20);
+    expect(out.length).toBe(2);
+    pub.onControl(encodeNak({ flags: 0, sessionId: pub.sessionId, streamId: pub.streamId, termId: 1000, termOffset: 4096, length: 32 }), 40);
+    pub.onControl(encodeNak({ flags: 0, sessionId: 99, streamId: pub.streamId, termId: 1000, termOffset: 0, length: 32 }), 40);
+    expect(out.length).toBe(2);
+  });
+
+  it('pads the end of a term and starts the next term at offset 0', () => {
+    const { pub } = make();
+    pub.onControl(sm(pub, 0, 32768), 0);
+    let consumed = 0;
+    for (let i = 0; i < 100; i++) {
+      while (pub.offer(Buffer.alloc(1000, i), i) < 0) {
+        pub.doWork(i);
+        consumed = pub.senderPosition;
+        pub.onControl(sm(pub, consumed, 32768), i);
+      }
+    }
+    pub.doWork(200);
+    const term0 = pub.log.terms[0]!;
+    // 62 frames of 1056 end at 65472: the PAD covers the last 64 bytes.
+    expect(term0.readInt16LE(65472 + 6)).toBe(FrameType.Pad);
+    expect(term0.readInt32LE(65472)).toBe(64);
+    expect(pub.log.terms[1]!.readInt32LE(20)).toBe(1001);
+  });
+});
