@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startAggregator } from '../../src/aggregator/aggregator.js';
+import { replayDeadLetters, spoolStatus } from '../../src/aggregator/spool-commands.js';
+import { aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
+import type { AggregatorConfig } from '../../src/config/aggregator-config.js';
+import { formatHelp, parseArgs } from '../../src/config/options.js';
+import { ConfigError, errorMessage } from '../../src/errors.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import type { Logger } from '../../src/telemetry/logger.js';
+
+const PROGRAM = 'mega-aggregator';
+
+const SUMMARY =
+  'Receives log entries from collectors over gRPC, appends them to a durable spool, acknowledges them, ' +
+  'batches them and hands each batch to one emitter (blackhole, file, text or aeron).';
+
+const COMMANDS = [
+  'Commands:',
+  '  (none)                     run the aggregator',
+  '  spool status               print the spool\'s segments, bytes, positions and dead-letter count',
+  '  spool replay-dead-letters  hand dead letters to the configured emitter again (aggregator stopped)',
+].join('\n');
+
+function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const p = join(dir, 'package.json');
+    if (existsSync(p)) return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+/** One line on stderr, then exit: the contract for configuration problems. */
+function die(message: string, code = 2): never {
+  process.stderr.write(`${PROGRAM}: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+  process.exit(code);
+}
+
+function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      logger.flush(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}
+
+async function run(config: AggregatorConfig, logger: Logger): Promise<number> {
+  const aggregator = await startAggregator(config, { logger });
+  logger.info({ grpcPort: aggregator.grpcPort, metricsPort: aggregator.metricsPort, emitter: config.emitter.kind, tls: config.tls !== null }, 'listening');
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info({ signal }, 'signal received');
+  // A second signal while draining means "now".
+  const hurry = (): void => {
+    logger.warn('second signal: exiting without finishing the drain');
+    void flushLogger(logger).then(() => process.exit(1));
+  };
+  process.once('SIGTERM', hurry);
+  process.once('SIGINT', hurry);
+  await aggregator.shutdown(config.shutdownTimeoutMs);
+  return 0;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(aggregatorOptions, argv);
+  } catch (err) {
+    die(errorMessage(err));
+  }
+  if (args.help) {
+    process.stdout.write(formatHelp(PROGRAM, SUMMARY, aggregatorOptions, COMMANDS));
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`${PROGRAM} ${version()}\n`);
+    return 0;
+  }
+  let config: AggregatorConfig;
+  try {
+    config = loadAggregatorConfig(process.env, args.flags);
+  } catch (err) {
+    if (err instanceof ConfigError) die(err.message);
+    throw err;
+  }
+  const command = args.positional.join(' ');
+  const logger = createLogger(PROGRAM, config.logLevel);
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
+    void flushLogger(logger).then(() => process.exit(70));
+  });
+  try {
+    switch (command) {
+      case '':
+        return await run(config, logger);
+      case 'spool status':
+        process.stdout.write(await spoolStatus(config));
+        return 0;
+      case 'spool replay-dead-letters': {
+        const abort = new AbortController();
+        process.once('SIGINT', () => abort.abort());
+        process.once('SIGTERM', () => abort.abort());
+        const outcome = await replayDeadLetters(config, logger, abort.signal);
+        process.stdout.write(
+          `replayed ${outcome.replayed} of ${outcome.total} dead letters (${outcome.entries} entries)` +
+            `${outcome.stoppedBecause === undefined ? '' : `; stopped: ${outcome.stoppedBecause}`}\n`,
+        );
+        return outcome.replayed === outcome.total ? 0 : 1;
+      }
+      default:
+        die(`unknown command "${command}" (see --help)`);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) die(err.message);
+    logger.fatal({ err: errorMessage(err) }, 'cannot start');
+    await flushLogger(logger);
+    die(errorMessage(err), 1);
+  } finally {
+    await flushLogger(logger);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => die(errorMessage(err), 1),
+);

@@ -1,0 +1,165 @@
+import type { AggregatorConfig } from '../config/aggregator-config.js';
+import { Batcher } from '../batcher/batcher.js';
+import type { BatchEvent } from '../batcher/batcher.js';
+import { errorMessage } from '../errors.js';
+import { createEmitter } from '../emitters/emitter-registry.js';
+import type { Emitter } from '../emitters/emitter.js';
+import { LogOnlyNotifier } from '../emitters/notifier.js';
+import type { Notifier } from '../emitters/notifier.js';
+import { PagerDutyNotifier } from '../emitters/pagerduty-notifier.js';
+import { RetryingEmitter } from '../emitters/retrying-emitter.js';
+import { Spool } from '../spool/spool.js';
+import { createAggregatorMetrics } from '../telemetry/aggregator-metrics.js';
+import type { AggregatorMetrics } from '../telemetry/aggregator-metrics.js';
+import { startTelemetryServer } from '../telemetry/http-server.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Clock, Random } from '../util/clock.js';
+import { systemClock, systemRandom } from '../util/clock.js';
+import { startGrpcServer } from './grpc-server.js';
+import { IngestService } from './ingest-service.js';
+
+export interface AggregatorDeps {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly random?: Random;
+}
+
+export interface RunningAggregator {
+  readonly grpcPort: number;
+  readonly metricsPort: number;
+  readonly metrics: AggregatorMetrics;
+  /**
+   * Graceful stop: refuse new chunks, finish in-flight acks, stop the gRPC server, emit what is
+   * buffered within the deadline (the rest stays in the spool), close emitter, notifier and spool.
+   */
+  shutdown(deadlineMs: number): Promise<void>;
+}
+
+/** The notifier for the configuration: PagerDuty when configured, else the log. */
+function createNotifier(config: AggregatorConfig, emitterName: string, metrics: AggregatorMetrics, deps: AggregatorDeps): Notifier {
+  const log = deps.logger.child({ component: 'notify' });
+  if (config.notify === null) {
+    return new LogOnlyNotifier((level, msg, error) => log[level]({ err: error?.message }, msg));
+  }
+  return new PagerDutyNotifier({
+    config: config.notify,
+    emitterName,
+    logger: log,
+    clock: deps.clock,
+    random: deps.random,
+    retry: { initialDelayMs: Math.min(1000, config.emitRetryMaxDelayMs), maxDelayMs: Math.max(1000, config.emitRetryMaxDelayMs) },
+    onNotification: (action, outcome) => metrics.notificationsSent.inc({ action, outcome }),
+  });
+}
+
+function recordBatch(metrics: AggregatorMetrics, event: BatchEvent): void {
+  const { batch, result } = event;
+  metrics.emitDuration.observe(event.durationMs / 1000);
+  if (result.kind === 'ok') {
+    metrics.entriesEmitted.inc(batch.entries.length);
+    metrics.batchesEmitted.inc({ cause: event.cause });
+  } else if (result.kind === 'fatal') {
+    metrics.entriesEmitted.inc(batch.entries.length - result.rejected.length);
+    metrics.entriesDeadLettered.inc(result.rejected.length);
+    metrics.batchesEmitted.inc({ cause: event.cause });
+  }
+}
+
+export async function startAggregator(config: AggregatorConfig, deps: AggregatorDeps): Promise<RunningAggregator> {
+  const { logger } = deps;
+  const clock = deps.clock ?? systemClock;
+  const random = deps.random ?? systemRandom;
+  const metrics = createAggregatorMetrics();
+  const cleanup: Array<() => Promise<void>> = [];
+  const undo = async (): Promise<void> => {
+    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+  };
+
+  try {
+    const spool = await Spool.open({
+      dir: config.spoolDir,
+      maxBytes: config.spoolMaxBytes,
+      segmentBytes: config.spoolSegmentBytes,
+      logger: logger.child({ component: 'spool' }),
+      clock,
+    });
+    cleanup.push(() => spool.close());
+    metrics.setSpoolProbe(() => {
+      const s = spool.stats();
+      return { bytes: s.bytes, pendingEntries: s.pendingEntries };
+    });
+
+    const inner: Emitter = await createEmitter(config.emitter, { clock, random, logger, registry: metrics.registry });
+    const notifier = createNotifier(config, inner.name, metrics, deps);
+    const emitter = new RetryingEmitter({
+      inner,
+      policy: { initialDelayMs: config.emitRetryInitialDelayMs, maxDelayMs: config.emitRetryMaxDelayMs },
+      maxRetries: config.emitMaxRetries,
+      notifier,
+      clock,
+      random,
+      logger: logger.child({ component: 'emit' }),
+      onRetry: () => metrics.emitRetries.inc(),
+    });
+    cleanup.push(() => notifier.close());
+    cleanup.push(() => emitter.close());
+    await emitter.start();
+
+    const batcher = new Batcher({
+      spool,
+      emitter,
+      maxBatchSize: config.maxBatchSize,
+      maxDelayMs: config.minimumPublishFrequencyMs,
+      clock,
+      logger: logger.child({ component: 'batcher' }),
+      onBatch: (event) => recordBatch(metrics, event),
+    });
+
+    const ingest = new IngestService({
+      sink: spool,
+      limits: { maxChunkBytes: config.maxChunkBytes, maxLineBytes: config.maxLineBytes },
+      maxSpoolBytes: config.spoolMaxBytes,
+      metrics,
+      logger: logger.child({ component: 'ingest' }),
+      clock,
+    });
+    const grpc = await startGrpcServer({ address: config.listenAddress, tls: config.tls, ingest, maxChunkBytes: config.maxChunkBytes });
+    cleanup.push(() => grpc.shutdown(0));
+
+    let shuttingDown = false;
+    const telemetry = await startTelemetryServer(config.metricsAddress, metrics.registry, {
+      healthy: () => true,
+      ready: () => (shuttingDown ? { ok: false, reason: 'shutting down' } : { ok: true }),
+    });
+    cleanup.push(() => telemetry.close());
+    batcher.start();
+
+    let stopping: Promise<void> | undefined;
+    const shutdown = async (deadlineMs: number): Promise<void> => {
+      shuttingDown = true;
+      const started = clock.now();
+      const left = (): number => Math.max(0, deadlineMs - (clock.now() - started));
+      logger.info({ deadlineMs }, 'shutting down: finishing in-flight acks');
+      await ingest.drain(left());
+      await grpc.shutdown(Math.min(1000, left()));
+      logger.info('gRPC server stopped; emitting buffered batches');
+      await batcher.stop(left());
+      await emitter.close().catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'emitter close failed'));
+      await notifier.close(Math.min(2000, left()));
+      await spool.close();
+      await telemetry.close();
+      const s = batcher.stats();
+      logger.info({ batches: s.batches, entries: s.entries, pendingInSpool: s.pending }, 'stopped');
+    };
+
+    return {
+      grpcPort: grpc.port,
+      metricsPort: telemetry.port,
+      metrics,
+      shutdown: (deadlineMs) => (stopping ??= shutdown(deadlineMs)),
+    };
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}

@@ -1,0 +1,68 @@
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { formatHostPort, parseHostPort } from '../config/address.js';
+import type { TlsMaterial } from '../config/aggregator-config.js';
+import { loadIngestApi } from '../wire/grpc-api.js';
+import type { IngestService } from './ingest-service.js';
+
+export const INGEST_SERVICE_NAME = 'megacollector.v1.Ingest';
+
+export interface GrpcServerOptions {
+  readonly address: string;
+  readonly tls: TlsMaterial | null;
+  readonly ingest: IngestService;
+  /** Largest Chunk.entries accepted by admission; gRPC's own message limit sits above it so an oversized chunk gets an INVALID_ARGUMENT ack instead of a broken stream. */
+  readonly maxChunkBytes: number;
+}
+
+export interface RunningGrpcServer {
+  readonly port: number;
+  readonly health: HealthImplementation;
+  /** Stops accepting new streams; lets open streams finish for up to `graceMs`, then cuts them. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export function serverCredentials(tls: TlsMaterial | null): grpc.ServerCredentials {
+  if (tls === null) return grpc.ServerCredentials.createInsecure();
+  // checkClientCertificate=true: the handshake fails for a client without a certificate signed by the CA.
+  return grpc.ServerCredentials.createSsl(tls.caCertificate, [{ cert_chain: tls.certificate, private_key: tls.key }], true);
+}
+
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const maxMessage = Math.min(2 ** 31 - 1, options.maxChunkBytes * 2 + 1024 * 1024);
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': maxMessage,
+    'grpc.max_send_message_length': 4 * 1024 * 1024,
+    // Collectors keep one long-lived stream; let them ping it to detect dead peers.
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5000,
+  });
+  const api = loadIngestApi();
+  server.addService(api.service, { ship: options.ingest.ship });
+  const health = new HealthImplementation({ '': 'SERVING', [INGEST_SERVICE_NAME]: 'SERVING' });
+  health.addToServer(server);
+  const address = formatHostPort(parseHostPort(options.address));
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, serverCredentials(options.tls), (err, boundPort) => {
+      if (err !== null) reject(new Error(`cannot listen on ${address}: ${err.message}`));
+      else resolve(boundPort);
+    });
+  });
+  return {
+    port,
+    health,
+    shutdown: (graceMs) =>
+      new Promise<void>((resolve) => {
+        health.setStatus('', 'NOT_SERVING');
+        health.setStatus(INGEST_SERVICE_NAME, 'NOT_SERVING');
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,40 @@
+import type { Registry } from 'prom-client';
+import type { EmitterSelection } from '../config/aggregator-config.js';
+import { ConfigError } from '../errors.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Clock, Random } from '../util/clock.js';
+import { BlackholeEmitter } from './blackhole-emitter.js';
+import type { Emitter } from './emitter.js';
+import { FileEmitter } from './file-emitter.js';
+import { TextEmitter } from './text-emitter.js';
+
+export interface EmitterDeps {
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  /** The aggregator's metrics registry (emitters that export their own metrics register here). */
+  readonly registry?: Registry;
+}
+
+/**
+ * Configuration → Emitter. The one place that knows every emitter; the rest of the aggregator sees
+ * only the Emitter interface.
+ */
+export async function createEmitter(selection: EmitterSelection, deps: EmitterDeps): Promise<Emitter> {
+  switch (selection.kind) {
+    case 'blackhole':
+      return new BlackholeEmitter();
+    case 'file':
+      return new FileEmitter({
+        path: selection.config.path,
+        format: selection.config.format,
+        fsync: selection.config.fsync,
+        logger: deps.logger.child({ emitter: 'file' }),
+      });
+    case 'text':
+      return new TextEmitter({ format: selection.config.format });
+    case 'aeron':
+      // TODO(aeron): wire createAeronEmitter from src/emitters/aeron-emitter.ts once it lands.
+      throw new ConfigError(['AGGREGATOR_AERON_CONFIGURATION: the Aeron emitter is not available in this build']);
+  }
+}

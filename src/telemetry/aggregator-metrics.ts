@@ -1,0 +1,135 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The aggregator's Prometheus metrics, in one registry (not the global one, so tests can build
+ * several). Counters follow `mega_aggregator_<what>_<unit>_total`; "sent"-like counters move only
+ * after success, and refusals carry a closed set of reasons.
+ */
+/** spool_error: the append failed on disk (not durable, so not acked; the client resends). */
+export type RefuseReason = 'invalid' | 'spool_full' | 'shutting_down' | 'spool_error';
+
+export interface AggregatorMetrics {
+  readonly registry: Registry;
+  readonly entriesReceived: Counter;
+  readonly entriesAcked: Counter;
+  readonly entriesRefused: Counter<'reason'>;
+  readonly entriesEmitted: Counter;
+  readonly entriesDeadLettered: Counter;
+  readonly chunksReceived: Counter;
+  readonly chunksAcked: Counter;
+  readonly chunksRefused: Counter<'reason'>;
+  readonly bytesReceived: Counter;
+  readonly spoolBytes: Gauge;
+  readonly spoolPendingEntries: Gauge;
+  readonly emitRetries: Counter;
+  readonly batchesEmitted: Counter<'cause'>;
+  readonly notificationsSent: Counter<'action' | 'outcome'>;
+  readonly emitDuration: Histogram;
+  readonly streamsOpen: Gauge;
+  /** Where the spool gauges read from at scrape time (set once the spool is open). */
+  setSpoolProbe(probe: () => { bytes: number; pendingEntries: number }): void;
+}
+
+export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = {}): AggregatorMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  let spoolProbe: (() => { bytes: number; pendingEntries: number }) | undefined;
+  return {
+    setSpoolProbe: (probe) => {
+      spoolProbe = probe;
+    },
+    registry,
+    entriesReceived: new Counter({
+      name: 'mega_aggregator_entries_received_total',
+      help: 'Entries in chunks received from collectors (before validation)',
+      registers,
+    }),
+    entriesAcked: new Counter({
+      name: 'mega_aggregator_entries_acked_total',
+      help: 'Entries durable in the spool and acknowledged',
+      registers,
+    }),
+    entriesRefused: new Counter({
+      name: 'mega_aggregator_entries_refused_total',
+      help: 'Entries in chunks answered with a refusal, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    entriesEmitted: new Counter({
+      name: 'mega_aggregator_entries_emitted_total',
+      help: 'Entries confirmed by the emitter',
+      registers,
+    }),
+    entriesDeadLettered: new Counter({
+      name: 'mega_aggregator_entries_dead_lettered_total',
+      help: 'Entries the emitter can never accept, moved to the dead-letter file',
+      registers,
+    }),
+    chunksReceived: new Counter({
+      name: 'mega_aggregator_chunks_received_total',
+      help: 'Chunks received from collectors',
+      registers,
+    }),
+    chunksAcked: new Counter({
+      name: 'mega_aggregator_chunks_acked_total',
+      help: 'Chunks acknowledged OK (durable in the spool)',
+      registers,
+    }),
+    chunksRefused: new Counter({
+      name: 'mega_aggregator_chunks_refused_total',
+      help: 'Chunks answered with a refusal, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    bytesReceived: new Counter({
+      name: 'mega_aggregator_chunk_bytes_received_total',
+      help: 'Encoded entry bytes received in chunks',
+      registers,
+    }),
+    spoolBytes: new Gauge({
+      name: 'mega_aggregator_spool_bytes',
+      help: 'Bytes of spool segments on disk',
+      registers,
+      collect() {
+        if (spoolProbe !== undefined) this.set(spoolProbe().bytes);
+      },
+    }),
+    spoolPendingEntries: new Gauge({
+      name: 'mega_aggregator_spool_pending_entries',
+      help: 'Entries appended to the spool and not yet delivered',
+      registers,
+      collect() {
+        if (spoolProbe !== undefined) this.set(spoolProbe().pendingEntries);
+      },
+    }),
+    emitRetries: new Counter({
+      name: 'mega_aggregator_emit_retries_total',
+      help: 'Failed emit attempts that will be retried',
+      registers,
+    }),
+    batchesEmitted: new Counter({
+      name: 'mega_aggregator_batches_emitted_total',
+      help: 'Batches confirmed by the emitter, by what cut them (size, time, drain)',
+      labelNames: ['cause'],
+      registers,
+    }),
+    notificationsSent: new Counter({
+      name: 'mega_aggregator_notifications_total',
+      help: 'PagerDuty notifications, by action (trigger, resolve) and outcome',
+      labelNames: ['action', 'outcome'],
+      registers,
+    }),
+    emitDuration: new Histogram({
+      name: 'mega_aggregator_emit_duration_seconds',
+      help: 'Time from handing a batch to the emitter to its final result (retries included)',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    streamsOpen: new Gauge({
+      name: 'mega_aggregator_streams_open',
+      help: 'Collector streams currently open',
+      registers,
+    }),
+  };
+}
