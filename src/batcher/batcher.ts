@@ -1,0 +1,345 @@
+import type { Batch, EmitResult, Emitter } from '../emitters/emitter.js';
+import { ErrorCode, McError, errorMessage } from '../errors.js';
+import type { DeliveredPosition, Spool, SpoolReader, SpoolRecord } from '../spool/spool.js';
+import type { Logger } from '../telemetry/logger.js';
+import { sleep, systemClock } from '../util/clock.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
+import { decodeEntries, encodeEntries } from '../wire/entry-batch.js';
+import type { Entry } from '../wire/entry-batch.js';
+
+export type BatchCause = 'size' | 'time' | 'drain';
+
+/** One emit attempt, for metrics. */
+export interface BatchEvent {
+  readonly batch: Batch;
+  readonly result: EmitResult;
+  readonly durationMs: number;
+  readonly cause: BatchCause;
+}
+
+export interface BatcherOptions {
+  readonly spool: Spool;
+  /** Usually the retrying decorator; may still return retryable (e.g. when aborted). */
+  readonly emitter: Emitter;
+  /** AGGREGATOR_MAX_BATCH_SIZE (entries). */
+  readonly maxBatchSize: number;
+  /** AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: longest a non-empty batch waits for more entries. */
+  readonly maxDelayMs: number;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Called after every emit attempt (for metrics). */
+  readonly onBatch?: (event: BatchEvent) => void;
+}
+
+export interface BatcherStats {
+  /** Batches confirmed by the emitter (ok or fatal with the rejected part dead-lettered). */
+  readonly batches: number;
+  /** Entries confirmed (including dead-lettered ones). */
+  readonly entries: number;
+  /** Entries moved to the dead-letter file. */
+  readonly deadLettered: number;
+  /** Entries read from the spool and not yet confirmed (open, cut and in-flight batches). */
+  readonly pending: number;
+}
+
+/** Wait before offering a batch again after a retryable result without retryAfterMs. */
+const DEFAULT_RETRY_MS = 100;
+
+interface Log {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const NO_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+interface PendingBatch {
+  readonly entries: Entry[];
+  /** Delivered position once every entry of this batch is confirmed. */
+  end: DeliveredPosition;
+  cause: BatchCause;
+}
+
+/**
+ * Reads the spool in order and hands batches to the emitter: a batch is cut when it holds
+ * `maxBatchSize` entries or `maxDelayMs` after its first entry arrived, whichever comes first. One
+ * emit is in flight at a time (order), while the next batch fills; the spool's delivered position
+ * moves only after the emitter confirms. Reading pauses while a full batch waits for the emitter, so
+ * memory stays bounded by about two batches (plus one spool record).
+ */
+export class Batcher {
+  private readonly spool: Spool;
+  private readonly emitter: Emitter;
+  private readonly maxBatchSize: number;
+  private readonly maxDelayMs: number;
+  private readonly clock: Clock;
+  private readonly log: Log;
+  private readonly onBatch: ((event: BatchEvent) => void) | undefined;
+
+  private open: PendingBatch | undefined;
+  private openTimer: TimerHandle | undefined;
+  private readonly ready: PendingBatch[] = [];
+  private inFlight: PendingBatch | undefined;
+  private nextId = 1;
+  private started = false;
+  private stopping = false;
+  private readonly readAbort = new AbortController();
+  private readonly emitAbort = new AbortController();
+  /** Wakes the emit loop (a batch became ready, or stopping). */
+  private wakeEmitter: (() => void) | undefined;
+  /** Wakes the read loop (the ready queue drained, or stopping). */
+  private wakeReader: (() => void) | undefined;
+  private readLoopDone: Promise<void> = Promise.resolve();
+  private emitLoopDone: Promise<void> = Promise.resolve();
+  private stopped: Promise<void> | undefined;
+  private batches = 0;
+  private entries = 0;
+  private deadLettered = 0;
+
+  constructor(options: BatcherOptions) {
+    if (!Number.isSafeInteger(options.maxBatchSize) || options.maxBatchSize < 1) {
+      throw new McError(ErrorCode.Config, `maxBatchSize must be a positive integer, got ${options.maxBatchSize}`);
+    }
+    if (!(options.maxDelayMs >= 0)) throw new McError(ErrorCode.Config, `maxDelayMs must be >= 0, got ${options.maxDelayMs}`);
+    this.spool = options.spool;
+    this.emitter = options.emitter;
+    this.maxBatchSize = options.maxBatchSize;
+    this.maxDelayMs = options.maxDelayMs;
+    this.clock = options.clock ?? systemClock;
+    this.log = options.logger ?? NO_LOG;
+    this.onBatch = options.onBatch;
+  }
+
+  /** Starts reading the spool from its delivered position and emitting. Call once. */
+  start(): void {
+    if (this.started) throw new Error('Batcher already started');
+    this.started = true;
+    const reader = this.spool.reader();
+    this.readLoopDone = this.readLoop(reader);
+    this.emitLoopDone = this.emitLoop();
+  }
+
+  /**
+   * Stops reading new records; emits what is already buffered within `deadlineMs` (then aborts the
+   * in-flight emit via its AbortSignal); leaves the rest in the spool (it is emitted again after a
+   * restart); resolves when idle. Idempotent.
+   */
+  stop(deadlineMs: number): Promise<void> {
+    this.stopped ??= this.doStop(deadlineMs);
+    return this.stopped;
+  }
+
+  private async doStop(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    this.readAbort.abort(new McError(ErrorCode.ShuttingDown, 'batcher stopping'));
+    this.wakeReader?.();
+    await this.readLoopDone;
+    this.cutOpen('drain');
+    const deadline = this.clock.setTimeout(() => {
+      this.emitAbort.abort(new McError(ErrorCode.ShuttingDown, `batcher stop deadline of ${deadlineMs} ms passed`));
+      this.wakeEmitter?.();
+    }, deadlineMs);
+    this.wakeEmitter?.();
+    await this.emitLoopDone;
+    this.clock.clearTimeout(deadline);
+  }
+
+  stats(): BatcherStats {
+    let pending = (this.open?.entries.length ?? 0) + (this.inFlight?.entries.length ?? 0);
+    for (const b of this.ready) pending += b.entries.length;
+    return { batches: this.batches, entries: this.entries, deadLettered: this.deadLettered, pending };
+  }
+
+  // ---- reading ----
+
+  private async readLoop(reader: SpoolReader): Promise<void> {
+    try {
+      while (!this.stopping) {
+        // Back pressure: while a cut batch waits for the emitter, do not read further.
+        while (this.ready.length > 0 && !this.stopping) {
+          await new Promise<void>((r) => {
+            this.wakeReader = r;
+          });
+          this.wakeReader = undefined;
+        }
+        if (this.stopping) break;
+        let record: SpoolRecord;
+        try {
+          record = await reader.next(this.readAbort.signal);
+        } catch (err) {
+          if (this.stopping) break;
+          if (err instanceof McError && err.code === ErrorCode.SpoolClosed) {
+            this.log.warn({}, 'batcher: spool closed under the reader; stopping reading');
+            break;
+          }
+          throw err;
+        }
+        await this.addRecord(record);
+      }
+    } catch (err) {
+      // Nothing here should throw; if it does, stop reading (data stays in the spool) and say so loudly.
+      this.log.error({ err: errorMessage(err) }, 'batcher: read loop failed; no further records are read until restart');
+    }
+  }
+
+  private async addRecord(record: SpoolRecord): Promise<void> {
+    let entries: Entry[];
+    try {
+      entries = decodeEntries(record.data);
+    } catch (err) {
+      // Passed its checksum but does not decode: no emitter can ever take it. Keep it, then move on.
+      const reason = `undecodable spool record at segment ${record.position.segment} offset ${record.position.offset}: ${errorMessage(err)}`;
+      this.log.error({ position: record.position }, `batcher: ${reason}`);
+      await this.deadLetterRaw(record.data, reason);
+      this.attachEnd({ ...record.next, entry: 0 });
+      return;
+    }
+    if (entries.length !== record.entryCount) {
+      this.log.warn({ position: record.position, header: record.entryCount, decoded: entries.length }, 'batcher: entry count mismatch');
+    }
+    let i = Math.min(record.skipEntries, entries.length);
+    if (i === entries.length) {
+      this.attachEnd({ ...record.next, entry: 0 });
+      return;
+    }
+    while (i < entries.length) {
+      if (this.open === undefined) {
+        this.open = { entries: [], end: { ...record.position, entry: i }, cause: 'time' };
+        const batch = this.open;
+        this.openTimer = this.clock.setTimeout(() => {
+          if (this.open === batch) this.cutOpen('time');
+        }, this.maxDelayMs);
+      }
+      const open = this.open;
+      const take = Math.min(this.maxBatchSize - open.entries.length, entries.length - i);
+      for (let k = 0; k < take; k++) open.entries.push(entries[i + k] as Entry);
+      i += take;
+      open.end = i === entries.length ? { ...record.next, entry: 0 } : { ...record.position, entry: i };
+      if (open.entries.length >= this.maxBatchSize) this.cutOpen('size');
+    }
+  }
+
+  /** A record with nothing to emit: its end becomes the end of the latest pending batch, or is delivered now. */
+  private attachEnd(end: DeliveredPosition): void {
+    const latest = this.open ?? this.ready[this.ready.length - 1] ?? this.inFlight;
+    if (latest !== undefined) latest.end = end;
+    else this.spool.markDelivered(end);
+  }
+
+  private async deadLetterRaw(data: Buffer, reason: string): Promise<void> {
+    for (;;) {
+      try {
+        await this.spool.deadLetter([data], reason);
+        return;
+      } catch (err) {
+        if (this.stopping) throw err;
+        this.log.error({ err: errorMessage(err) }, 'batcher: cannot write the dead-letter file; retrying');
+        await sleep(this.clock, 1000, this.readAbort.signal);
+      }
+    }
+  }
+
+  private cutOpen(cause: BatchCause): void {
+    const open = this.open;
+    if (open === undefined) return;
+    this.open = undefined;
+    if (this.openTimer !== undefined) {
+      this.clock.clearTimeout(this.openTimer);
+      this.openTimer = undefined;
+    }
+    if (open.entries.length === 0) {
+      this.attachEnd(open.end);
+      return;
+    }
+    open.cause = cause;
+    this.ready.push(open);
+    this.wakeEmitter?.();
+  }
+
+  // ---- emitting ----
+
+  private async emitLoop(): Promise<void> {
+    for (;;) {
+      if (this.emitAbort.signal.aborted) return;
+      const next = this.ready.shift();
+      if (next === undefined) {
+        if (this.stopping && this.open === undefined) return;
+        await new Promise<void>((r) => {
+          this.wakeEmitter = r;
+        });
+        this.wakeEmitter = undefined;
+        continue;
+      }
+      this.wakeReader?.();
+      this.inFlight = next;
+      try {
+        await this.deliver(next);
+      } catch (err) {
+        if (!this.emitAbort.signal.aborted) this.log.error({ err: errorMessage(err) }, 'batcher: emit loop failed');
+        return;
+      } finally {
+        this.inFlight = undefined;
+      }
+    }
+  }
+
+  /** Emits one batch until the emitter confirms it (ok or fatal); throws only when aborted. */
+  private async deliver(pending: PendingBatch): Promise<void> {
+    const batch: Batch = { id: this.nextId++, entries: pending.entries };
+    for (;;) {
+      this.emitAbort.signal.throwIfAborted();
+      const started = this.clock.monotonicNs();
+      let result: EmitResult;
+      try {
+        result = await this.emitter.emit(batch, this.emitAbort.signal);
+      } catch (err) {
+        // The contract says emitters return results; a throw is treated as retryable.
+        result = { kind: 'retryable', error: err instanceof Error ? err : new Error(String(err)) };
+      }
+      const durationMs = Number(this.clock.monotonicNs() - started) / 1e6;
+      try {
+        this.onBatch?.({ batch, result, durationMs, cause: pending.cause });
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'batcher: onBatch hook threw');
+      }
+      if (result.kind === 'ok') {
+        this.confirm(pending, 0);
+        return;
+      }
+      if (result.kind === 'fatal') {
+        const rejected = [...new Set(result.rejected)].filter((i) => Number.isInteger(i) && i >= 0 && i < batch.entries.length);
+        rejected.sort((a, b) => a - b);
+        if (rejected.length > 0) {
+          await this.deadLetterEntries(
+            rejected.map((i) => batch.entries[i] as Entry),
+            result.error.message,
+          );
+        }
+        this.confirm(pending, rejected.length);
+        return;
+      }
+      this.emitAbort.signal.throwIfAborted();
+      this.log.warn({ batch: batch.id, entries: batch.entries.length, err: result.error.message }, 'batcher: emit failed; offering the batch again');
+      await sleep(this.clock, result.retryAfterMs ?? DEFAULT_RETRY_MS, this.emitAbort.signal);
+    }
+  }
+
+  private async deadLetterEntries(entries: Entry[], reason: string): Promise<void> {
+    for (;;) {
+      try {
+        await this.spool.deadLetter(encodeEntries(entries), reason);
+        return;
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'batcher: cannot write the dead-letter file; retrying');
+        await sleep(this.clock, 1000, this.emitAbort.signal);
+      }
+    }
+  }
+
+  private confirm(pending: PendingBatch, deadLettered: number): void {
+    this.batches++;
+    this.entries += pending.entries.length;
+    this.deadLettered += deadLettered;
+    this.spool.markDelivered(pending.end);
+  }
+}
