@@ -99,7 +99,7 @@ export class Publication {
   private readonly connectionTimeoutMs: number;
   private readonly lingerMs: number;
   private readonly retransmitLingerMs: number;
-  /** Producer window: how far offers may run ahead of the last consumption position. */
+  /** Producer window: how far offers may run ahead of the sender position. */
   private readonly producerWindow: number;
 
   constructor(p: PublicationParams) {
@@ -116,7 +116,9 @@ export class Publication {
     this.connectionTimeoutMs = p.connectionTimeoutMs ?? 5000;
     this.lingerMs = p.lingerMs ?? 5000;
     this.retransmitLingerMs = p.retransmitLingerMs ?? 10;
-    // term/2 as Aeron's publication window; it also keeps every unconsumed byte inside the 3 partitions.
+    // term/2 past the sender position, as Aeron's publication limit. Since the sender stays within one
+    // receiver window (<= term/2) of consumption, the tail is at most one term past the consumption
+    // position: every unconsumed byte stays in the 3 partitions, available for NAKs and a rejoin.
     this.producerWindow = p.termLength / 2;
     this.log = new PublicationLog(p.termLength, this.initialTermId, this.sessionId, this.streamId, p.mtu);
   }
@@ -152,7 +154,7 @@ export class Publication {
     }
     if (this.stateValue !== 'active') return OfferResult.Closed;
     if (!this.isConnected(nowMs)) return OfferResult.NotConnected;
-    if (this.log.tail + this.log.growthFor(length) > this.consumedPosition + this.producerWindow) return OfferResult.BackPressured;
+    if (this.log.tail + this.log.growthFor(length) > this.senderPosition + this.producerWindow) return OfferResult.BackPressured;
     return this.log.append(buf, start, length);
   }
 
@@ -256,8 +258,11 @@ export class Publication {
     this.lingerDeadlineMs = nowMs + this.lingerMs;
   }
 
-  /** One duty cycle: SETUP, DATA up to the limit, heartbeat, liveness, close progress. Returns datagrams sent. */
-  doWork(nowMs: number): number {
+  /**
+   * One duty cycle: SETUP, DATA up to the limit (at most `maxDatagrams`; the C sender sends 2 per
+   * cycle), heartbeat, liveness, close progress. Returns datagrams sent.
+   */
+  doWork(nowMs: number, maxDatagrams = Number.POSITIVE_INFINITY): number {
     if (this.stateValue === 'closed') return 0;
     let sent = 0;
     if ((!this.hasInitialConnection || this.isSetupElicited) && nowMs - this.lastSetupMs >= this.setupIntervalMs) {
@@ -266,7 +271,7 @@ export class Publication {
     }
     let dataSent = 0;
     const limit = Math.min(this.senderLimit, this.log.tail);
-    while (this.senderPosition < limit) {
+    while (this.senderPosition < limit && dataSent < maxDatagrams) {
       const { wireLength, advance } = this.log.scan(this.senderPosition, limit, this.mtu);
       if (wireLength === 0) break;
       const offset = this.senderPosition % this.termLength;

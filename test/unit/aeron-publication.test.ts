@@ -50,20 +50,24 @@ function replay(name: (typeof VECTOR_NAMES)[number]) {
       }
       pub.onControl(c.bytes, now);
     }
-    // A C client writes into its log ahead of its sender; offering 10 ms ahead of the capture lets a
-    // term-end PAD exist when the last frame of the term is scanned, as it did for the C sender.
-    while (mi < messages.length && (messages[mi]?.tUs ?? Infinity) <= tUs + 10_000) {
-      const m = messages[mi]!;
-      const r = pub.offer(m.payload, now);
-      if (r < 0) break; // back pressure: try again next step
-      mi++;
-    }
-    if (!closed && firstEos !== undefined && tUs + 100 >= firstEos.tUs && mi === messages.length) {
-      pub.close(now);
-      closed = true;
-    }
+    // Like the C driver: the client offers as far as its limit allows, the sender sends 2 datagrams
+    // per duty cycle, and the client's limit follows the sender between cycles. Offering up to 10 ms
+    // ahead of the capture stands in for a client that wrote into its log before its sender sent.
     const before = sent.length;
-    pub.doWork(now);
+    for (;;) {
+      let progress = 0;
+      while (mi < messages.length && (messages[mi]?.tUs ?? Infinity) <= tUs + 10_000) {
+        if (pub.offer(messages[mi]!.payload, now) < 0) break;
+        mi++;
+        progress++;
+      }
+      if (!closed && firstEos !== undefined && tUs + 100 >= firstEos.tUs && mi === messages.length) {
+        pub.close(now);
+        closed = true;
+      }
+      progress += pub.doWork(now, 2);
+      if (progress === 0) break;
+    }
     for (const s of sent.slice(before)) {
       if (!isDataDatagram(s.bytes)) continue;
       const end = datagramPosition(s.bytes, setup) + s.bytes.length;
@@ -196,7 +200,7 @@ describe('Publication behaviour in virtual time', () => {
     expect(out.length).toBeGreaterThan(0);
   });
 
-  it('reports back pressure once offers run half a term ahead of consumption', () => {
+  it('reports back pressure once offers run half a term ahead of the sender', () => {
     const { pub } = make();
     pub.onControl(sm(pub, 0), 0);
     let accepted = 0;
