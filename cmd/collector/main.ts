@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Collector } from '../../src/collector/collector.js';
+import { collectorOptions, loadCollectorConfig } from '../../src/config/collector-config.js';
+import type { CollectorConfig } from '../../src/config/collector-config.js';
+import { formatHelp, parseArgs } from '../../src/config/options.js';
+import { ConfigError, errorMessage } from '../../src/errors.js';
+import { createCollectorMetrics } from '../../src/telemetry/collector-metrics.js';
+import { startTelemetryServer } from '../../src/telemetry/http-server.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import type { Logger } from '../../src/telemetry/logger.js';
+import { systemClock, systemRandom } from '../../src/util/clock.js';
+
+/** mega-collector: tails files and ships their lines to the aggregator (see DESIGN.md). */
+
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'package.json');
+    if (existsSync(candidate)) return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+function exit(logger: Logger | undefined, code: number): never {
+  logger?.flush();
+  // pino's async destination needs the flush to reach fd 2 before the process goes.
+  setImmediate(() => process.exit(code));
+  return undefined as never;
+}
+
+async function main(): Promise<void> {
+  let config: CollectorConfig;
+  try {
+    const args = parseArgs(collectorOptions, process.argv.slice(2));
+    if (args.help) {
+      process.stdout.write(formatHelp('mega-collector', 'Tails files and ships their lines to the aggregator with acknowledged checkpoints.', collectorOptions));
+      return;
+    }
+    if (args.version) {
+      process.stdout.write(`${packageVersion()}\n`);
+      return;
+    }
+    if (args.positional.length > 0) throw new ConfigError([`unexpected argument "${args.positional[0]}" (see --help)`]);
+    config = loadCollectorConfig(process.env, args.flags);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mega-collector: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const shutdownTimeoutMs = config.shutdownTimeoutMs;
+  const logger = createLogger('collector', config.logLevel);
+  const metrics = createCollectorMetrics();
+  let stopping = false;
+  const collector = new Collector({
+    config,
+    clock: systemClock,
+    random: systemRandom,
+    logger,
+    metrics,
+    hostname: hostname(),
+    onFatal: (err) => {
+      logger.fatal({ code: err.code, err: err.message }, 'cannot ship; exiting (checkpoints keep what was acknowledged)');
+      void shutdown(1);
+    },
+  });
+  await collector.start();
+  const server = await startTelemetryServer(config.metricsAddress, metrics.registry, {
+    healthy: () => true,
+    ready: () => (stopping ? { ok: false, reason: 'shutting down' } : { ok: true }),
+  });
+  logger.info({ metricsPort: server.port, collectorId: collector.collectorId, remoteAddress: config.remoteAddress }, 'started');
+
+  async function shutdown(code: number): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ timeoutMs: shutdownTimeoutMs }, 'shutting down: sending what is read, waiting for acknowledgements');
+    try {
+      const drained = await collector.stop(code === 0 ? (shutdownTimeoutMs) : 0);
+      if (drained) logger.info('drained: everything read is acknowledged; checkpoints written');
+      else logger.warn('shutdown deadline passed with unacknowledged lines; they will be re-read on restart');
+    } catch (err) {
+      logger.error({ err: errorMessage(err) }, 'error while shutting down');
+    }
+    await server.close();
+    exit(logger, code);
+  }
+  process.once('SIGTERM', () => void shutdown(0));
+  process.once('SIGINT', () => void shutdown(0));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`mega-collector: ${errorMessage(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,91 @@
+import type { Clock, TimerHandle } from '../util/clock.js';
+import { EntryBatchWriter } from '../wire/entry-batch.js';
+import type { CursorRange, FileCursor } from './file-cursor.js';
+
+/**
+ * Collects entries of any files into one EntryBatch and seals it into a chunk when it holds
+ * `maxBytes` or when its first entry is `timeoutMs` old. A chunk remembers, per file cursor, the
+ * range of the file it carries, so that its acknowledgement can move exactly those checkpoints.
+ */
+export interface SealedChunk {
+  readonly id: number;
+  readonly payload: Buffer;
+  readonly entryCount: number;
+  readonly ranges: readonly CursorRange[];
+}
+
+export interface ChunkBuilderOptions {
+  readonly maxBytes: number;
+  readonly timeoutMs: number;
+}
+
+export class ChunkBuilder {
+  private readonly writer: EntryBatchWriter;
+  private ranges = new Map<FileCursor, CursorRange>();
+  private timer: TimerHandle | undefined;
+  private nextId = 1;
+
+  constructor(
+    header: Buffer,
+    private readonly options: ChunkBuilderOptions,
+    private readonly clock: Clock,
+    private readonly onSeal: (chunk: SealedChunk) => void,
+  ) {
+    this.writer = new EntryBatchWriter(header, Math.min(options.maxBytes + 64 * 1024, 4 * 1024 * 1024));
+  }
+
+  get byteLength(): number {
+    return this.writer.entryCount === 0 ? 0 : this.writer.byteLength;
+  }
+
+  get full(): boolean {
+    return this.writer.byteLength >= this.options.maxBytes;
+  }
+
+  addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, timeUnixNano: bigint, flags: number): void {
+    if (this.writer.entryCount === 0 && this.timer === undefined) {
+      this.timer = this.clock.setTimeout(() => {
+        this.timer = undefined;
+        this.seal();
+      }, this.options.timeoutMs);
+      this.timer.unref();
+    }
+    this.writer.addLine(cursor.head, src, start, end, offset, timeUnixNano, flags);
+  }
+
+  /**
+   * Records that this chunk carries `cursor`'s bytes up to `endOffset` (hash: of the bytes before
+   * it), with `lines` entries and `bytes` of line data added since the last call.
+   */
+  noteRange(cursor: FileCursor, endOffset: number, hash: number, hashLength: number, lines: number, bytes: number): void {
+    let range = this.ranges.get(cursor);
+    if (range === undefined) {
+      range = cursor.openRange();
+      this.ranges.set(cursor, range);
+    }
+    range.endOffset = endOffset;
+    range.hash = hash;
+    range.hashLength = hashLength;
+    range.lines += lines;
+    range.bytes += bytes;
+  }
+
+  /** Seals what has been collected (nothing when empty). */
+  seal(): void {
+    if (this.timer !== undefined) {
+      this.clock.clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const entryCount = this.writer.entryCount;
+    if (entryCount === 0) return;
+    const payload = this.writer.finish();
+    const ranges = [...this.ranges.values()];
+    this.ranges = new Map();
+    this.onSeal({ id: this.nextId++, payload, entryCount, ranges });
+  }
+
+  close(): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,372 @@
+import { close as closeCb, fstat as fstatCb, open as openCb } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { CollectorConfig } from '../config/collector-config.js';
+import { errorMessage } from '../errors.js';
+import type { McError } from '../errors.js';
+import type { CollectorMetrics } from '../telemetry/collector-metrics.js';
+import type { Clock, Random, TimerHandle } from '../util/clock.js';
+import { encodeBatchHeader } from '../wire/entry-batch.js';
+import { CheckpointStore } from './checkpoint-store.js';
+import { ChunkBuilder } from './chunk-builder.js';
+import type { SealedChunk } from './chunk-builder.js';
+import { loadOrCreateCollectorId } from './collector-id.js';
+import { Discovery } from './discovery.js';
+import type { FileCursor } from './file-cursor.js';
+import { HASH_WINDOW, fingerprintOf, readAt, readHead } from './file-identity.js';
+import { FileRegistry } from './file-registry.js';
+import type { Candidate } from './file-registry.js';
+import { ShipClient } from './ship-client.js';
+import { FileTailer } from './tail-file.js';
+
+const openAsync = promisify(openCb);
+const fstatAsync = promisify(fstatCb);
+const closeAsync = promisify(closeCb);
+
+/** The read buffer: large reads, and always room for one longest line plus the truncation check. */
+const READ_BUFFER_BYTES = 1024 * 1024;
+
+export interface CollectorDeps {
+  readonly config: CollectorConfig;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly metrics: CollectorMetrics;
+  readonly hostname: string;
+  /** Called when shipping gave up for good (COLLECTOR_RETRY_MAX_TIMES). */
+  readonly onFatal?: (err: McError) => void;
+}
+
+/**
+ * Wires discovery, tailing, chunking, shipping and checkpoints. One pump loop reads one buffer from
+ * each file in turn (fair across files) while the unacknowledged bytes stay under
+ * COLLECTOR_MAX_INFLIGHT_BYTES; acknowledgements move per-file checkpoints, written every
+ * COLLECTOR_CHECKPOINT_INTERVAL and at shutdown.
+ */
+export class Collector {
+  private readonly config: CollectorConfig;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly metrics: CollectorMetrics;
+  private readonly tailers = new Map<string, FileTailer>();
+  private readonly registry: FileRegistry;
+  private readonly store: CheckpointStore;
+  private readonly readBuf: Buffer;
+  private builder: ChunkBuilder | undefined;
+  private ship: ShipClient | undefined;
+  private discovery: Discovery | undefined;
+  private running = false;
+  private pumpDone: Promise<void> = Promise.resolve();
+  private wakeUp: (() => void) | undefined;
+  private openChain: Promise<void> = Promise.resolve();
+  private checkpointTimer: TimerHandle | undefined;
+  private checkpointDirty = false;
+  private saving: Promise<void> | undefined;
+  private forceBeginning = false;
+  private readonly rotationCounted = new WeakSet<FileTailer>();
+  collectorId = '';
+
+  constructor(private readonly deps: CollectorDeps) {
+    this.config = deps.config;
+    this.clock = deps.clock;
+    this.log = deps.logger;
+    this.metrics = deps.metrics;
+    this.registry = new FileRegistry(() => deps.clock.now());
+    this.store = new CheckpointStore(deps.config.stateDir);
+    this.readBuf = Buffer.allocUnsafe(Math.max(READ_BUFFER_BYTES, deps.config.maxLineBytes + HASH_WINDOW + 2));
+  }
+
+  get inflightBytes(): number {
+    return (this.builder?.byteLength ?? 0) + (this.ship?.unackedBytes ?? 0);
+  }
+
+  get paused(): boolean {
+    return this.inflightBytes >= this.config.maxInflightBytes;
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    this.collectorId = cfg.collectorId ?? (await loadOrCreateCollectorId(cfg.stateDir));
+    const loaded = await this.store.load();
+    if (loaded.problem !== undefined) {
+      // Starting every file from the beginning re-sends what was acknowledged (duplicates) but loses
+      // nothing, whatever COLLECTOR_START_AT says.
+      this.forceBeginning = loaded.records.length === 0;
+      this.metrics.checkpointErrors.inc();
+      this.log.error({ problem: loaded.problem, usingBackup: loaded.source === 'prev' }, 'checkpoint file unusable; recovering (files may be re-sent, none skipped)');
+    }
+    this.registry.restore(loaded.records);
+    const tags = [...(cfg.tags ?? []), { key: 'host', value: this.deps.hostname }];
+    const header = encodeBatchHeader(this.collectorId, tags);
+    this.builder = new ChunkBuilder(header, { maxBytes: cfg.bufferMaxBytes, timeoutMs: cfg.bufferTimeoutMs }, this.clock, (chunk) => this.onSealed(chunk));
+    this.ship = new ShipClient({
+      address: cfg.remoteAddress,
+      credentials: this.credentials(),
+      retry: { initialDelayMs: cfg.retryInitialDelayMs, maxDelayMs: cfg.retryMaxDelayMs, maxTimes: cfg.retryMaxTimes },
+      clock: this.clock,
+      random: this.deps.random,
+      logger: this.log,
+      onAcked: (chunk) => this.onAcked(chunk, false),
+      onRejected: (chunk) => this.onAcked(chunk, true),
+      onFatal: (err) => this.deps.onFatal?.(err),
+      onSent: () => this.metrics.chunksSent.inc(),
+      onReconnect: () => this.metrics.reconnects.inc(),
+    });
+    this.metrics.setProbe({
+      inflightBytes: () => this.inflightBytes,
+      paused: () => this.paused,
+      connected: () => this.ship?.connected ?? false,
+      openFiles: () => this.tailers.size,
+      behind: () => [...this.tailers.values()].map((t) => [t.cursor.path, Math.max(0, t.knownEnd - t.cursor.readOffset)] as const),
+    });
+    this.discovery = new Discovery(cfg.files, { rescanIntervalMs: cfg.rescanIntervalMs, clock: this.clock, logger: this.log }, {
+      found: (paths) => this.enqueueOpen(paths, false),
+      changed: () => this.wake(),
+    });
+    const initial = await this.discovery.start();
+    this.enqueueOpen(initial, true);
+    await this.openChain;
+    this.ship.start();
+    this.running = true;
+    this.pumpDone = this.pump().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'tailing loop failed'));
+    this.scheduleCheckpoint();
+    this.log.info({ collectorId: this.collectorId, files: this.tailers.size, restored: loaded.records.length }, 'collector running');
+  }
+
+  private credentials(): grpc.ChannelCredentials {
+    const cfg = this.config;
+    if (!cfg.tls) return grpc.credentials.createInsecure();
+    return grpc.credentials.createSsl(cfg.tlsCaCertificate ?? null, cfg.tlsKey ?? null, cfg.tlsCertificate ?? null);
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimeout(() => {
+        this.wakeUp = undefined;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private async pump(): Promise<void> {
+    const builder = this.builder as ChunkBuilder;
+    while (this.running) {
+      let progressed = false;
+      for (const [key, tailer] of [...this.tailers]) {
+        if (!this.running || this.paused) break;
+        let result;
+        try {
+          result = await tailer.step(builder, this.readBuf);
+        } catch (err) {
+          this.log.error({ path: tailer.path, err: errorMessage(err) }, 'read failed; closing the file (its checkpoint is kept)');
+          await this.finish(key, tailer);
+          continue;
+        }
+        if (tailer.stepLines > 0) {
+          this.metrics.linesRead.inc({ path: tailer.cursor.path }, tailer.stepLines);
+          this.metrics.bytesRead.inc({ path: tailer.cursor.path }, tailer.stepBytes);
+        }
+        if (tailer.stepSplit > 0) this.metrics.linesSplit.inc(tailer.stepSplit);
+        if (result === 'data') progressed = true;
+        else if (result === 'truncated') {
+          this.onTruncated(tailer);
+          progressed = true;
+        } else if (result === 'finished') await this.finish(key, tailer);
+        else if (tailer.state === 'draining' && tailer.detachKind !== undefined && !this.rotationCounted.has(tailer)) {
+          this.rotationCounted.add(tailer);
+          this.metrics.rotations.inc({ kind: tailer.detachKind });
+          this.log.info({ path: tailer.path, kind: tailer.detachKind }, 'file rotated away; reading it to its end');
+          void this.discovery?.rescan();
+        }
+      }
+      if (!progressed || this.paused) await this.sleep(this.config.pollIntervalMs);
+    }
+  }
+
+  private onTruncated(tailer: FileTailer): void {
+    const old = tailer.cursor;
+    this.metrics.truncations.inc();
+    this.metrics.rotations.inc({ kind: 'copytruncate' });
+    this.log.warn({ path: tailer.path, readOffset: old.readOffset }, 'file truncated; reading it again from the start as a new generation');
+    this.registry.retire(old);
+    const cursor = this.registry.newCursor({ fd: tailer.fd, path: tailer.path, dev: old.dev, ino: old.ino, size: 0, head: Buffer.alloc(0) }, 0, { hash: 0, length: 0 });
+    tailer.restart(cursor);
+    this.checkpointDirty = true;
+    // A copytruncate copy may be parked waiting for exactly this.
+    void this.discovery?.rescan();
+  }
+
+  private async finish(key: string, tailer: FileTailer): Promise<void> {
+    this.tailers.delete(key);
+    this.registry.retire(tailer.cursor);
+    this.checkpointDirty = true;
+    this.log.info({ path: tailer.path, offset: tailer.cursor.readOffset }, 'finished a rotated-away or deleted file');
+    await closeAsync(tailer.fd).catch(() => undefined);
+  }
+
+  private enqueueOpen(paths: readonly string[], initial: boolean): void {
+    this.openChain = this.openChain.then(async () => {
+      for (const path of paths) {
+        try {
+          await this.openPath(path, initial);
+        } catch (err) {
+          this.log.warn({ path, err: errorMessage(err) }, 'cannot open file; will retry on the next rescan');
+        }
+      }
+    });
+  }
+
+  private async openPath(path: string, initial: boolean): Promise<void> {
+    let st;
+    try {
+      st = await stat(path);
+    } catch {
+      return;
+    }
+    if (!st.isFile()) return;
+    const existing = this.tailers.get(`${st.dev}:${st.ino}`);
+    if (existing !== undefined) {
+      if (existing.path !== path) {
+        await existing.checkPath();
+        if (existing.state === 'draining') existing.attach(path);
+      }
+      return;
+    }
+    const fd = await openAsync(path, 'r');
+    let keep = false;
+    try {
+      const fst = await fstatAsync(fd);
+      const key = `${fst.dev}:${fst.ino}`;
+      if (this.tailers.has(key)) return;
+      const head = await readHead(fd);
+      const candidate: Candidate = { fd, path, dev: fst.dev, ino: fst.ino, size: fst.size, head };
+      const active = [...this.tailers.values()].map((t) => t.cursor);
+      const decision = await this.registry.decide(candidate, active);
+      let cursor: FileCursor;
+      if (decision.kind === 'parked') return;
+      if (decision.kind === 'resume') {
+        cursor = decision.cursor;
+        if (cursor.tailLength === 0 && cursor.readOffset > 0) {
+          const n = Math.min(HASH_WINDOW, cursor.readOffset);
+          cursor.setTail(await readAt(fd, n, cursor.readOffset - n), n);
+        }
+        this.log.info({ path, offset: cursor.readOffset, fileId: cursor.fileId, copy: decision.copy }, decision.copy ? 'continuing a copy of a truncated file' : 'resuming file');
+      } else {
+        const atEnd = initial && this.config.startAt === 'end' && !this.forceBeginning && !decision.truncatedWhileAway;
+        const offset = atEnd ? fst.size : 0;
+        let tail: Buffer = Buffer.alloc(0);
+        if (offset > 0) tail = await readAt(fd, Math.min(HASH_WINDOW, offset), offset - Math.min(HASH_WINDOW, offset));
+        cursor = this.registry.newCursor(candidate, offset, { hash: 0, length: 0 });
+        cursor.fingerprint = fingerprintOf(head);
+        if (offset > 0) {
+          cursor.setTail(tail, tail.length);
+          const h = cursor.readHash();
+          cursor.ackedHash = h.hash;
+          cursor.ackedHashLength = h.length;
+        }
+        if (decision.truncatedWhileAway) {
+          this.metrics.truncations.inc();
+          this.log.warn({ path }, 'file was truncated while the collector was away; reading it from the start');
+        } else this.log.info({ path, offset, fileId: cursor.fileId }, 'tailing new file');
+      }
+      const tailer = new FileTailer(fd, cursor, path, {
+        maxLineBytes: this.config.maxLineBytes,
+        multilineStartPattern: this.config.multilineStartPattern,
+        multilineTimeoutMs: this.config.multilineTimeoutMs,
+        idleFlushMs: this.config.idleFlushMs,
+        rotateWaitMs: this.config.rotateWaitMs,
+      }, this.clock);
+      this.tailers.set(key, tailer);
+      this.checkpointDirty = true;
+      keep = true;
+      this.wake();
+    } finally {
+      if (!keep) await closeAsync(fd).catch(() => undefined);
+    }
+  }
+
+  private onSealed(chunk: SealedChunk): void {
+    (this.ship as ShipClient).enqueue(chunk);
+  }
+
+  private onAcked(chunk: SealedChunk, rejected: boolean): void {
+    if (rejected) {
+      this.metrics.chunksRejected.inc({ reason: 'invalid' });
+      this.metrics.linesDropped.inc({ reason: 'invalid' }, chunk.entryCount);
+    } else this.metrics.chunksAcked.inc();
+    for (const range of chunk.ranges) {
+      const delta = range.cursor.ack(range);
+      if (delta.lines > 0 && !rejected) {
+        this.metrics.linesAcked.inc({ path: range.cursor.path }, delta.lines);
+        this.metrics.bytesAcked.inc({ path: range.cursor.path }, delta.bytes);
+      }
+    }
+    this.checkpointDirty = true;
+    if (!this.paused) this.wake();
+  }
+
+  private scheduleCheckpoint(): void {
+    this.checkpointTimer = this.clock.setTimeout(() => {
+      void this.saveCheckpoints().finally(() => {
+        if (this.running) this.scheduleCheckpoint();
+      });
+    }, this.config.checkpointIntervalMs);
+    this.checkpointTimer.unref();
+  }
+
+  /** Writes the checkpoints if anything changed; never throws (a failed write is retried next time). */
+  async saveCheckpoints(): Promise<void> {
+    if (this.saving !== undefined) await this.saving;
+    if (!this.checkpointDirty) return;
+    this.checkpointDirty = false;
+    const records = [...[...this.tailers.values()].map((t) => t.cursor), ...this.registry.retiredCursors].map((c) => FileRegistry.toRecord(c));
+    this.saving = this.store
+      .save(records)
+      .then(() => this.metrics.checkpointWrites.inc())
+      .catch((err: unknown) => {
+        this.checkpointDirty = true;
+        this.metrics.checkpointErrors.inc();
+        this.log.error({ err: errorMessage(err) }, 'checkpoint write failed; will retry');
+      })
+      .finally(() => {
+        this.saving = undefined;
+      });
+    await this.saving;
+  }
+
+  /**
+   * Drain: stop reading, send what is read, wait for acknowledgements up to `timeoutMs`, write the
+   * checkpoints. Resolves true when everything read was acknowledged.
+   */
+  async stop(timeoutMs: number): Promise<boolean> {
+    if (!this.running && this.ship === undefined) return true;
+    this.running = false;
+    this.wake();
+    await this.pumpDone;
+    await this.openChain;
+    await this.discovery?.close();
+    if (this.checkpointTimer !== undefined) this.clock.clearTimeout(this.checkpointTimer);
+    this.builder?.seal();
+    const drained = (await this.ship?.waitIdle(timeoutMs)) ?? true;
+    this.checkpointDirty = true;
+    await this.saveCheckpoints();
+    this.ship?.close();
+    this.builder?.close();
+    for (const t of this.tailers.values()) await closeAsync(t.fd).catch(() => undefined);
+    this.tailers.clear();
+    this.ship = undefined;
+    return drained;
+  }
+}

@@ -1,0 +1,117 @@
+import { crc32c } from '@node-rs/crc32';
+import { RunHead } from '../wire/entry-batch.js';
+import type { Fingerprint } from './file-identity.js';
+import { HASH_WINDOW } from './file-identity.js';
+
+/**
+ * One generation of one file's content, as read and as acknowledged. A file that is truncated gets a
+ * new generation (a new file id: offsets restart at 0, and (collector, file id, offset) must stay a
+ * unique entry identity). A cursor outlives its open file: once retired (rotated away and finished,
+ * deleted, truncated) it keeps its checkpoint until every range it sent is acknowledged, and it can be
+ * revived when the same content turns up again (a renamed file found by the glob, a copytruncate copy,
+ * a restart).
+ */
+export interface CursorRange {
+  readonly cursor: FileCursor;
+  /** File offset just after the last byte this chunk carries for the cursor. */
+  endOffset: number;
+  /** crc32c of the HASH_WINDOW bytes before endOffset. */
+  hash: number;
+  hashLength: number;
+  lines: number;
+  bytes: number;
+  acked: boolean;
+}
+
+export interface AckedDelta {
+  readonly lines: number;
+  readonly bytes: number;
+}
+
+export class FileCursor {
+  readonly head: RunHead;
+  /** Next byte to cut lines from; everything before is in a chunk (sent or not). */
+  readOffset: number;
+  /** Contiguous acknowledged prefix: the checkpoint. */
+  ackedOffset: number;
+  ackedHash: number;
+  ackedHashLength: number;
+  /** The (up to HASH_WINDOW) bytes just before readOffset, to detect truncation on every read. */
+  readonly tail = Buffer.alloc(HASH_WINDOW);
+  tailLength = 0;
+  /** When restored from a checkpoint, the tail bytes are unknown: only their hash is. */
+  restoredHash: { hash: number; length: number } | undefined;
+  retired = false;
+  retiredAtMs = 0;
+  private readonly pending: CursorRange[] = [];
+  private pendingHead = 0;
+
+  constructor(
+    readonly fileId: string,
+    public path: string,
+    public dev: number,
+    public ino: number,
+    public fingerprint: Fingerprint,
+    offset: number,
+    hash: { hash: number; length: number },
+  ) {
+    this.head = new RunHead(path, fileId);
+    this.readOffset = offset;
+    this.ackedOffset = offset;
+    this.ackedHash = hash.hash;
+    this.ackedHashLength = hash.length;
+    if (offset > 0) this.restoredHash = hash;
+  }
+
+  /** Hash of the bytes before readOffset, from the tail when known. */
+  readHash(): { hash: number; length: number } {
+    if (this.tailLength > 0 || this.restoredHash === undefined) {
+      return { hash: crc32c(this.tail.subarray(0, this.tailLength)), length: this.tailLength };
+    }
+    return this.restoredHash;
+  }
+
+  setTail(src: Buffer, end: number): void {
+    const start = Math.max(0, end - HASH_WINDOW);
+    this.tailLength = src.copy(this.tail, 0, start, end);
+    this.restoredHash = undefined;
+  }
+
+  /** A new range for a chunk being built; ranges are acknowledged in any order, applied in order. */
+  openRange(): CursorRange {
+    const range: CursorRange = { cursor: this, endOffset: this.readOffset, hash: 0, hashLength: 0, lines: 0, bytes: 0, acked: false };
+    this.pending.push(range);
+    return range;
+  }
+
+  get unackedRanges(): number {
+    return this.pending.length - this.pendingHead;
+  }
+
+  /** Every byte read is acknowledged (nothing in flight for this cursor). */
+  get settled(): boolean {
+    return this.unackedRanges === 0;
+  }
+
+  /** Marks a range acknowledged and moves the checkpoint over the contiguous acknowledged prefix. */
+  ack(range: CursorRange): AckedDelta {
+    range.acked = true;
+    let lines = 0;
+    let bytes = 0;
+    while (this.pendingHead < this.pending.length) {
+      const r = this.pending[this.pendingHead] as CursorRange;
+      if (!r.acked) break;
+      this.ackedOffset = r.endOffset;
+      this.ackedHash = r.hash;
+      this.ackedHashLength = r.hashLength;
+      lines += r.lines;
+      bytes += r.bytes;
+      this.pendingHead++;
+    }
+    if (this.pendingHead > 256 && this.pendingHead * 2 > this.pending.length) {
+      this.pending.splice(0, this.pendingHead);
+      this.pendingHead = 0;
+    }
+    return { lines, bytes };
+  }
+}

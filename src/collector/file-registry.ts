@@ -1,0 +1,133 @@
+import type { CheckpointRecord } from './checkpoint-store.js';
+import { FileCursor } from './file-cursor.js';
+import { EMPTY_FINGERPRINT, FINGERPRINT_BYTES, headMatches, verifyBefore } from './file-identity.js';
+
+/**
+ * Every file generation the collector knows: tailed now (active) or not (retired: rotated away and
+ * finished, deleted, truncated, or restored from checkpoints and not found yet). Decides what a newly
+ * found file is:
+ *  - the same device+inode whose first bytes still match and whose bytes before the checkpoint are
+ *    still there: the same content, resume at the checkpoint (rename rotation, restart);
+ *  - same inode but the bytes are gone: truncated (while stopped) or a reused inode: a new generation;
+ *  - another inode whose full fingerprint and bytes before a retired cursor's offset match: a copy
+ *    (copytruncate): continue it from that offset under the old file id, so nothing is read twice or
+ *    lost when the original was truncated before its end was read;
+ *  - another inode with the full fingerprint of a file still tailed: a copy of live content, parked
+ *    until the original is truncated (or forever);
+ *  - otherwise: new.
+ */
+export interface Candidate {
+  readonly fd: number;
+  readonly path: string;
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  /** First bytes of the file (up to FINGERPRINT_BYTES). */
+  readonly head: Buffer;
+}
+
+export type Decision =
+  | { readonly kind: 'resume'; readonly cursor: FileCursor; readonly copy: boolean }
+  | { readonly kind: 'new'; readonly truncatedWhileAway: boolean }
+  | { readonly kind: 'parked' };
+
+/** Most retired cursors remembered (settled ones beyond this are forgotten, oldest first). */
+const MAX_RETIRED = 1024;
+
+export class FileRegistry {
+  private retired: FileCursor[] = [];
+  private seq = 0;
+
+  constructor(private readonly nowMs: () => number) {}
+
+  get retiredCursors(): readonly FileCursor[] {
+    return this.retired;
+  }
+
+  restore(records: readonly CheckpointRecord[]): void {
+    for (const r of records) {
+      const cursor = new FileCursor(r.fileId, r.path, r.dev, r.ino, { length: r.fpLength, crc: r.fpCrc }, r.offset, { hash: r.hash, length: r.hashLength });
+      this.retire(cursor);
+    }
+  }
+
+  newCursor(c: Candidate, offset: number, hash: { hash: number; length: number }): FileCursor {
+    const id = `${c.dev.toString(36)}.${c.ino.toString(36)}.${Math.floor(this.nowMs()).toString(36)}.${(this.seq++).toString(36)}`;
+    return new FileCursor(id, c.path, c.dev, c.ino, EMPTY_FINGERPRINT, offset, hash);
+  }
+
+  retire(cursor: FileCursor): void {
+    cursor.retired = true;
+    cursor.retiredAtMs = this.nowMs();
+    this.retired.push(cursor);
+    this.prune();
+  }
+
+  private prune(): void {
+    let excess = this.retired.length - MAX_RETIRED;
+    if (excess <= 0) return;
+    this.retired = this.retired.filter((c) => {
+      if (excess > 0 && c.settled) {
+        excess--;
+        return false;
+      }
+      return true;
+    });
+  }
+
+  /** Forgets retired cursors that are settled and whose file is known to be gone. */
+  forget(cursor: FileCursor): void {
+    this.retired = this.retired.filter((c) => c !== cursor);
+  }
+
+  async decide(c: Candidate, active: Iterable<FileCursor>): Promise<Decision> {
+    let truncatedWhileAway = false;
+    // Same inode first: rotation by rename, restart.
+    for (const cursor of this.retired) {
+      if (cursor.dev !== c.dev || cursor.ino !== c.ino) continue;
+      if (headMatches(cursor.fingerprint, c.head) && (await this.holds(c, cursor))) return this.revive(cursor, c, false);
+      if (headMatches(cursor.fingerprint, c.head)) truncatedWhileAway = true;
+    }
+    if (c.head.length >= FINGERPRINT_BYTES) {
+      for (const cursor of this.retired) {
+        if (cursor.fingerprint.length < FINGERPRINT_BYTES || !headMatches(cursor.fingerprint, c.head)) continue;
+        if (await this.holds(c, cursor)) return this.revive(cursor, c, true);
+      }
+      for (const cursor of active) {
+        if (cursor.fingerprint.length >= FINGERPRINT_BYTES && headMatches(cursor.fingerprint, c.head)) return { kind: 'parked' };
+      }
+    }
+    return { kind: 'new', truncatedWhileAway };
+  }
+
+  /** Does the candidate hold the cursor's content up to its read offset? */
+  private async holds(c: Candidate, cursor: FileCursor): Promise<boolean> {
+    if (c.size < cursor.readOffset) return false;
+    const h = cursor.readHash();
+    return verifyBefore(c.fd, cursor.readOffset, h.length, h.hash);
+  }
+
+  private revive(cursor: FileCursor, c: Candidate, copy: boolean): Decision {
+    this.retired = this.retired.filter((x) => x !== cursor);
+    cursor.retired = false;
+    cursor.dev = c.dev;
+    cursor.ino = c.ino;
+    cursor.path = c.path;
+    return { kind: 'resume', cursor, copy };
+  }
+
+  static toRecord(c: FileCursor): CheckpointRecord {
+    return {
+      fileId: c.fileId,
+      path: c.path,
+      dev: c.dev,
+      ino: c.ino,
+      fpLength: c.fingerprint.length,
+      fpCrc: c.fingerprint.crc,
+      offset: c.ackedOffset,
+      hash: c.ackedHash,
+      hashLength: c.ackedHashLength,
+      retired: c.retired,
+    };
+  }
+}

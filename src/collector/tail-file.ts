@@ -1,0 +1,165 @@
+import { stat } from 'node:fs/promises';
+import type { Clock } from '../util/clock.js';
+import type { FileCursor } from './file-cursor.js';
+import { HASH_WINDOW, extendFingerprint, hashBefore, readAsync } from './file-identity.js';
+import { LineCutter } from './line-cutter.js';
+import type { EntryOut, LineCutterOptions } from './line-cutter.js';
+
+/**
+ * Tails one open file: reads by offset into the shared read buffer, cuts entries into the sink, and
+ * notices truncation (the bytes before the read offset changed or vanished), rotation (the path now
+ * names another file, or nothing) and the end of a rotated-away file. Every read starts HASH_WINDOW
+ * bytes before the read offset and compares them with what was there, so a copytruncate is caught
+ * even when the file has regrown past the offset before the next look.
+ */
+export interface TailSink {
+  readonly full: boolean;
+  addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, timeUnixNano: bigint, flags: number): void;
+  noteRange(cursor: FileCursor, endOffset: number, hash: number, hashLength: number, lines: number, bytes: number): void;
+  seal(): void;
+}
+
+export interface TailerOptions extends LineCutterOptions {
+  readonly multilineTimeoutMs: number;
+  readonly idleFlushMs: number;
+  /** How long a rotated-away or deleted file is read after its last growth before it is finished. */
+  readonly rotateWaitMs: number;
+}
+
+/**
+ * `data`: entries were cut; `idle`: nothing new; `truncated`: the content before the read offset is
+ * gone (the caller starts a new generation); `finished`: a rotated-away file is read to its end.
+ */
+export type StepResult = 'data' | 'idle' | 'truncated' | 'finished';
+
+/** Why the path stopped naming this file. */
+export type DetachKind = 'rename' | 'delete';
+
+export class FileTailer implements EntryOut {
+  /** `draining`: the path no longer names this file; read it to its end, then finish. */
+  state: 'active' | 'draining' = 'active';
+  detachKind: DetachKind | undefined;
+  /** Entries and line bytes cut by the last step (for metrics, counted once per buffer). */
+  stepLines = 0;
+  stepBytes = 0;
+  /** Pieces of over-long lines cut by the last step. */
+  stepSplit = 0;
+  /** Highest end of file seen; bytes behind = knownEnd - readOffset. */
+  knownEnd: number;
+  private lastGrowthMs: number;
+  private cutter: LineCutter;
+  private view: Buffer = Buffer.alloc(0);
+  private viewOffset = 0;
+  private time = 0n;
+  private sink: TailSink | undefined;
+  private linesSinceNote = 0;
+  private bytesSinceNote = 0;
+
+  constructor(
+    readonly fd: number,
+    public cursor: FileCursor,
+    public path: string,
+    private readonly options: TailerOptions,
+    private readonly clock: Clock,
+  ) {
+    this.cutter = new LineCutter(options);
+    this.knownEnd = cursor.readOffset;
+    this.lastGrowthMs = clock.now();
+  }
+
+  /** Starts a new generation on the same open file (after a truncation). */
+  restart(cursor: FileCursor): void {
+    this.cursor = cursor;
+    this.cutter = new LineCutter(this.options);
+    this.knownEnd = cursor.readOffset;
+    this.lastGrowthMs = this.clock.now();
+  }
+
+  /** One read and cut. `buf` is the caller's read buffer, larger than maxLineBytes + HASH_WINDOW. */
+  async step(sink: TailSink, buf: Buffer): Promise<StepResult> {
+    this.stepLines = 0;
+    this.stepBytes = 0;
+    this.stepSplit = 0;
+    const c = this.cursor;
+    const k = c.tailLength;
+    const bufStart = c.readOffset - k;
+    const { bytesRead: n } = await readAsync(this.fd, buf, 0, buf.length, bufStart);
+    if (k > 0 && (n < k || buf.compare(c.tail, 0, k, 0, k) !== 0)) return 'truncated';
+    const now = this.clock.now();
+    if (bufStart + n > this.knownEnd) {
+      this.knownEnd = bufStart + n;
+      this.lastGrowthMs = now;
+    }
+    c.fingerprint = extendFingerprint(c.fingerprint, buf, bufStart, n);
+    const atEof = n < buf.length;
+    const idleMs = now - this.lastGrowthMs;
+    const finishing = this.state === 'draining' && idleMs >= this.options.rotateWaitMs;
+    const flushEntry = atEof && (finishing || idleMs >= this.options.multilineTimeoutMs);
+    const flushPartial = atEof && (finishing || idleMs >= this.options.idleFlushMs);
+    let consumed = k;
+    if (n > k) {
+      this.view = buf.subarray(0, n);
+      this.viewOffset = bufStart;
+      // One timestamp per read buffer, not per line.
+      this.time = BigInt(Math.floor(now)) * 1_000_000n;
+      this.sink = sink;
+      const pieces = this.cutter.splitPieces;
+      consumed = this.cutter.cut(this.view, k, this, flushEntry, flushPartial);
+      this.stepSplit = this.cutter.splitPieces - pieces;
+      if (this.linesSinceNote > 0) this.note(consumed);
+      this.sink = undefined;
+      if (consumed > k) {
+        c.setTail(this.view, consumed);
+        c.readOffset = bufStart + consumed;
+        return 'data';
+      }
+    }
+    if (finishing && consumed === n) return 'finished';
+    if (this.state === 'active') await this.checkPath();
+    return 'idle';
+  }
+
+  entry(start: number, end: number, next: number, flags: number): void {
+    const sink = this.sink as TailSink;
+    sink.addLine(this.cursor, this.view, start, end, this.viewOffset + start, this.time, flags);
+    this.linesSinceNote++;
+    this.bytesSinceNote += end - start;
+    if (sink.full) {
+      this.note(next);
+      sink.seal();
+    }
+  }
+
+  private note(next: number): void {
+    const endOffset = this.viewOffset + next;
+    (this.sink as TailSink).noteRange(this.cursor, endOffset, hashBefore(this.view, next), Math.min(HASH_WINDOW, endOffset), this.linesSinceNote, this.bytesSinceNote);
+    this.stepLines += this.linesSinceNote;
+    this.stepBytes += this.bytesSinceNote;
+    this.linesSinceNote = 0;
+    this.bytesSinceNote = 0;
+  }
+
+  /** Does the path still name this file? If not, start draining it. */
+  async checkPath(): Promise<void> {
+    try {
+      const st = await stat(this.path);
+      if (st.ino === this.cursor.ino && st.dev === this.cursor.dev) return;
+      this.detach('rename');
+    } catch {
+      this.detach('delete');
+    }
+  }
+
+  detach(kind: DetachKind): void {
+    if (this.state === 'draining') return;
+    this.state = 'draining';
+    this.detachKind = kind;
+  }
+
+  /** The path names this file again (e.g. the glob also matches the rotated name). */
+  attach(path: string): void {
+    this.path = path;
+    this.state = 'active';
+    this.detachKind = undefined;
+  }
+}

@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { parseHostPort } from './address.js';
+import { boolean, bytes, durationMs, integer, oneOf, option, resolveOptions, text } from './options.js';
+import type { OptionValues } from './options.js';
+import { loadPem } from './pem.js';
+
+/**
+ * The collector's configuration: one option table (env vars and the --remote-address flag) that both
+ * validates the environment and prints `--help`, then the cross-field rules a per-variable schema
+ * cannot express (TLS material present when TLS is on, a compilable multiline pattern).
+ */
+
+const hostPort = (): z.ZodType<string, string> =>
+  z.string().transform((raw, ctx) => {
+    try {
+      parseHostPort(raw);
+      return raw.trim();
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+
+/** PEM text or a path, loaded now so a missing file is a configuration error, not a runtime one. */
+const pemOption = (what: string): z.ZodType<Buffer, string> =>
+  z.string().transform((raw, ctx) => {
+    try {
+      return loadPem(raw, what);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+
+/** Comma-separated globs; empty items are ignored. */
+const globList = (): z.ZodType<readonly string[], string> =>
+  z.string().transform((raw, ctx) => {
+    const globs = raw
+      .split(',')
+      .map((g) => g.trim())
+      .filter((g) => g !== '');
+    if (globs.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'no glob given' });
+      return z.NEVER;
+    }
+    return Object.freeze(globs);
+  });
+
+export interface TagPair {
+  readonly key: string;
+  readonly value: string;
+}
+
+/** `key=value,key2=value2`. */
+const tagList = (): z.ZodType<readonly TagPair[], string> =>
+  z.string().transform((raw, ctx) => {
+    const out: TagPair[] = [];
+    for (const item of raw.split(',')) {
+      const t = item.trim();
+      if (t === '') continue;
+      const eq = t.indexOf('=');
+      if (eq <= 0) {
+        ctx.addIssue({ code: 'custom', message: `tag "${t}" is not key=value` });
+        return z.NEVER;
+      }
+      out.push({ key: t.slice(0, eq).trim(), value: t.slice(eq + 1).trim() });
+    }
+    return Object.freeze(out);
+  });
+
+const regex = (): z.ZodType<RegExp, string> =>
+  z.string().transform((raw, ctx) => {
+    try {
+      return new RegExp(raw);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `not a valid regular expression (${err instanceof Error ? err.message : String(err)})` });
+      return z.NEVER;
+    }
+  });
+
+export const collectorOptions = {
+  remoteAddress: option({
+    env: 'COLLECTOR_REMOTE_ADDRESS',
+    flag: '--remote-address',
+    required: true,
+    description: 'aggregator host:port; a DNS name with several addresses is balanced round-robin',
+    schema: hostPort(),
+  }),
+  files: option({ env: 'COLLECTOR_FILES', required: true, description: 'comma-separated globs of files to tail (** allowed)', schema: globList() }),
+  stateDir: option({ env: 'COLLECTOR_STATE_DIR', default: './data/collector', description: 'checkpoints and the collector id', schema: text({ nonEmpty: true }) }),
+  collectorId: option({ env: 'COLLECTOR_ID', description: 'identity of this collector in every entry (default: generated once, kept in the state dir)', schema: text({ nonEmpty: true }) }),
+  startAt: option({
+    env: 'COLLECTOR_START_AT',
+    default: 'beginning',
+    description: 'where to start files never seen before that exist at start-up: beginning or end (files appearing later are read from the beginning)',
+    schema: oneOf(['beginning', 'end']),
+  }),
+  tags: option({ env: 'COLLECTOR_TAGS', description: 'key=value,... attached to every entry (host is always attached)', schema: tagList() }),
+  tls: option({ env: 'COLLECTOR_TLS', default: '0', description: '1/true: connect with TLS (mTLS when a certificate and key are given)', schema: boolean() }),
+  tlsCertificate: option({ env: 'COLLECTOR_TLS_CERTIFICATE', description: 'client certificate, PEM text or path', schema: pemOption('COLLECTOR_TLS_CERTIFICATE') }),
+  tlsKey: option({ env: 'COLLECTOR_TLS_KEY', description: 'client key, PEM text or path', schema: pemOption('COLLECTOR_TLS_KEY') }),
+  tlsCaCertificate: option({ env: 'COLLECTOR_TLS_CA_CERTIFICATE', description: 'CA that signed the aggregator certificate, PEM text or path', schema: pemOption('COLLECTOR_TLS_CA_CERTIFICATE') }),
+  bufferMaxBytes: option({ env: 'COLLECTOR_BUFFER_MAX_BYTES', default: '1MiB', description: 'a chunk is sent when it holds this many bytes', schema: bytes({ min: 1024 }) }),
+  bufferTimeoutMs: option({ env: 'COLLECTOR_BUFFER_TIMEOUT', default: '1s', description: 'a chunk is sent when its first line is this old', schema: durationMs({ min: 1 }) }),
+  maxInflightBytes: option({ env: 'COLLECTOR_MAX_INFLIGHT_BYTES', default: '64MiB', description: 'unacknowledged bytes before reading pauses', schema: bytes({ min: 64 * 1024 }) }),
+  maxLineBytes: option({ env: 'COLLECTOR_MAX_LINE_BYTES', default: '1MiB', description: 'longer lines are split into flagged pieces and counted', schema: bytes({ min: 16 }) }),
+  multilineStartPattern: option({ env: 'COLLECTOR_MULTILINE_START_PATTERN', description: 'regular expression; a line that does not match it continues the previous entry', schema: regex() }),
+  multilineTimeoutMs: option({ env: 'COLLECTOR_MULTILINE_TIMEOUT', default: '1s', description: 'a pending multiline entry is sent after the file is idle this long', schema: durationMs({ min: 1 }) }),
+  idleFlushMs: option({ env: 'COLLECTOR_IDLE_FLUSH', default: '5s', description: 'a final line without newline is sent (flagged) after the file is idle this long', schema: durationMs({ min: 1 }) }),
+  rescanIntervalMs: option({ env: 'COLLECTOR_RESCAN_INTERVAL', default: '10s', description: 'periodic glob rescan (file events are lossy)', schema: durationMs({ min: 10 }) }),
+  pollIntervalMs: option({ env: 'COLLECTOR_POLL_INTERVAL', default: '250ms', description: 'how often idle files are checked for growth, rotation and truncation', schema: durationMs({ min: 1 }) }),
+  rotateWaitMs: option({ env: 'COLLECTOR_ROTATE_WAIT', default: '5s', description: 'how long a rotated-away or deleted file is kept open after its last growth', schema: durationMs({ min: 0 }) }),
+  checkpointIntervalMs: option({ env: 'COLLECTOR_CHECKPOINT_INTERVAL', default: '1s', description: 'how often changed checkpoints are written', schema: durationMs({ min: 1 }) }),
+  retryInitialDelayMs: option({ env: 'COLLECTOR_RETRY_INITIAL_DELAY', default: '500ms', description: 'reconnect backoff: first delay', schema: durationMs({ min: 1 }) }),
+  retryMaxDelayMs: option({ env: 'COLLECTOR_RETRY_MAX_DELAY', default: '30s', description: 'reconnect backoff: largest delay', schema: durationMs({ min: 1 }) }),
+  retryMaxTimes: option({ env: 'COLLECTOR_RETRY_MAX_TIMES', description: 'consecutive failed connection attempts before giving up (default unlimited)', schema: integer({ min: 1 }) }),
+  shutdownTimeoutMs: option({ env: 'COLLECTOR_SHUTDOWN_TIMEOUT', default: '10s', description: 'on SIGTERM, how long to wait for acknowledgements', schema: durationMs({ min: 0 }) }),
+  metricsAddress: option({ env: 'COLLECTOR_METRICS_ADDRESS', default: '[::]:9465', description: 'HTTP /metrics, /healthz, /readyz', schema: hostPort() }),
+  logLevel: option({ env: 'LOG_LEVEL', default: 'info', description: 'pino level', schema: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }),
+};
+
+export type CollectorConfig = OptionValues<typeof collectorOptions>;
+
+/** Validates env + flags into a frozen config; throws one ConfigError naming every problem. */
+export function loadCollectorConfig(env: NodeJS.ProcessEnv, flags?: ReadonlyMap<string, string>): CollectorConfig {
+  const config = resolveOptions(collectorOptions, env, flags);
+  const problems: string[] = [];
+  if (config.tls && (config.tlsCertificate === undefined) !== (config.tlsKey === undefined)) {
+    problems.push('COLLECTOR_TLS_CERTIFICATE and COLLECTOR_TLS_KEY: give both (mTLS) or neither');
+  }
+  if (!config.tls && (config.tlsCertificate !== undefined || config.tlsKey !== undefined || config.tlsCaCertificate !== undefined)) {
+    problems.push('COLLECTOR_TLS: TLS material is set but COLLECTOR_TLS is off; set COLLECTOR_TLS=1');
+  }
+  if (config.retryMaxDelayMs < config.retryInitialDelayMs) {
+    problems.push('COLLECTOR_RETRY_MAX_DELAY: must not be below COLLECTOR_RETRY_INITIAL_DELAY');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

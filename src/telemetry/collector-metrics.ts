@@ -1,0 +1,118 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The collector's Prometheus metrics, in one registry (not the global one, so tests can build
+ * several). Counters are `mega_collector_<what>_total`; "acknowledged" counters move only after the
+ * aggregator's OK. Per-file series carry the label `path` (the path the file was found under);
+ * rejections carry a closed set of reasons. Counters are moved once per read buffer or per chunk,
+ * never per line.
+ */
+export type RotationKind = 'rename' | 'delete' | 'copytruncate';
+/** invalid: INVALID_ARGUMENT from the aggregator (the chunk's lines are dropped). */
+export type ChunkRejectReason = 'invalid';
+
+export interface CollectorMetrics {
+  readonly registry: Registry;
+  readonly linesRead: Counter<'path'>;
+  readonly bytesRead: Counter<'path'>;
+  readonly linesAcked: Counter<'path'>;
+  readonly bytesAcked: Counter<'path'>;
+  readonly linesSplit: Counter;
+  readonly linesDropped: Counter<'reason'>;
+  readonly bytesBehind: Gauge<'path'>;
+  readonly openFiles: Gauge;
+  readonly rotations: Counter<'kind'>;
+  readonly truncations: Counter;
+  readonly reconnects: Counter;
+  readonly checkpointWrites: Counter;
+  readonly checkpointErrors: Counter;
+  readonly chunksSent: Counter;
+  readonly chunksAcked: Counter;
+  readonly chunksRejected: Counter<'reason'>;
+  readonly inflightBytes: Gauge;
+  readonly readingPaused: Gauge;
+  readonly connected: Gauge;
+  /** Where the scrape-time gauges read from (set once the collector runs). */
+  setProbe(probe: CollectorProbe): void;
+}
+
+export interface CollectorProbe {
+  inflightBytes(): number;
+  paused(): boolean;
+  connected(): boolean;
+  openFiles(): number;
+  /** Bytes between each tailed file's read offset and its end, by path. */
+  behind(): Iterable<readonly [string, number]>;
+}
+
+export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {}): CollectorMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  let probe: CollectorProbe | undefined;
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> =>
+    new Counter<L>({ name: `mega_collector_${name}_total`, help, labelNames, registers });
+  return {
+    registry,
+    setProbe: (p) => {
+      probe = p;
+    },
+    linesRead: counter('lines_read', 'Entries cut from files (a split or joined entry counts once per piece)', ['path']),
+    bytesRead: counter('bytes_read', 'Line bytes cut from files (without newlines)', ['path']),
+    linesAcked: counter('lines_acknowledged', 'Entries acknowledged by the aggregator (durable there)', ['path']),
+    bytesAcked: counter('bytes_acknowledged', 'Line bytes acknowledged by the aggregator', ['path']),
+    linesSplit: counter('lines_split', 'Pieces cut from lines longer than COLLECTOR_MAX_LINE_BYTES'),
+    linesDropped: counter('lines_dropped', 'Entries dropped because the aggregator rejected their chunk as invalid', ['reason']),
+    bytesBehind: new Gauge({
+      name: 'mega_collector_bytes_behind',
+      help: 'Bytes between the read offset and the end of each tailed file',
+      labelNames: ['path'],
+      registers,
+      collect() {
+        this.reset();
+        if (probe === undefined) return;
+        for (const [path, behind] of probe.behind()) this.set({ path }, behind);
+      },
+    }),
+    openFiles: new Gauge({
+      name: 'mega_collector_open_files',
+      help: 'Files open for tailing',
+      registers,
+      collect() {
+        if (probe !== undefined) this.set(probe.openFiles());
+      },
+    }),
+    rotations: counter('rotations', 'Rotations seen, by kind (rename, delete, copytruncate)', ['kind']),
+    truncations: counter('truncations', 'Files found truncated (while running or while stopped)'),
+    reconnects: counter('reconnects', 'Times the stream to the aggregator was re-established after a failure'),
+    checkpointWrites: counter('checkpoint_writes', 'Checkpoint files written (durably)'),
+    checkpointErrors: counter('checkpoint_errors', 'Failed checkpoint writes or unusable checkpoint files'),
+    chunksSent: counter('chunks_sent', 'Chunks written to the stream (resends included)'),
+    chunksAcked: counter('chunks_acknowledged', 'Chunks acknowledged OK'),
+    chunksRejected: counter('chunks_rejected', 'Chunks the aggregator refused for good, by reason', ['reason']),
+    inflightBytes: new Gauge({
+      name: 'mega_collector_inflight_bytes',
+      help: 'Bytes read but not yet acknowledged',
+      registers,
+      collect() {
+        if (probe !== undefined) this.set(probe.inflightBytes());
+      },
+    }),
+    readingPaused: new Gauge({
+      name: 'mega_collector_reading_paused',
+      help: '1 while reading is paused because COLLECTOR_MAX_INFLIGHT_BYTES is reached',
+      registers,
+      collect() {
+        if (probe !== undefined) this.set(probe.paused() ? 1 : 0);
+      },
+    }),
+    connected: new Gauge({
+      name: 'mega_collector_connected',
+      help: '1 while a stream to the aggregator is acknowledging chunks',
+      registers,
+      collect() {
+        if (probe !== undefined) this.set(probe.connected() ? 1 : 0);
+      },
+    }),
+  };
+}
