@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
+import { formatHelp } from '../../src/config/options.js';
+import { ConfigError } from '../../src/errors.js';
+
+const PEM = '-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----';
+
+function problem(env: Record<string, string>): string {
+  try {
+    loadAggregatorConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('aggregator configuration', () => {
+  it('has the documented defaults, with blackhole when no emitter is set', () => {
+    const c = loadAggregatorConfig({});
+    expect(c).toMatchObject({
+      listenAddress: '[::]:8000',
+      metricsAddress: '[::]:9464',
+      maxBatchSize: 1000,
+      minimumPublishFrequencyMs: 15_000,
+      tls: null,
+      emitter: { kind: 'blackhole' },
+      notify: null,
+      emitMaxRetries: 3,
+      emitRetryInitialDelayMs: 500,
+      emitRetryMaxDelayMs: 30_000,
+      spoolDir: './data/aggregator',
+      spoolMaxBytes: 1024 ** 3,
+      maxChunkBytes: 16 * 1024 ** 2,
+      shutdownTimeoutMs: 10_000,
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('parses Go durations, byte sizes and flags (a flag beats its env var)', () => {
+    const c = loadAggregatorConfig(
+      { AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '1m30.5s', AGGREGATOR_SPOOL_MAX_BYTES: '2GiB', AGGREGATOR_LISTEN_ADDRESS: '127.0.0.1:1' },
+      new Map([['--listen', '[::1]:9000']]),
+    );
+    expect(c.minimumPublishFrequencyMs).toBe(90_500);
+    expect(c.spoolMaxBytes).toBe(2 * 1024 ** 3);
+    expect(c.listenAddress).toBe('[::1]:9000');
+  });
+
+  it('selects the file, text or aeron emitter', () => {
+    expect(loadAggregatorConfig({ AGGREGATOR_FILE_CONFIGURATION: '{"path":"/x.log","format":"json"}' }).emitter).toEqual({
+      kind: 'file',
+      config: { path: '/x.log', format: 'json', fsync: false },
+    });
+    expect(loadAggregatorConfig({ AGGREGATOR_TEXT_CONFIGURATION: 'yes please' }).emitter).toEqual({ kind: 'text', config: { format: 'raw' } });
+    expect(loadAggregatorConfig({ AGGREGATOR_TEXT_CONFIGURATION: '{"format":"json"}' }).emitter).toEqual({ kind: 'text', config: { format: 'json' } });
+    expect(loadAggregatorConfig({ AGGREGATOR_TEXT_CONFIGURATION: '0' }).emitter).toEqual({ kind: 'blackhole' });
+    expect(loadAggregatorConfig({ AGGREGATOR_AERON_CONFIGURATION: '{"channel":"aeron:udp?endpoint=h:1","stream_id":1}' }).emitter.kind).toBe('aeron');
+  });
+
+  it('refuses two or more emitters and names them', () => {
+    expect(problem({ AGGREGATOR_TEXT_CONFIGURATION: '1', AGGREGATOR_AERON_CONFIGURATION: '{}', AGGREGATOR_FILE_CONFIGURATION: '{"path":"/x"}' })).toMatch(
+      /AGGREGATOR_FILE_CONFIGURATION, AGGREGATOR_TEXT_CONFIGURATION, AGGREGATOR_AERON_CONFIGURATION: more than one emitter/,
+    );
+  });
+
+  it('loads TLS material from PEM text (with literal \\n) and requires all three with AGGREGATOR_TLS', () => {
+    const c = loadAggregatorConfig({
+      AGGREGATOR_TLS: 'true',
+      AGGREGATOR_TLS_CERTIFICATE: PEM,
+      AGGREGATOR_TLS_KEY: PEM,
+      AGGREGATOR_TLS_CA_CERTIFICATE: PEM,
+    });
+    expect(c.tls?.certificate.toString()).toContain('\nMIIB\n');
+    expect(problem({ AGGREGATOR_TLS: '1', AGGREGATOR_TLS_CERTIFICATE: PEM })).toMatch(/AGGREGATOR_TLS_KEY, AGGREGATOR_TLS_CA_CERTIFICATE: required/);
+    // Without AGGREGATOR_TLS, material is not needed.
+    expect(loadAggregatorConfig({ AGGREGATOR_TLS: '0' }).tls).toBeNull();
+  });
+
+  it('validates JSON configurations with their schema and names the field', () => {
+    expect(problem({ AGGREGATOR_FILE_CONFIGURATION: '{"path":"/x","format":"xml"}' })).toMatch(/AGGREGATOR_FILE_CONFIGURATION: format/);
+    expect(problem({ AGGREGATOR_FILE_CONFIGURATION: '{"path":"/x","colour":"red"}' })).toMatch(/AGGREGATOR_FILE_CONFIGURATION: .*colour/);
+    expect(problem({ AGGREGATOR_NOTIFY_CONFIGURATION: '{"integration_key":"a","incident_key":"b"}' })).toMatch(/AGGREGATOR_NOTIFY_CONFIGURATION: identifier/);
+    const c = loadAggregatorConfig({
+      AGGREGATOR_NOTIFY_CONFIGURATION: '{"integration_key":"a","incident_key":"b","identifier":"c","server":"127.0.0.1:8443"}',
+    });
+    expect(c.notify).toEqual({ integration_key: 'a', incident_key: 'b', identifier: 'c', server: '127.0.0.1:8443' });
+  });
+
+  it('collects every problem into one message', () => {
+    const msg = problem({ AGGREGATOR_MAX_BATCH_SIZE: '0', AGGREGATOR_EMIT_RETRY_INITIAL_DELAY: 'soon', LOG_LEVEL: 'loud' });
+    expect(msg).toMatch(/AGGREGATOR_MAX_BATCH_SIZE: must be at least 1/);
+    expect(msg).toMatch(/AGGREGATOR_EMIT_RETRY_INITIAL_DELAY/);
+    expect(msg).toMatch(/LOG_LEVEL/);
+    expect(msg).not.toContain('\n');
+  });
+
+  it('checks cross-field rules', () => {
+    expect(problem({ AGGREGATOR_EMIT_RETRY_INITIAL_DELAY: '1m', AGGREGATOR_EMIT_RETRY_MAX_DELAY: '1s' })).toMatch(/AGGREGATOR_EMIT_RETRY_MAX_DELAY/);
+    expect(problem({ AGGREGATOR_SPOOL_MAX_BYTES: '1MiB', AGGREGATOR_MAX_CHUNK_BYTES: '2MiB' })).toMatch(/AGGREGATOR_MAX_CHUNK_BYTES/);
+  });
+
+  it('--help is generated from the same table and lists every variable of DESIGN.md', () => {
+    const help = formatHelp('mega-aggregator', 'x', aggregatorOptions);
+    for (const v of [
+      'AGGREGATOR_LISTEN_ADDRESS',
+      'AGGREGATOR_MAX_BATCH_SIZE',
+      'AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY',
+      'AGGREGATOR_TLS',
+      'AGGREGATOR_TLS_CERTIFICATE',
+      'AGGREGATOR_TLS_KEY',
+      'AGGREGATOR_TLS_CA_CERTIFICATE',
+      'AGGREGATOR_TEXT_CONFIGURATION',
+      'AGGREGATOR_FILE_CONFIGURATION',
+      'AGGREGATOR_AERON_CONFIGURATION',
+      'AGGREGATOR_NOTIFY_CONFIGURATION',
+      'AGGREGATOR_EMIT_MAX_RETRIES',
+      'AGGREGATOR_EMIT_RETRY_INITIAL_DELAY',
+      'AGGREGATOR_EMIT_RETRY_MAX_DELAY',
+      'AGGREGATOR_SPOOL_DIR',
+      'AGGREGATOR_SPOOL_MAX_BYTES',
+      'AGGREGATOR_METRICS_ADDRESS',
+      'AGGREGATOR_SHUTDOWN_TIMEOUT',
+      'AGGREGATOR_MAX_CHUNK_BYTES',
+      'LOG_LEVEL',
+    ]) {
+      expect(help).toContain(v);
+    }
+  });
+});
