@@ -28,6 +28,7 @@ export interface Candidate {
 
 export type Decision =
   | { readonly kind: 'resume'; readonly cursor: FileCursor; readonly copy: boolean }
+  /** truncatedWhileAway: this inode had a checkpoint whose bytes are no longer there. */
   | { readonly kind: 'new'; readonly truncatedWhileAway: boolean }
   | { readonly kind: 'parked' };
 
@@ -86,7 +87,9 @@ export class FileRegistry {
     for (const cursor of this.retired) {
       if (cursor.dev !== c.dev || cursor.ino !== c.ino) continue;
       if (headMatches(cursor.fingerprint, c.head) && (await this.holds(c, cursor))) return this.revive(cursor, c, false);
-      if (headMatches(cursor.fingerprint, c.head)) truncatedWhileAway = true;
+      // The bytes it had are gone: truncated (and perhaps regrown) or the inode was reused. Either way
+      // the content is new; the old cursor stays retired in case a copy of it turns up.
+      if (cursor.readOffset > 0) truncatedWhileAway = true;
     }
     if (c.head.length >= FINGERPRINT_BYTES) {
       for (const cursor of this.retired) {
