@@ -131,14 +131,15 @@ export class Batcher {
 
   private async doStop(deadlineMs: number): Promise<void> {
     this.stopping = true;
-    this.readAbort.abort(new McError(ErrorCode.ShuttingDown, 'batcher stopping'));
-    this.wakeReader?.();
-    await this.readLoopDone;
-    this.cutOpen('drain');
+    // The deadline counts from the call, not from when reading has wound down.
     const deadline = this.clock.setTimeout(() => {
       this.emitAbort.abort(new McError(ErrorCode.ShuttingDown, `batcher stop deadline of ${deadlineMs} ms passed`));
       this.wakeEmitter?.();
     }, deadlineMs);
+    this.readAbort.abort(new McError(ErrorCode.ShuttingDown, 'batcher stopping'));
+    this.wakeReader?.();
+    await this.readLoopDone;
+    this.cutOpen('drain');
     this.wakeEmitter?.();
     await this.emitLoopDone;
     this.clock.clearTimeout(deadline);

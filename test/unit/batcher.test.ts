@@ -1,0 +1,226 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Batcher } from '../../src/batcher/batcher.js';
+import type { BatchEvent } from '../../src/batcher/batcher.js';
+import { OK, retryable } from '../../src/emitters/emitter.js';
+import type { Batch, EmitResult } from '../../src/emitters/emitter.js';
+import { MemoryEmitter } from '../../src/emitters/memory-emitter.js';
+import { Spool } from '../../src/spool/spool.js';
+import { ManualClock } from '../../src/util/manual-clock.js';
+import { decodeEntries } from '../../src/wire/entry-batch.js';
+import { makeBatch, tempDir } from '../helpers/spool-fixtures.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+async function setup(
+  respond?: (batch: Batch, signal: AbortSignal) => EmitResult | Promise<EmitResult>,
+  opts: { maxBatchSize?: number; maxDelayMs?: number; dir?: string } = {},
+) {
+  let dir = opts.dir;
+  if (dir === undefined) {
+    const t = await tempDir('batcher-');
+    cleanups.push(t.cleanup);
+    dir = t.dir;
+  }
+  const spool = await Spool.open({ dir, maxBytes: 1 << 30 });
+  const clock = new ManualClock();
+  const calls: Batch[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const emitter = new MemoryEmitter(async (batch) => {
+    calls.push(batch);
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    try {
+      return respond === undefined ? OK : await respond(batch, currentSignal as AbortSignal);
+    } finally {
+      inFlight--;
+    }
+  });
+  let currentSignal: AbortSignal | undefined;
+  const emit = emitter.emit.bind(emitter);
+  emitter.emit = (batch: Batch, signal?: AbortSignal) => {
+    currentSignal = signal;
+    return emit(batch);
+  };
+  const events: BatchEvent[] = [];
+  const batcher = new Batcher({
+    spool,
+    emitter,
+    maxBatchSize: opts.maxBatchSize ?? 10,
+    maxDelayMs: opts.maxDelayMs ?? 1000,
+    clock,
+    onBatch: (e) => events.push(e),
+  });
+  let stopped = false;
+  cleanups.push(async () => {
+    if (!stopped) await batcher.stop(0);
+    await spool.close();
+  });
+  const stop = async (deadlineMs: number, advance = true): Promise<void> => {
+    stopped = true;
+    const p = batcher.stop(deadlineMs);
+    if (advance) await clock.advanceAsync(deadlineMs + 1);
+    await p;
+  };
+  return { dir, spool, clock, emitter, calls, events, batcher, stop, maxInFlight: () => maxInFlight };
+}
+
+function lines(entries: readonly { line: Buffer }[]): string[] {
+  return entries.map((e) => e.line.toString());
+}
+
+function range(first: number, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `line-${first + i}`);
+}
+
+describe('Batcher', () => {
+  it('cuts by size at once and by time after maxDelayMs, never empty', async () => {
+    const t = await setup(undefined, { maxBatchSize: 10, maxDelayMs: 1000 });
+    t.batcher.start();
+    await t.clock.advanceAsync(5000); // nothing appended: no batch
+    expect(t.calls).toHaveLength(0);
+    await t.spool.append(makeBatch(0, 25), 25);
+    await expect.poll(() => t.emitter.batches.length).toBe(2);
+    await expect.poll(() => t.batcher.stats().pending).toBe(5);
+    await t.clock.advanceAsync(999);
+    expect(t.emitter.batches).toHaveLength(2);
+    await t.clock.advanceAsync(1);
+    await expect.poll(() => t.emitter.batches.length).toBe(3);
+    expect(t.emitter.batches.map((b) => b.entries.length)).toEqual([10, 10, 5]);
+    expect(t.events.map((e) => e.cause)).toEqual(['size', 'size', 'time']);
+    expect(t.emitter.batches.map((b) => b.id)).toEqual([1, 2, 3]);
+    expect(lines(t.emitter.entries)).toEqual(range(0, 25));
+    await expect.poll(() => t.spool.stats().pendingEntries).toBe(0);
+    await t.clock.advanceAsync(10_000);
+    expect(t.calls).toHaveLength(3);
+  });
+
+  it('measures the delay from the first entry of a batch, across records', async () => {
+    const t = await setup(undefined, { maxBatchSize: 100, maxDelayMs: 1000 });
+    t.batcher.start();
+    await t.spool.append(makeBatch(0, 3), 3);
+    await expect.poll(() => t.batcher.stats().pending).toBe(3);
+    await t.clock.advanceAsync(600);
+    await t.spool.append(makeBatch(3, 3), 3);
+    await expect.poll(() => t.batcher.stats().pending).toBe(6);
+    await t.clock.advanceAsync(399);
+    expect(t.calls).toHaveLength(0);
+    await t.clock.advanceAsync(1);
+    await expect.poll(() => t.emitter.batches.length).toBe(1);
+    expect(lines(t.emitter.batches[0]!.entries)).toEqual(range(0, 6));
+  });
+
+  it('keeps one emit in flight and accumulates the next batch meanwhile', async () => {
+    const gates: Array<() => void> = [];
+    const t = await setup(() => new Promise<EmitResult>((r) => gates.push(() => r(OK))), { maxBatchSize: 5, maxDelayMs: 1000 });
+    t.batcher.start();
+    await t.spool.append(makeBatch(0, 5), 5);
+    await expect.poll(() => t.calls.length).toBe(1);
+    await t.spool.append(makeBatch(5, 3), 3);
+    await t.spool.append(makeBatch(8, 4), 4);
+    await expect.poll(() => t.batcher.stats().pending).toBe(12);
+    expect(t.calls).toHaveLength(1);
+    gates.shift()!();
+    await expect.poll(() => t.calls.length).toBe(2);
+    expect(lines(t.calls[1]!.entries)).toEqual(range(5, 5));
+    gates.shift()!();
+    await t.clock.advanceAsync(1000);
+    await expect.poll(() => t.calls.length).toBe(3);
+    gates.shift()!();
+    await expect.poll(() => t.spool.stats().pendingEntries).toBe(0);
+    expect(lines(t.emitter.entries)).toEqual(range(0, 12));
+    expect(t.maxInFlight()).toBe(1);
+  });
+
+  it('offers the same batch again after a retryable result, waiting retryAfterMs or 100 ms', async () => {
+    let failures = 2;
+    const t = await setup(() => (failures-- > 0 ? retryable(new Error('down'), failures === 1 ? 500 : undefined) : OK), {
+      maxBatchSize: 4,
+    });
+    t.batcher.start();
+    await t.spool.append(makeBatch(0, 8), 8);
+    await expect.poll(() => t.calls.length).toBe(1);
+    await t.clock.advanceAsync(499);
+    expect(t.calls).toHaveLength(1);
+    await t.clock.advanceAsync(1);
+    await expect.poll(() => t.calls.length).toBe(2);
+    await t.clock.advanceAsync(99);
+    expect(t.calls).toHaveLength(2);
+    await t.clock.advanceAsync(1);
+    await expect.poll(() => t.calls.length).toBe(4);
+    expect(t.calls.map((b) => b.id)).toEqual([1, 1, 1, 2]);
+    expect(t.calls[0]!.entries).toBe(t.calls[2]!.entries);
+    expect(t.events.map((e) => e.result.kind)).toEqual(['retryable', 'retryable', 'ok', 'ok']);
+    expect(t.batcher.stats()).toMatchObject({ batches: 2, entries: 8, pending: 0 });
+  });
+
+  it('dead-letters the entries of a fatal result and moves on', async () => {
+    const t = await setup((b) => (b.id === 1 ? { kind: 'fatal', error: new Error('too large'), rejected: [1, 3] } : OK), {
+      maxBatchSize: 5,
+    });
+    t.batcher.start();
+    await t.spool.append(makeBatch(0, 10), 10);
+    await expect.poll(() => t.batcher.stats().batches).toBe(2);
+    const letters = await Spool.readDeadLetters(t.dir);
+    expect(letters).toHaveLength(1);
+    expect(letters[0]!.reason).toBe('too large');
+    expect(lines(decodeEntries(letters[0]!.data))).toEqual(['line-1', 'line-3']);
+    expect(t.batcher.stats().deadLettered).toBe(2);
+    expect(lines(t.emitter.entries)).toEqual(['line-0', 'line-2', 'line-4', ...range(5, 5)]);
+    await expect.poll(() => t.spool.stats().pendingEntries).toBe(0);
+  });
+
+  it('after a restart emits the undelivered entries again, from the middle of a record', async () => {
+    let okLeft = 1;
+    const first = await setup(() => (okLeft-- > 0 ? OK : retryable(new Error('down'))), { maxBatchSize: 4 });
+    first.batcher.start();
+    await first.spool.append(makeBatch(0, 10), 10);
+    await first.spool.append(makeBatch(10, 2), 2);
+    await expect.poll(() => first.calls.length).toBeGreaterThanOrEqual(2);
+    await first.stop(50);
+    await first.spool.close();
+    const second = await setup(undefined, { maxBatchSize: 4, dir: first.dir });
+    expect(second.spool.stats().pendingEntries).toBe(8);
+    second.batcher.start();
+    await expect.poll(() => second.emitter.batches.length).toBe(2);
+    expect(lines(second.emitter.entries)).toEqual(range(4, 8));
+    expect(second.events.map((e) => e.cause)).toEqual(['size', 'size']);
+  });
+
+  it('stop() drains the open batch, aborts an emit that outlasts the deadline, and leaves it in the spool', async () => {
+    const t = await setup(
+      (b, signal) =>
+        b.id === 1
+          ? OK
+          : new Promise<EmitResult>((r) => signal.addEventListener('abort', () => r(retryable(new Error('aborted'))))),
+      { maxBatchSize: 100, maxDelayMs: 60_000 },
+    );
+    t.batcher.start();
+    await t.spool.append(makeBatch(0, 3), 3);
+    await expect.poll(() => t.batcher.stats().pending).toBe(3);
+    const stopping = t.batcher.stop(1000);
+    await expect.poll(() => t.calls.length).toBe(1);
+    expect(t.events[0]!.cause).toBe('drain');
+    await stopping;
+    expect(t.spool.stats().pendingEntries).toBe(0);
+
+    // A second batcher on the same spool whose emitter hangs until aborted.
+    const t2 = await setup(
+      (_b, signal) => new Promise<EmitResult>((r) => signal.addEventListener('abort', () => r(retryable(new Error('aborted'))))),
+      { maxBatchSize: 2 },
+    );
+    t2.batcher.start();
+    await t2.spool.append(makeBatch(0, 2), 2);
+    await expect.poll(() => t2.calls.length).toBe(1);
+    const p = t2.batcher.stop(1000);
+    await t2.clock.advanceAsync(999);
+    expect(t2.events).toHaveLength(0);
+    await t2.clock.advanceAsync(1);
+    await p;
+    expect(t2.events.map((e) => e.result.kind)).toEqual(['retryable']);
+    expect(t2.spool.stats().pendingEntries).toBe(2);
+  });
+});
