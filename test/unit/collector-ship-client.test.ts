@@ -1,0 +1,128 @@
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SealedChunk } from '../../src/collector/chunk-builder.js';
+import { ShipClient } from '../../src/collector/ship-client.js';
+import type { McError } from '../../src/errors.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { systemClock } from '../../src/util/clock.js';
+import { AckCode } from '../../src/wire/grpc-api.js';
+import { ScriptedIngestServer } from '../helpers/collector-ingest-server.js';
+
+const chunk = (id: number): SealedChunk => ({ id, payload: Buffer.from(`chunk-${id}`), entryCount: 0, ranges: [] });
+
+let server: ScriptedIngestServer | undefined;
+let client: ShipClient | undefined;
+afterEach(() => {
+  client?.close();
+  server?.stop();
+  client = undefined;
+  server = undefined;
+});
+
+function makeClient(port: number, extra: { maxTimes?: number; onFatal?: (e: McError) => void } = {}) {
+  const acked: number[] = [];
+  const rejected: number[] = [];
+  let reconnects = 0;
+  const c = new ShipClient({
+    address: `127.0.0.1:${port}`,
+    credentials: grpc.credentials.createInsecure(),
+    retry: { initialDelayMs: 10, maxDelayMs: 50, maxTimes: extra.maxTimes },
+    clock: systemClock,
+    random: () => 0.5,
+    logger: silentLogger(),
+    onAcked: (ch) => acked.push(ch.id),
+    onRejected: (ch) => rejected.push(ch.id),
+    onFatal: extra.onFatal ?? (() => undefined),
+    onReconnect: () => reconnects++,
+  });
+  client = c;
+  return { c, acked, rejected, reconnects: () => reconnects };
+}
+
+const payloads = (s: ScriptedIngestServer): string[] => s.received.map((r) => r.entries.toString());
+
+describe('ShipClient against a real gRPC server', () => {
+  it('sends chunks in order on one stream and completes each on its OK ack', async () => {
+    server = new ScriptedIngestServer();
+    const { c, acked } = makeClient(await server.start());
+    c.start();
+    for (let i = 1; i <= 5; i++) c.enqueue(chunk(i));
+    expect(await c.waitIdle(10_000)).toBe(true);
+    expect(acked).toEqual([1, 2, 3, 4, 5]);
+    expect(payloads(server)).toEqual(['chunk-1', 'chunk-2', 'chunk-3', 'chunk-4', 'chunk-5']);
+    expect(new Set(server.received.map((r) => r.stream)).size).toBe(1);
+    expect(c.unackedBytes).toBe(0);
+  });
+
+  it('RESOURCE_EXHAUSTED holds and resends the chunk; nothing is dropped', async () => {
+    server = new ScriptedIngestServer();
+    let refusals = 0;
+    server.reply = (ch) => {
+      if (ch.entries.toString() === 'chunk-2' && refusals < 2) {
+        refusals++;
+        return { code: AckCode.RESOURCE_EXHAUSTED, retryAfterMs: 30 };
+      }
+      return { code: AckCode.OK };
+    };
+    const { c, acked, rejected } = makeClient(await server.start());
+    c.start();
+    for (let i = 1; i <= 3; i++) c.enqueue(chunk(i));
+    expect(await c.waitIdle(10_000)).toBe(true);
+    expect(acked.sort()).toEqual([1, 2, 3]);
+    expect(rejected).toEqual([]);
+    expect(payloads(server).filter((p) => p === 'chunk-2')).toHaveLength(3);
+  });
+
+  it('INVALID_ARGUMENT drops only that chunk and reports it', async () => {
+    server = new ScriptedIngestServer();
+    server.reply = (ch) => (ch.entries.toString() === 'chunk-2' ? { code: AckCode.INVALID_ARGUMENT, message: 'bad' } : { code: AckCode.OK });
+    const { c, acked, rejected } = makeClient(await server.start());
+    c.start();
+    for (let i = 1; i <= 3; i++) c.enqueue(chunk(i));
+    expect(await c.waitIdle(10_000)).toBe(true);
+    expect(acked).toEqual([1, 3]);
+    expect(rejected).toEqual([2]);
+  });
+
+  it('a stream that ends without acks is replaced and every unacked chunk resent in order', async () => {
+    server = new ScriptedIngestServer();
+    server.reply = (_ch, index) => (index === 1 ? 'end-stream' : { code: AckCode.OK });
+    const { c, acked, reconnects } = makeClient(await server.start());
+    c.start();
+    for (let i = 1; i <= 4; i++) c.enqueue(chunk(i));
+    expect(await c.waitIdle(10_000)).toBe(true);
+    expect(acked).toEqual([1, 2, 3, 4]);
+    expect(reconnects()).toBeGreaterThanOrEqual(1);
+    const second = server.received.filter((r) => r.stream > 1).map((r) => r.entries.toString());
+    expect(second[0]).toBe('chunk-2');
+    expect(second.filter((p) => p === 'chunk-1')).toEqual([]);
+  });
+
+  it('keeps retrying while the server is away, then delivers everything', async () => {
+    const probe = new ScriptedIngestServer();
+    const port = await probe.start();
+    probe.stop();
+    const { c, acked } = makeClient(port);
+    c.start();
+    c.enqueue(chunk(1));
+    c.enqueue(chunk(2));
+    expect(await c.waitIdle(300)).toBe(false);
+    server = new ScriptedIngestServer();
+    await server.start(port);
+    expect(await c.waitIdle(10_000)).toBe(true);
+    expect(acked).toEqual([1, 2]);
+  });
+
+  it('gives up after COLLECTOR_RETRY_MAX_TIMES failed attempts', async () => {
+    const probe = new ScriptedIngestServer();
+    const port = await probe.start();
+    probe.stop();
+    const fatal = await new Promise<McError>((resolve) => {
+      const { c } = makeClient(port, { maxTimes: 2, onFatal: resolve });
+      c.start();
+      c.enqueue(chunk(1));
+    });
+    expect(fatal.code).toBe('MC_ERR_NOT_CONNECTED');
+    expect(fatal.message).toMatch(/gave up after 2/);
+  });
+});
