@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { parseHostPort } from './address.js';
+import { aeronConfigSchema } from './aeron-config.js';
+import type { AeronEmitterConfig } from './aeron-config.js';
 import { boolean, bytes, durationMs, integer, json, oneOf, option, resolveOptions, text } from './options.js';
 import type { OptionValues } from './options.js';
 import { loadPem } from './pem.js';
@@ -140,8 +142,7 @@ export const aggregatorOptions = {
   aeronConfiguration: option({
     env: 'AGGREGATOR_AERON_CONFIGURATION',
     description: 'JSON {"channel": "aeron:udp?endpoint=host:port", "stream_id": 10, ...}: publish to Aeron',
-    // Validated by the Aeron emitter's own schema when the emitter is built (see emitter-registry.ts).
-    schema: text({ nonEmpty: true }),
+    schema: json(aeronConfigSchema),
   }),
   notifyConfiguration: option({
     env: 'AGGREGATOR_NOTIFY_CONFIGURATION',
@@ -223,8 +224,7 @@ export type EmitterSelection =
   | { readonly kind: 'blackhole' }
   | { readonly kind: 'file'; readonly config: FileEmitterConfig }
   | { readonly kind: 'text'; readonly config: TextEmitterConfig }
-  /** `raw` is the JSON text; the Aeron emitter validates it with its own schema. */
-  | { readonly kind: 'aeron'; readonly raw: string };
+  | { readonly kind: 'aeron'; readonly config: AeronEmitterConfig };
 
 export interface TlsMaterial {
   readonly certificate: Buffer;
@@ -271,7 +271,7 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
     names.push(aggregatorOptions.textConfiguration.env);
   }
   if (v.aeronConfiguration !== undefined) {
-    emitters.push({ kind: 'aeron', raw: v.aeronConfiguration });
+    emitters.push({ kind: 'aeron', config: v.aeronConfiguration });
     names.push(aggregatorOptions.aeronConfiguration.env);
   }
   if (emitters.length > 1) problems.push(`${names.join(', ')}: more than one emitter configured; set only one`);

@@ -3,6 +3,7 @@ import { aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggreg
 import { formatHelp } from '../../src/config/options.js';
 import { ConfigError } from '../../src/errors.js';
 
+const AERON = '{"channel":"aeron:udp?endpoint=127.0.0.1:40123","stream_id":10}';
 const PEM = '-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----';
 
 function problem(env: Record<string, string>): string {
@@ -56,11 +57,14 @@ describe('aggregator configuration', () => {
     expect(loadAggregatorConfig({ AGGREGATOR_TEXT_CONFIGURATION: 'yes please' }).emitter).toEqual({ kind: 'text', config: { format: 'raw' } });
     expect(loadAggregatorConfig({ AGGREGATOR_TEXT_CONFIGURATION: '{"format":"json"}' }).emitter).toEqual({ kind: 'text', config: { format: 'json' } });
     expect(loadAggregatorConfig({ AGGREGATOR_TEXT_CONFIGURATION: '0' }).emitter).toEqual({ kind: 'blackhole' });
-    expect(loadAggregatorConfig({ AGGREGATOR_AERON_CONFIGURATION: '{"channel":"aeron:udp?endpoint=h:1","stream_id":1}' }).emitter.kind).toBe('aeron');
+    const aeron = loadAggregatorConfig({ AGGREGATOR_AERON_CONFIGURATION: AERON }).emitter;
+    expect(aeron.kind).toBe('aeron');
+    if (aeron.kind === 'aeron') expect(aeron.config.streamId).toBe(10);
+    expect(problem({ AGGREGATOR_AERON_CONFIGURATION: '{"channel":"aeron:ipc","stream_id":10}' })).toMatch(/^[^\n]*AGGREGATOR_AERON_CONFIGURATION: /);
   });
 
   it('refuses two or more emitters and names them', () => {
-    expect(problem({ AGGREGATOR_TEXT_CONFIGURATION: '1', AGGREGATOR_AERON_CONFIGURATION: '{}', AGGREGATOR_FILE_CONFIGURATION: '{"path":"/x"}' })).toMatch(
+    expect(problem({ AGGREGATOR_TEXT_CONFIGURATION: '1', AGGREGATOR_AERON_CONFIGURATION: AERON, AGGREGATOR_FILE_CONFIGURATION: '{"path":"/x"}' })).toMatch(
       /AGGREGATOR_FILE_CONFIGURATION, AGGREGATOR_TEXT_CONFIGURATION, AGGREGATOR_AERON_CONFIGURATION: more than one emitter/,
     );
   });
