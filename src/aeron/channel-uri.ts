@@ -29,7 +29,7 @@ function parseSize(value: string, what: string): number {
   return Number(m[1]) * mult;
 }
 
-function parseEndpoint(value: string): { host: string; port: number } {
+function parseEndpoint(value: string, allowPortZero: boolean): { host: string; port: number } {
   let host: string;
   let portText: string;
   if (value.startsWith('[')) {
@@ -44,15 +44,16 @@ function parseEndpoint(value: string): { host: string; port: number } {
     portText = value.slice(colon + 1);
   }
   const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new AeronChannelError(`endpoint "${value}" has an invalid port`);
+  if (!/^\d+$/.test(portText) || port < (allowPortZero ? 0 : 1) || port > 65535) throw new AeronChannelError(`endpoint "${value}" has an invalid port`);
   return { host, port };
 }
 
 /**
  * Parses a unicast UDP channel. `aeron:ipc` and other media are refused: they need a media driver's
  * shared memory on this host, which this pure-TypeScript publication deliberately does without.
+ * `allowPortZero` lets a receiver bind an ephemeral port (tests).
  */
-export function parseUdpChannel(text: string): UdpChannel {
+export function parseUdpChannel(text: string, opts: { allowPortZero?: boolean } = {}): UdpChannel {
   const trimmed = text.trim();
   if (!trimmed.startsWith('aeron:')) throw new AeronChannelError(`channel "${text}" does not start with "aeron:"`);
   const rest = trimmed.slice('aeron:'.length);
@@ -76,7 +77,7 @@ export function parseUdpChannel(text: string): UdpChannel {
   if (params.has('control') || params.has('control-mode')) {
     throw new AeronChannelError('multi-destination and response channels (control=, control-mode=) are not supported');
   }
-  const { host, port } = parseEndpoint(endpoint);
+  const { host, port } = parseEndpoint(endpoint, opts.allowPortZero === true);
   if (host === 'localhost') throw new AeronChannelError('use 127.0.0.1 rather than localhost, so both ends agree on the address family');
   let mtu: number | undefined;
   let termLength: number | undefined;

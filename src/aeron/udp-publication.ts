@@ -1,0 +1,239 @@
+import { createSocket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { randomInt32, randomSessionId, systemAeronClock } from './aeron-clock.js';
+import type { AeronClock, AeronRandom, AeronTimerHandle } from './aeron-clock.js';
+import { parseUdpChannel } from './channel-uri.js';
+import type { UdpChannel } from './channel-uri.js';
+import { Publication } from './publication.js';
+import { DEFAULT_MTU, DEFAULT_TERM_LENGTH } from './term-math.js';
+
+export interface UdpPublicationOptions {
+  readonly channel: string | UdpChannel;
+  readonly streamId: number;
+  readonly clock?: AeronClock;
+  readonly random?: AeronRandom;
+  /** Overrides the channel's term-length (default 16 MiB, as the C driver). */
+  readonly termLength?: number;
+  /** Overrides the channel's mtu (default 1408). */
+  readonly mtu?: number;
+  readonly connectionTimeoutMs?: number;
+  readonly lingerMs?: number;
+  /** Period of the duty-cycle timer (SETUP, heartbeats, liveness). */
+  readonly dutyCycleMs?: number;
+  readonly socketBufferBytes?: number;
+}
+
+interface Waiter {
+  readonly resolve: (progressed: boolean) => void;
+  readonly timer: AeronTimerHandle;
+  readonly signal?: AbortSignal;
+  readonly onAbort: () => void;
+  readonly kind: 'connected' | 'progress' | 'closed';
+}
+
+/**
+ * A Publication on a real UDP socket: one socket bound to an ephemeral port and connected to the
+ * endpoint, so SETUP/DATA and the receiver's SM/NAK share one address (§0.1, pitfall 4). The duty cycle
+ * runs on a timer for the publication's whole life, and right after offers and control frames.
+ */
+export class UdpPublication {
+  readonly publication: Publication;
+  readonly channel: UdpChannel;
+  private readonly clock: AeronClock;
+  private timer: AeronTimerHandle | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private waiters: Waiter[] = [];
+  private lastSenderPosition = 0;
+  private closing: Promise<void> | undefined;
+  private socketClosed = false;
+  sendErrors = 0;
+
+  private constructor(
+    private readonly socket: Socket,
+    channel: UdpChannel,
+    publication: Publication,
+    clock: AeronClock,
+    private readonly dutyCycleMs: number,
+  ) {
+    this.channel = channel;
+    this.publication = publication;
+    this.clock = clock;
+  }
+
+  static async open(o: UdpPublicationOptions): Promise<UdpPublication> {
+    const channel = typeof o.channel === 'string' ? parseUdpChannel(o.channel) : o.channel;
+    const clock = o.clock ?? systemAeronClock;
+    const random = o.random ?? Math.random;
+    const socket = createSocket({ type: isIPv6(channel.host) ? 'udp6' : 'udp4' });
+    // Send failures (e.g. ICMP port unreachable while no receiver listens) are counted, never thrown:
+    // the protocol recovers through SETUP, NAKs and heartbeats.
+    let pub: UdpPublication | undefined;
+    socket.on('error', () => {
+      if (pub !== undefined) pub.sendErrors++;
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(channel.port, channel.host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    const bufferBytes = o.socketBufferBytes ?? 2 * 1024 * 1024;
+    try {
+      socket.setSendBufferSize(bufferBytes);
+      socket.setRecvBufferSize(Math.min(bufferBytes, 1024 * 1024));
+    } catch {
+      // The kernel caps buffer sizes (net.core.wmem_max); the defaults still work, more slowly.
+    }
+    const publication = new Publication({
+      sessionId: channel.sessionId ?? randomSessionId(random),
+      streamId: o.streamId,
+      initialTermId: randomInt32(random),
+      termLength: o.termLength ?? channel.termLength ?? DEFAULT_TERM_LENGTH,
+      mtu: o.mtu ?? channel.mtu ?? DEFAULT_MTU,
+      send: (d) => socket.send(d),
+      ...(o.connectionTimeoutMs === undefined ? {} : { connectionTimeoutMs: o.connectionTimeoutMs }),
+      ...(o.lingerMs === undefined ? {} : { lingerMs: o.lingerMs }),
+    });
+    pub = new UdpPublication(socket, channel, publication, clock, o.dutyCycleMs ?? 10);
+    const p = pub;
+    socket.on('message', (msg) => {
+      p.publication.onControl(msg, p.clock.now());
+      p.work();
+    });
+    p.work();
+    return p;
+  }
+
+  get localPort(): number {
+    return this.socket.address().port;
+  }
+
+  get sessionId(): number {
+    return this.publication.sessionId;
+  }
+
+  get maxMessageLength(): number {
+    return this.publication.maxMessageLength;
+  }
+
+  isConnected(): boolean {
+    return this.publication.isConnected(this.clock.now());
+  }
+
+  /** See Publication.offer; the data goes out on the next duty cycle (this tick, coalesced). */
+  offer(buf: Buffer, start = 0, length = buf.length - start): number {
+    const r = this.publication.offer(buf, this.clock.now(), start, length);
+    if (r > 0 && this.immediate === undefined) this.immediate = setImmediate(() => this.work());
+    return r;
+  }
+
+  /** Resolves true once connected, false after `timeoutMs` (or on abort). */
+  waitForConnected(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.isConnected()) return Promise.resolve(true);
+    return this.wait('connected', timeoutMs, signal);
+  }
+
+  /** Resolves true when the sender position moves (room for offers), false after `timeoutMs`. */
+  waitForProgress(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return this.wait('progress', timeoutMs, signal);
+  }
+
+  private wait(kind: Waiter['kind'], timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) {
+        resolve(false);
+        return;
+      }
+      const finish = (value: boolean): void => {
+        this.clock.clearTimeout(waiter.timer);
+        signal?.removeEventListener('abort', waiter.onAbort);
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(value);
+      };
+      const waiter: Waiter = {
+        kind,
+        resolve: finish,
+        timer: this.clock.setTimeout(() => finish(false), timeoutMs),
+        onAbort: () => finish(false),
+        ...(signal === undefined ? {} : { signal }),
+      };
+      signal?.addEventListener('abort', waiter.onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** One duty cycle, then re-arm the timer. */
+  private work(): void {
+    if (this.immediate !== undefined) {
+      clearImmediate(this.immediate);
+      this.immediate = undefined;
+    }
+    if (this.socketClosed) return;
+    const now = this.clock.now();
+    this.publication.doWork(now);
+    const moved = this.publication.senderPosition !== this.lastSenderPosition;
+    this.lastSenderPosition = this.publication.senderPosition;
+    if (this.waiters.length > 0) {
+      const connected = this.publication.isConnected(now);
+      const closed = this.publication.state === 'closed';
+      for (const w of [...this.waiters]) {
+        if ((w.kind === 'connected' && connected) || (w.kind === 'progress' && (moved || closed)) || (w.kind === 'closed' && closed)) w.resolve(true);
+      }
+    }
+    if (this.publication.state === 'closed') {
+      this.closeSocket();
+      return;
+    }
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.work();
+    }, this.dutyCycleMs);
+    this.timer.unref();
+  }
+
+  private closeSocket(): void {
+    if (this.socketClosed) return;
+    this.socketClosed = true;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const w of [...this.waiters]) w.resolve(false);
+    this.socket.close();
+  }
+
+  /**
+   * End of stream: send what was offered, EOS heartbeats until the receiver's EOS SM (which the
+   * receiver sends once it has rebuilt everything up to the EOS position) or the linger time, then
+   * close the socket. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    this.publication.close(this.clock.now());
+    this.closing = new Promise<void>((resolve) => {
+      if (this.socketClosed) {
+        resolve();
+        return;
+      }
+      void this.wait('closed', 2_147_483_647).then(() => {
+        this.closeSocket();
+        resolve();
+      });
+      this.work();
+    });
+    return this.closing;
+  }
+
+  /** Closes at once without end of stream (tests of abrupt loss). */
+  abort(): void {
+    this.closeSocket();
+  }
+}
