@@ -47,7 +47,6 @@ export class UdpPublication {
   private lastSenderPosition = 0;
   private closing: Promise<void> | undefined;
   private socketClosed = false;
-  sendErrors = 0;
 
   private constructor(
     private readonly socket: Socket,
@@ -55,6 +54,7 @@ export class UdpPublication {
     publication: Publication,
     clock: AeronClock,
     private readonly dutyCycleMs: number,
+    private readonly errors: { count: number },
   ) {
     this.channel = channel;
     this.publication = publication;
@@ -68,9 +68,9 @@ export class UdpPublication {
     const socket = createSocket({ type: isIPv6(channel.host) ? 'udp6' : 'udp4' });
     // Send failures (e.g. ICMP port unreachable while no receiver listens) are counted, never thrown:
     // the protocol recovers through SETUP, NAKs and heartbeats.
-    let pub: UdpPublication | undefined;
+    const errors = { count: 0 };
     socket.on('error', () => {
-      if (pub !== undefined) pub.sendErrors++;
+      errors.count++;
     });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -103,14 +103,18 @@ export class UdpPublication {
       ...(o.connectionTimeoutMs === undefined ? {} : { connectionTimeoutMs: o.connectionTimeoutMs }),
       ...(o.lingerMs === undefined ? {} : { lingerMs: o.lingerMs }),
     });
-    pub = new UdpPublication(socket, channel, publication, clock, o.dutyCycleMs ?? 10);
-    const p = pub;
+    const p = new UdpPublication(socket, channel, publication, clock, o.dutyCycleMs ?? 10, errors);
     socket.on('message', (msg) => {
       p.publication.onControl(msg, p.clock.now());
       p.work();
     });
     p.work();
     return p;
+  }
+
+  /** Socket errors seen (sends refused while no receiver listens, and the like). */
+  get sendErrors(): number {
+    return this.errors.count;
   }
 
   get localPort(): number {
