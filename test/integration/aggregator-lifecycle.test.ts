@@ -116,6 +116,47 @@ describe('aggregator: crash, restart, drain and spool commands (real processes)'
     expect(await again.stop()).toBe(0);
   });
 
+  it('a full spool refuses chunks with RESOURCE_EXHAUSTED (nothing dropped); once delivered segments are deleted, the resent chunk is accepted', async () => {
+    const small = { AGGREGATOR_SPOOL_MAX_BYTES: '32KiB', AGGREGATOR_SPOOL_SEGMENT_BYTES: '4KiB', AGGREGATOR_MAX_CHUNK_BYTES: '16KiB' };
+    const held = await startAggregator({ env: envFor('full', { ...small, AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '1h', AGGREGATOR_MAX_BATCH_SIZE: '1000000' }) });
+    running.push(held);
+    let client = createIngestClient(held.address);
+    let stream = client.open();
+    const chunkOf = (i: number) => buildEntries([{ data: Buffer.from(`full-${i}-${'x'.repeat(10_000)}`) }]);
+    for (let i = 0; i < 6; i++) stream.send({ sequence: i, ...chunkOf(i) });
+    const acks = await stream.waitForAcks(6);
+    const ok = acks.filter((a) => a.code === 'OK').map((a) => a.sequence);
+    const refused = acks.filter((a) => a.code === 'RESOURCE_EXHAUSTED');
+    expect(ok.length).toBeGreaterThan(0);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((a) => a.retryAfterMs > 0)).toBe(true);
+    expect(ok).toEqual(acks.slice(0, ok.length).map((a) => a.sequence)); // refusals only after the accepted prefix
+    expect(await held.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' })).toBe(refused.length);
+    client.close();
+    expect(await held.stop()).toBe(0);
+
+    const flowing = await startAggregator({ env: envFor('full', { ...small, AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '50ms' }) });
+    running.push(flowing);
+    const logPath = join(dir, 'full.log');
+    await waitForLineCount(logPath, ok.length);
+    client = createIngestClient(flowing.address);
+    stream = client.open();
+    const retry = refused[0]?.sequence as number;
+    // Delivered segments are deleted in the background: resend until there is room, as a collector does.
+    for (let attempt = 0; ; attempt++) {
+      stream.send({ sequence: 100 + attempt, ...chunkOf(retry) });
+      const a = (await stream.waitForAcks(attempt + 1)).at(-1);
+      if (a?.code === 'OK') break;
+      expect(a?.code).toBe('RESOURCE_EXHAUSTED');
+      expect(attempt).toBeLessThan(50);
+      await new Promise((r) => setTimeout(r, a?.retryAfterMs ?? 100));
+    }
+    const lines = await waitForLineCount(logPath, ok.length + 1);
+    expect(lines.map((l) => l.split('-').slice(0, 2).join('-'))).toEqual([...ok.map((i) => `full-${i}`), `full-${retry}`]);
+    client.close();
+    expect(await flowing.stop()).toBe(0);
+  });
+
   it('spool status prints positions and dead letters; replay-dead-letters hands them to the emitter and removes them', async () => {
     const spoolDir = join(dir, 'dead', 'spool');
     const spool = await Spool.open({ dir: spoolDir, maxBytes: 1024 * 1024 });
