@@ -169,3 +169,29 @@ describe('aggregator: gRPC ingest to the file emitter (real process)', () => {
     health.close();
   });
 });
+
+describe('aggregator: text emitter writes to stdout (real process)', () => {
+  it('prints each entry as a line on stdout, logs stay on stderr', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mc-agg-text-'));
+    const agg = await startAggregator({
+      env: { AGGREGATOR_SPOOL_DIR: join(dir, 'spool'), AGGREGATOR_TEXT_CONFIGURATION: 'true', AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '50ms' },
+    });
+    try {
+      const client = createIngestClient(agg.address);
+      const stream = client.open();
+      const { entries, entryCount } = buildEntries([{ data: Buffer.from('to stdout 1') }, { data: Buffer.from('to stdout 2') }]);
+      stream.send({ sequence: 1, entries, entryCount });
+      expect((await stream.waitForAcks(1))[0]?.code).toBe('OK');
+      const deadline = Date.now() + 10_000;
+      while (!agg.stdout().toString().includes('to stdout 2') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      expect(agg.stdout().toString()).toBe('to stdout 1\nto stdout 2\n');
+      await stream.finish();
+      client.close();
+      expect(await agg.stop()).toBe(0);
+      expect(agg.stdout().toString()).toBe('to stdout 1\nto stdout 2\n');
+    } finally {
+      await agg.kill();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
