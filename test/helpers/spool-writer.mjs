@@ -7,6 +7,9 @@
 // DELIVER=1, a reader marks records delivered as it reads them and prints `D <seq>` after each mark.
 // Record <seq> holds lines `seq:<seq>:<i>:` padded with a byte pattern derived from seq, so that the
 // parent can check every record it reads back is intact. Runs until killed.
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Spool } from '../../dist/src/spool/spool.js';
 import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../../dist/src/wire/entry-batch.js';
 
@@ -48,7 +51,7 @@ async function deliverer() {
     const s = Number(first.line.toString('latin1').split(':')[1]);
     spool.markDelivered({ ...rec.next, entry: 0 });
     process.stdout.write(`D ${s}\n`);
-    await new Promise((r) => setTimeout(r, 2)); // lag behind the appenders so segments pile up
+    await delay(2); // lag behind the appenders so segments pile up
   }
 }
 
