@@ -1,0 +1,192 @@
+import { Counter } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { OfferResult } from '../aeron/publication.js';
+import { UdpPublication } from '../aeron/udp-publication.js';
+import type { AeronEmitterConfig } from '../config/aeron-config.js';
+import { ErrorCode, McError } from '../errors.js';
+import type { Logger } from '../telemetry/logger.js';
+import { systemClock, systemRandom } from '../util/clock.js';
+import type { Clock, Random } from '../util/clock.js';
+import { formatBatch } from './aeron-format.js';
+import type { FormattedBatch } from './aeron-format.js';
+import { OK, retryable } from './emitter.js';
+import type { Batch, EmitResult, Emitter } from './emitter.js';
+
+export interface AeronEmitterDeps {
+  readonly clock?: Clock;
+  readonly random?: Random;
+  readonly logger?: Logger;
+  readonly registry?: Registry;
+  /** Longest wait for the receiver's EOS SM on close (Aeron's linger, 5 s). */
+  readonly lingerMs?: number;
+  /** A receiver silent this long is gone (Aeron's publication connection timeout, 5 s). */
+  readonly connectionTimeoutMs?: number;
+}
+
+const METRICS = {
+  sent: ['aeron_publisher_messages_sent', 'Aeron messages offered into the publication log'],
+  dropped: ['aeron_publisher_messages_dropped', 'Aeron messages refused for exceeding max_message_size (kept in the dead-letter file)'],
+  bytes: ['aeron_publisher_bytes_transferred', 'Payload bytes offered into the publication log'],
+  backpressure: ['aeron_publisher_backpressure_errors', 'offer() calls refused because the flow-control window was full'],
+  connection: ['aeron_publisher_connection_errors', 'emits that found no connected receiver within publication_timeout'],
+  retries: ['aeron_publisher_retry_attempts', 'back-pressure waits that ended without progress'],
+} as const;
+
+type MetricKey = keyof typeof METRICS;
+
+function counters(registry: Registry | undefined, labels: { channel: string; stream_id: string }): Record<MetricKey, { inc(n?: number): void }> {
+  const out = {} as Record<MetricKey, { inc(n?: number): void }>;
+  for (const key of Object.keys(METRICS) as MetricKey[]) {
+    const [name, help] = METRICS[key];
+    let counter: Counter<'channel' | 'stream_id'>;
+    const existing = registry?.getSingleMetric(name);
+    if (existing instanceof Counter) counter = existing as Counter<'channel' | 'stream_id'>;
+    else counter = new Counter({ name, help, labelNames: ['channel', 'stream_id'], registers: registry === undefined ? [] : [registry] });
+    const child = counter.labels(labels);
+    out[key] = { inc: (n = 1) => child.inc(n) };
+  }
+  return out;
+}
+
+/** Where a batch that ran out of retries stopped, so its retry resumes instead of re-offering. */
+interface Progress {
+  readonly batchId: number;
+  readonly entryCount: number;
+  readonly formatted: FormattedBatch;
+  next: number;
+}
+
+/**
+ * The Aeron emitter: publishes each batch on a pure-TypeScript Aeron UDP publication.
+ * - ok: every message is in the publication's log (offered), what Aeron's own clients mean by success.
+ *   Offered data is retained until consumed; a receiver that restarts rejoins at its last consumption
+ *   position (see Publication), so nothing offered is lost; close() drains to the receiver's EOS SM.
+ * - retryable: no receiver within publication_timeout, or back pressure beyond max_retries.
+ * - fatal: entries whose message exceeds max_message_size (the rest are published).
+ */
+export class AeronEmitter implements Emitter {
+  readonly name = 'aeron';
+  private publication: UdpPublication | undefined;
+  private opening: Promise<UdpPublication> | undefined;
+  private closing: Promise<void> | undefined;
+  private progress: Progress | undefined;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly metrics: Record<MetricKey, { inc(n?: number): void }>;
+
+  constructor(
+    readonly config: AeronEmitterConfig,
+    private readonly deps: AeronEmitterDeps = {},
+  ) {
+    this.clock = deps.clock ?? systemClock;
+    this.random = deps.random ?? systemRandom;
+    this.metrics = counters(deps.registry, { channel: config.channel.text, stream_id: String(config.streamId) });
+  }
+
+  /** The publication (opened by start() or the first emit). */
+  get udpPublication(): UdpPublication | undefined {
+    return this.publication;
+  }
+
+  async start(): Promise<void> {
+    await this.open();
+  }
+
+  private open(): Promise<UdpPublication> {
+    this.opening ??= UdpPublication.open({
+      channel: this.config.channel,
+      streamId: this.config.streamId,
+      clock: this.clock,
+      random: this.random,
+      ...(this.deps.lingerMs === undefined ? {} : { lingerMs: this.deps.lingerMs }),
+      ...(this.deps.connectionTimeoutMs === undefined ? {} : { connectionTimeoutMs: this.deps.connectionTimeoutMs }),
+    }).then((p) => {
+      this.publication = p;
+      this.deps.logger?.info({ channel: this.config.channel.text, streamId: this.config.streamId, sessionId: p.sessionId, localPort: p.localPort }, 'aeron publication open');
+      return p;
+    });
+    return this.opening;
+  }
+
+  async emit(batch: Batch, signal: AbortSignal): Promise<EmitResult> {
+    if (this.closing !== undefined) return retryable(new McError(ErrorCode.ShuttingDown, 'aeron emitter is closing'));
+    const pub = await this.open();
+    const timeout = this.config.publicationTimeoutMs;
+    if (!(await pub.waitForConnected(timeout, signal))) {
+      this.metrics.connection.inc();
+      return retryable(new McError(ErrorCode.NotConnected, `no Aeron receiver connected on ${this.config.channel.text} stream ${this.config.streamId} within ${timeout}ms`));
+    }
+    let p = this.progress;
+    if (p === undefined || p.batchId !== batch.id || p.entryCount !== batch.entries.length) {
+      const formatted = formatBatch(batch.entries, this.config.dataFormat, this.config.maxMessageSize);
+      p = { batchId: batch.id, entryCount: batch.entries.length, formatted, next: 0 };
+      if (formatted.rejected.length > 0) {
+        this.metrics.dropped.inc(formatted.rejected.length);
+        this.deps.logger?.warn({ batch: batch.id, rejected: formatted.rejected.length, maxMessageSize: this.config.maxMessageSize }, 'aeron: entries larger than max_message_size go to the dead-letter file');
+      }
+    }
+    this.progress = p;
+    const messages = p.formatted.messages;
+    let failures = 0;
+    let delay = this.config.retryDelayMs;
+    while (p.next < messages.length) {
+      if (signal.aborted) return retryable(new McError(ErrorCode.ShuttingDown, 'emit aborted'));
+      const bytes = (messages[p.next] as (typeof messages)[number]).bytes;
+      const r = pub.offer(bytes);
+      if (r > 0) {
+        p.next++;
+        this.metrics.sent.inc();
+        this.metrics.bytes.inc(bytes.length);
+        failures = 0;
+        delay = this.config.retryDelayMs;
+        continue;
+      }
+      if (r === OfferResult.NotConnected) {
+        if (!(await pub.waitForConnected(timeout, signal))) {
+          this.metrics.connection.inc();
+          return retryable(new McError(ErrorCode.NotConnected, `Aeron receiver on ${this.config.channel.text} lost; ${p.next} of ${messages.length} messages offered`));
+        }
+        continue;
+      }
+      if (r === OfferResult.BackPressured) {
+        this.metrics.backpressure.inc();
+        // Waiting for the sender to move is the normal pace of a full window; only a wait that sees
+        // no progress for the whole delay counts as a retry.
+        if (await pub.waitForProgress(delay, signal)) continue;
+        failures++;
+        this.metrics.retries.inc();
+        if (failures > this.config.maxRetries) {
+          return retryable(new McError(ErrorCode.BackPressure, `Aeron back pressure after ${this.config.maxRetries} retries; ${p.next} of ${messages.length} messages offered`));
+        }
+        delay = Math.min(delay * this.config.retryBackoffMultiplier, this.config.maxRetryDelayMs);
+        continue;
+      }
+      return retryable(new McError(ErrorCode.EmitFailed, 'Aeron publication is closed'));
+    }
+    this.progress = undefined;
+    if (p.formatted.rejected.length > 0) {
+      return {
+        kind: 'fatal',
+        error: new McError(ErrorCode.EmitRejected, `${p.formatted.rejected.length} entries exceed max_message_size ${this.config.maxMessageSize}`),
+        rejected: [...p.formatted.rejected].sort((a, b) => a - b),
+      };
+    }
+    return OK;
+  }
+
+  /** Sends everything offered, EOS until the receiver confirms (or linger ends), then closes. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.opening === undefined) return;
+      const pub = await this.opening.catch(() => undefined);
+      if (pub === undefined) return;
+      await pub.close();
+      this.deps.logger?.info({ counters: pub.publication.counters }, 'aeron publication closed');
+    })();
+    return this.closing;
+  }
+}
+
+export function createAeronEmitter(config: AeronEmitterConfig, deps: AeronEmitterDeps = {}): AeronEmitter {
+  return new AeronEmitter(config, deps);
+}
