@@ -1,40 +1,15 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { parseHostPort } from './address.js';
 import { aeronConfigSchema } from './aeron-config.js';
 import type { AeronEmitterConfig } from './aeron-config.js';
-import { boolean, bytes, durationMs, integer, json, oneOf, option, resolveOptions, text } from './options.js';
+import { boolean, bytes, durationMs, hostPort, integer, json, oneOf, option, pem, resolveOptions, text } from './options.js';
 import type { OptionValues } from './options.js';
-import { loadPem } from './pem.js';
 
 /**
  * The aggregator's configuration: one option table (env vars and flags) that both validates the
  * environment and prints `--help`, then the cross-field rules (one emitter at most, TLS material
  * present when TLS is on) that a per-variable schema cannot express.
  */
-
-/** A listen address ("host:port", "[v6]:port"), checked here so a typo names its variable. */
-const address = (): z.ZodType<string, string> =>
-  z.string().transform((raw, ctx) => {
-    try {
-      parseHostPort(raw);
-      return raw.trim();
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
-      return z.NEVER;
-    }
-  });
-
-/** PEM text or a path to a PEM file, loaded at start-up so a missing file is a configuration error. */
-const pem = (what: string): z.ZodType<Buffer, string> =>
-  z.string().transform((raw, ctx) => {
-    try {
-      return loadPem(raw, what);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
-      return z.NEVER;
-    }
-  });
 
 export const fileEmitterConfigSchema = z
   .object({
@@ -94,7 +69,7 @@ export const aggregatorOptions = {
     flag: '--listen',
     default: '[::]:8000',
     description: 'gRPC listen address: host:port, [v6]:port or [addr%iface]:port; port 0 picks a free port',
-    schema: address(),
+    schema: hostPort(),
   }),
   maxBatchSize: option({
     env: 'AGGREGATOR_MAX_BATCH_SIZE',
@@ -202,7 +177,7 @@ export const aggregatorOptions = {
     flag: '--metrics-address',
     default: '[::]:9464',
     description: 'HTTP address for /metrics (Prometheus), /healthz and /readyz; port 0 picks a free port',
-    schema: address(),
+    schema: hostPort(),
   }),
   shutdownTimeoutMs: option({
     env: 'AGGREGATOR_SHUTDOWN_TIMEOUT',

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { parseHostPort } from './address.js';
 import { parseByteSize } from './byte-size.js';
 import { parseGoDuration } from './duration.js';
+import { loadPem } from './pem.js';
 
 /**
  * One table of options per program, used both to validate the environment (and flags) and to print
@@ -95,6 +97,16 @@ export const oneOf = <const V extends readonly [string, ...string[]]>(values: V)
     if (!(values as readonly string[]).includes(v)) throw new Error(`expected one of ${values.join(', ')}, got "${raw}"`);
     return v as V[number];
   });
+
+/** A "host:port" / "[v6]:port" address (see address.ts), checked and kept as text. */
+export const hostPort = (): z.ZodType<string, string> =>
+  fromParser((raw) => {
+    parseHostPort(raw);
+    return raw.trim();
+  });
+
+/** PEM text or a path to a PEM file, loaded at start-up so a missing file is a configuration error. */
+export const pem = (what: string): z.ZodType<Buffer, string> => fromParser((raw) => loadPem(raw, what));
 
 /** A JSON document validated by `schema`; problems name the JSON path. */
 export const json = <T>(schema: z.ZodType<T>): z.ZodType<T, string> =>
