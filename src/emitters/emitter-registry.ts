@@ -1,8 +1,8 @@
 import type { Registry } from 'prom-client';
 import type { EmitterSelection } from '../config/aggregator-config.js';
-import { ConfigError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock, Random } from '../util/clock.js';
+import { createAeronEmitter } from './aeron-emitter.js';
 import { BlackholeEmitter } from './blackhole-emitter.js';
 import type { Emitter } from './emitter.js';
 import { FileEmitter } from './file-emitter.js';
@@ -34,7 +34,11 @@ export async function createEmitter(selection: EmitterSelection, deps: EmitterDe
     case 'text':
       return new TextEmitter({ format: selection.config.format });
     case 'aeron':
-      // TODO(aeron): wire createAeronEmitter from src/emitters/aeron-emitter.ts once it lands.
-      throw new ConfigError(['AGGREGATOR_AERON_CONFIGURATION: the Aeron emitter is not available in this build']);
+      return createAeronEmitter(selection.config, {
+        clock: deps.clock,
+        random: deps.random,
+        logger: deps.logger.child({ emitter: 'aeron' }),
+        ...(deps.registry === undefined ? {} : { registry: deps.registry }),
+      });
   }
 }

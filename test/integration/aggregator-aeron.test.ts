@@ -1,0 +1,52 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UdpReceiver } from '../../src/aeron/udp-receiver.js';
+import { startAggregator } from '../helpers/aggregator-process.js';
+import type { AggregatorProcess } from '../helpers/aggregator-process.js';
+import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
+
+describe('aggregator: Aeron emitter selected by AGGREGATOR_AERON_CONFIGURATION (real process, real UDP)', () => {
+  let dir: string;
+  let receiver: UdpReceiver;
+  let agg: AggregatorProcess;
+  const messages: Buffer[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mc-agg-aeron-'));
+    receiver = await UdpReceiver.open({
+      channel: 'aeron:udp?endpoint=127.0.0.1:0',
+      streamId: 10,
+      onMessage: (buffer, offset, length) => messages.push(Buffer.from(buffer.subarray(offset, offset + length))),
+    });
+    agg = await startAggregator({
+      env: {
+        AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
+        AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '50ms',
+        AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel: `aeron:udp?endpoint=127.0.0.1:${receiver.port}`, stream_id: 10 }),
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await agg?.kill();
+    await receiver?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('publishes each acked entry as one raw Aeron message, byte-exact, in order', async () => {
+    const client = createIngestClient(agg.address);
+    const stream = client.open();
+    const lines = [Buffer.from('aeron one'), Buffer.from([0xff, 0x00, 0x41]), Buffer.from('aeron three')];
+    const { entries, entryCount } = buildEntries(lines.map((data) => ({ data })));
+    stream.send({ sequence: 1, entries, entryCount });
+    expect((await stream.waitForAcks(1))[0]?.code).toBe('OK');
+    const deadline = Date.now() + 15_000;
+    while (messages.length < lines.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(messages.map((m) => m.toString('hex'))).toEqual(lines.map((l) => l.toString('hex')));
+    expect(await agg.metric('aeron_publisher_messages_sent')).toBeGreaterThanOrEqual(3);
+    await stream.finish();
+    client.close();
+  });
+});
