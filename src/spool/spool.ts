@@ -84,6 +84,8 @@ export interface SpoolStats {
   readonly deadLetters: number;
   /** Corrupt byte ranges found in the middle of segments (logged with their range, skipped by readers). */
   readonly corruptRanges: number;
+  /** Group commits (one writev + one fdatasync of the active segment each) since open. */
+  readonly groupCommits: number;
 }
 
 export interface SpoolReader {
@@ -205,6 +207,7 @@ export class Spool {
   private housekeeping: Promise<void> = Promise.resolve();
   private readonly waiters = new Set<() => void>();
   private appendedRecords = 0;
+  private groupCommits = 0;
   private appendedEntries = 0;
   private deadLetterCount: number;
   private corruptRanges: number;
@@ -464,6 +467,7 @@ export class Spool {
         bufs = [];
       }
       await this.activeFh.datasync();
+      this.groupCommits++;
       const seg = this.active;
       seg.durableEnd = seg.size;
       for (const u of unsynced) {
@@ -646,6 +650,7 @@ export class Spool {
       pendingEntries: Math.max(0, pending),
       deadLetters: this.deadLetterCount,
       corruptRanges: this.corruptRanges,
+      groupCommits: this.groupCommits,
     };
   }
 
@@ -713,6 +718,7 @@ export class Spool {
       pendingEntries: Math.max(0, pending),
       deadLetters: (await readDeadLetterFile(abs)).letters.reduce((n, l) => n + l.entryCount, 0),
       corruptRanges: corrupt,
+      groupCommits: 0,
     };
   }
 
