@@ -65,7 +65,6 @@ export class Collector {
   private checkpointDirty = false;
   private saving: Promise<void> | undefined;
   private forceBeginning = false;
-  private readonly rotationCounted = new WeakSet<FileTailer>();
   collectorId = '';
 
   constructor(private readonly deps: CollectorDeps) {
@@ -184,12 +183,7 @@ export class Collector {
           this.onTruncated(tailer);
           progressed = true;
         } else if (result === 'finished') await this.finish(key, tailer);
-        else if (tailer.state === 'draining' && tailer.detachKind !== undefined && !this.rotationCounted.has(tailer)) {
-          this.rotationCounted.add(tailer);
-          this.metrics.rotations.inc({ kind: tailer.detachKind });
-          this.log.info({ path: tailer.path, kind: tailer.detachKind }, 'file rotated away; reading it to its end');
-          void this.discovery?.rescan();
-        }
+
       }
       if (!progressed || this.paused) await this.sleep(this.config.pollIntervalMs);
     }
@@ -288,6 +282,12 @@ export class Collector {
         idleFlushMs: this.config.idleFlushMs,
         rotateWaitMs: this.config.rotateWaitMs,
       }, this.clock);
+      tailer.onDetach = (t, kind) => {
+        this.metrics.rotations.inc({ kind });
+        this.log.info({ path: t.path, kind }, 'file rotated away or deleted; reading it to its end');
+        // The rotated name (if the globs match it) or a new file at the old path: look now.
+        void this.discovery?.rescan();
+      };
       this.tailers.set(key, tailer);
       this.checkpointDirty = true;
       keep = true;

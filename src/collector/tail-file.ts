@@ -1,4 +1,6 @@
+import { fstat } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import type { Clock } from '../util/clock.js';
 import type { FileCursor } from './file-cursor.js';
 import { HASH_WINDOW, extendFingerprint, hashBefore, readAsync } from './file-identity.js';
@@ -26,6 +28,8 @@ export interface TailerOptions extends LineCutterOptions {
   readonly rotateWaitMs: number;
 }
 
+const fstatAsync = promisify(fstat);
+
 /**
  * `data`: entries were cut; `idle`: nothing new; `truncated`: the content before the read offset is
  * gone (the caller starts a new generation); `finished`: a rotated-away file is read to its end.
@@ -39,6 +43,8 @@ export class FileTailer implements EntryOut {
   /** `draining`: the path no longer names this file; read it to its end, then finish. */
   state: 'active' | 'draining' = 'active';
   detachKind: DetachKind | undefined;
+  /** Told once per detachment (for the rotation metric). */
+  onDetach: ((tailer: FileTailer, kind: DetachKind) => void) | undefined;
   /** Entries and line bytes cut by the last step (for metrics, counted once per buffer). */
   stepLines = 0;
   stepBytes = 0;
@@ -144,16 +150,20 @@ export class FileTailer implements EntryOut {
     try {
       const st = await stat(this.path);
       if (st.ino === this.cursor.ino && st.dev === this.cursor.dev) return;
-      this.detach('rename');
     } catch {
-      this.detach('delete');
+      // gone from this path: renamed (perhaps not recreated yet) or deleted
     }
+    if (this.state === 'draining') return;
+    // Still linked somewhere: renamed away; no links left: deleted (still readable through our fd).
+    const links = await fstatAsync(this.fd).then((s) => s.nlink, () => 0);
+    this.detach(links > 0 ? 'rename' : 'delete');
   }
 
   detach(kind: DetachKind): void {
     if (this.state === 'draining') return;
     this.state = 'draining';
     this.detachKind = kind;
+    this.onDetach?.(this, kind);
   }
 
   /** The path names this file again (e.g. the glob also matches the rotated name). */

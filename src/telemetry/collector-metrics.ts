@@ -52,6 +52,13 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
   let probe: CollectorProbe | undefined;
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> =>
     new Counter<L>({ name: `mega_collector_${name}_total`, help, labelNames, registers });
+  const rotations = counter('rotations', 'Rotations seen, by kind (rename, delete, copytruncate)', ['kind']);
+  const chunksRejected = counter('chunks_rejected', 'Chunks the aggregator refused for good, by reason', ['reason']);
+  const linesDropped = counter('lines_dropped', 'Entries dropped because the aggregator rejected their chunk as invalid', ['reason']);
+  // Closed label sets start at zero, so a dashboard sees the series before the first event.
+  for (const kind of ['rename', 'delete', 'copytruncate'] as const) rotations.inc({ kind }, 0);
+  chunksRejected.inc({ reason: 'invalid' }, 0);
+  linesDropped.inc({ reason: 'invalid' }, 0);
   return {
     registry,
     setProbe: (p) => {
@@ -62,7 +69,7 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
     linesAcked: counter('lines_acknowledged', 'Entries acknowledged by the aggregator (durable there)', ['path']),
     bytesAcked: counter('bytes_acknowledged', 'Line bytes acknowledged by the aggregator', ['path']),
     linesSplit: counter('lines_split', 'Pieces cut from lines longer than COLLECTOR_MAX_LINE_BYTES'),
-    linesDropped: counter('lines_dropped', 'Entries dropped because the aggregator rejected their chunk as invalid', ['reason']),
+    linesDropped,
     bytesBehind: new Gauge({
       name: 'mega_collector_bytes_behind',
       help: 'Bytes between the read offset and the end of each tailed file',
@@ -82,14 +89,14 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
         if (probe !== undefined) this.set(probe.openFiles());
       },
     }),
-    rotations: counter('rotations', 'Rotations seen, by kind (rename, delete, copytruncate)', ['kind']),
+    rotations,
     truncations: counter('truncations', 'Files found truncated (while running or while stopped)'),
     reconnects: counter('reconnects', 'Times the stream to the aggregator was re-established after a failure'),
     checkpointWrites: counter('checkpoint_writes', 'Checkpoint files written (durably)'),
     checkpointErrors: counter('checkpoint_errors', 'Failed checkpoint writes or unusable checkpoint files'),
     chunksSent: counter('chunks_sent', 'Chunks written to the stream (resends included)'),
     chunksAcked: counter('chunks_acknowledged', 'Chunks acknowledged OK'),
-    chunksRejected: counter('chunks_rejected', 'Chunks the aggregator refused for good, by reason', ['reason']),
+    chunksRejected,
     inflightBytes: new Gauge({
       name: 'mega_collector_inflight_bytes',
       help: 'Bytes read but not yet acknowledged',

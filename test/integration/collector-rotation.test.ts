@@ -1,0 +1,72 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startAggregator } from '../helpers/aggregator-process.js';
+import type { AggregatorProcess } from '../helpers/aggregator-process.js';
+import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { LogWriter } from '../helpers/collector-log-writer.js';
+import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
+import type { CollectorProcess } from '../helpers/collector-process.js';
+
+/**
+ * Several files written continuously while they are rotated by rename+create and by copytruncate:
+ * every line arrives at the real aggregator's file emitter exactly once, each file in offset order.
+ */
+let dir: string;
+let aggregator: AggregatorProcess | undefined;
+let collector: CollectorProcess | undefined;
+
+afterEach(async () => {
+  await collector?.kill();
+  await aggregator?.kill();
+  collector = undefined;
+  aggregator = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+
+describe('collector rotation under continuous writing', () => {
+  it('delivers every line exactly once, in per-file order, through rename and copytruncate rotations', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mc-rot-'));
+    const logs = join(dir, 'logs');
+    const out = join(dir, 'out.jsonl');
+    const writer = new LogWriter(logs);
+    mkdirSync(logs);
+    aggregator = await startAggregator({
+      env: {
+        AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
+        AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: out, format: 'json' }),
+        AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms',
+      },
+    });
+    for (const s of ['alpha', 'beta', 'gamma']) writer.append(s, 50);
+    collector = await startCollector({
+      ...FAST_COLLECTOR_ENV,
+      COLLECTOR_REMOTE_ADDRESS: aggregator.address,
+      COLLECTOR_FILES: join(logs, '*.log*'),
+      COLLECTOR_STATE_DIR: join(dir, 'state'),
+    });
+    for (let round = 1; round <= 60; round++) {
+      for (const s of ['alpha', 'beta', 'gamma']) writer.append(s, 40);
+      if (round % 12 === 4) writer.rotateRename('alpha');
+      if (round % 12 === 9) writer.rotateCopyTruncate('beta');
+      if (round % 20 === 10) writer.rotateRename('gamma');
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    const written = writer.written;
+    const arrived = await waitUntil(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, 40_000, 200);
+    // A little longer, so late duplicates (if any) would show up.
+    await new Promise((r) => setTimeout(r, 500));
+    const report = checkDelivery(written, readDelivered(out));
+    console.log(`rotation: ${report.expected} lines written, ${report.delivered} delivered, ${report.duplicates} duplicates`);
+    expect(report.missing.slice(0, 5)).toEqual([]);
+    expect(arrived).toBe(true);
+    expect(report.unexpected).toEqual([]);
+    expect(report.duplicates).toBe(0);
+    expect(report.orderViolations.slice(0, 5)).toEqual([]);
+    expect(await collector.metric('mega_collector_rotations_total', { kind: 'rename' })).toBeGreaterThanOrEqual(5);
+    expect(await collector.metric('mega_collector_rotations_total', { kind: 'copytruncate' })).toBeGreaterThanOrEqual(5);
+    expect(await collector.stop()).toBe(0);
+  });
+});
