@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UdpReceiver } from '../../src/aeron/udp-receiver.js';
-import { startAggregator } from '../helpers/aggregator-process.js';
+import { runAggregator, startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
 
@@ -24,7 +24,7 @@ describe('aggregator: Aeron emitter selected by AGGREGATOR_AERON_CONFIGURATION (
       env: {
         AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
         AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '50ms',
-        AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel: `aeron:udp?endpoint=127.0.0.1:${receiver.port}`, stream_id: 10 }),
+        AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel: `aeron:udp?endpoint=127.0.0.1:${receiver.port}`, stream_id: 10, max_message_size: 1024 }),
       },
     });
   });
@@ -48,5 +48,25 @@ describe('aggregator: Aeron emitter selected by AGGREGATOR_AERON_CONFIGURATION (
     expect(await agg.metric('aeron_publisher_messages_sent')).toBeGreaterThanOrEqual(3);
     await stream.finish();
     client.close();
+  });
+
+  it('an entry the emitter can never accept goes to the dead-letter file, counted; the rest of its batch is delivered', async () => {
+    const client = createIngestClient(agg.address);
+    const stream = client.open();
+    const before = messages.length;
+    const lines = [Buffer.from('fits'), Buffer.alloc(4096, 0x7a), Buffer.from('fits too')];
+    const { entries, entryCount } = buildEntries(lines.map((data) => ({ data })));
+    stream.send({ sequence: 1, entries, entryCount });
+    expect((await stream.waitForAcks(1))[0]?.code).toBe('OK');
+    const deadline = Date.now() + 15_000;
+    while ((await agg.metric('mega_aggregator_entries_dead_lettered_total')) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(await agg.metric('mega_aggregator_entries_dead_lettered_total')).toBe(1);
+    while (messages.length < before + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(messages.slice(before).map((m) => m.toString())).toEqual(['fits', 'fits too']);
+    await stream.finish();
+    client.close();
+    expect(await agg.stop()).toBe(0);
+    const status = await runAggregator({ AGGREGATOR_SPOOL_DIR: join(dir, 'spool') }, ['spool', 'status']);
+    expect(status.stdout).toMatch(/dead letters:\s+1/);
   });
 });
