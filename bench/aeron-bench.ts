@@ -1,0 +1,133 @@
+/**
+ * Aeron publication → TypeScript receiver on loopback: messages/s and MiB/s for 120-byte and 4 KiB
+ * messages, at the default MTU 1408 and at MTU 8192. The receiver runs in a worker thread (the second
+ * core, as a separate receiving host would be); the publication offers as fast as flow control allows.
+ *   node dist/bench/aeron-bench.js [count120=1000000] [count4k=100000]
+ */
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { OfferResult } from '../src/aeron/publication.js';
+import { UdpPublication } from '../src/aeron/udp-publication.js';
+import { UdpReceiver } from '../src/aeron/udp-receiver.js';
+
+export interface AeronBenchCase {
+  readonly messageBytes: number;
+  readonly count: number;
+  readonly mtu: number;
+  readonly termLength?: number;
+}
+
+export interface AeronBenchResult extends AeronBenchCase {
+  readonly seconds: number;
+  readonly messagesPerSecond: number;
+  readonly mibPerSecond: number;
+  readonly retransmits: number;
+  readonly datagrams: number;
+}
+
+interface WorkerInput {
+  readonly aeronBenchReceiver: true;
+  readonly expected: number;
+  readonly streamId: number;
+}
+
+type WorkerMessage = { kind: 'ready'; port: number } | { kind: 'done'; count: number; bytes: number; errors: number };
+
+async function receiverWorker(input: WorkerInput): Promise<void> {
+  let count = 0;
+  let bytes = 0;
+  let errors = 0;
+  let next = 0;
+  const receiver = await UdpReceiver.open({
+    channel: 'aeron:udp?endpoint=127.0.0.1:0',
+    streamId: input.streamId,
+    onMessage: (buf, offset, length) => {
+      // Checks order without allocating: every message starts with its sequence number.
+      if (buf.readUInt32LE(offset) !== next) errors++;
+      next++;
+      count++;
+      bytes += length;
+      if (count === input.expected) {
+        parentPort?.postMessage({ kind: 'done', count, bytes, errors } satisfies WorkerMessage);
+        void receiver.close();
+      }
+    },
+  });
+  parentPort?.postMessage({ kind: 'ready', port: receiver.port } satisfies WorkerMessage);
+}
+
+export async function runAeronBenchCase(c: AeronBenchCase): Promise<AeronBenchResult> {
+  const streamId = 1001;
+  const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { aeronBenchReceiver: true, expected: c.count, streamId } satisfies WorkerInput });
+  const messages = new Promise<WorkerMessage>((resolve, reject) => {
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.kind === 'done') resolve(m);
+    });
+    worker.once('error', reject);
+  });
+  const port = await new Promise<number>((resolve) => {
+    const onReady = (m: WorkerMessage): void => {
+      if (m.kind === 'ready') {
+        worker.off('message', onReady);
+        resolve(m.port);
+      }
+    };
+    worker.on('message', onReady);
+  });
+  const pub = await UdpPublication.open({
+    channel: `aeron:udp?endpoint=127.0.0.1:${port}|mtu=${c.mtu}`,
+    streamId,
+    termLength: c.termLength ?? 16 * 1024 * 1024,
+  });
+  if (!(await pub.waitForConnected(5000))) throw new Error('bench receiver did not connect');
+  const msg = Buffer.alloc(c.messageBytes, 0x61);
+  const start = performance.now();
+  for (let i = 0; i < c.count; i++) {
+    msg.writeUInt32LE(i, 0);
+    for (;;) {
+      const r = pub.offer(msg);
+      if (r > 0) break;
+      if (r !== OfferResult.BackPressured) throw new Error(`offer failed: ${r}`);
+      await pub.waitForProgress(1000);
+    }
+  }
+  const done = await messages;
+  const seconds = (performance.now() - start) / 1000;
+  await worker.terminate();
+  const counters = pub.publication.counters;
+  pub.abort();
+  if (done.kind !== 'done' || done.errors !== 0) throw new Error(`receiver saw ${done.kind === 'done' ? done.errors : '?'} out-of-order messages`);
+  return {
+    ...c,
+    seconds,
+    messagesPerSecond: c.count / seconds,
+    mibPerSecond: (c.count * c.messageBytes) / seconds / (1024 * 1024),
+    retransmits: counters.retransmits,
+    datagrams: counters.datagramsSent,
+  };
+}
+
+export async function runAeronBench(count120 = 1_000_000, count4k = 100_000): Promise<AeronBenchResult[]> {
+  const cases: AeronBenchCase[] = [
+    { messageBytes: 120, count: count120, mtu: 1408 },
+    { messageBytes: 4096, count: count4k, mtu: 1408 },
+    { messageBytes: 120, count: count120, mtu: 8192 },
+    { messageBytes: 4096, count: count4k, mtu: 8192 },
+  ];
+  const results: AeronBenchResult[] = [];
+  for (const c of cases) results.push(await runAeronBenchCase(c));
+  return results;
+}
+
+function format(r: AeronBenchResult): string {
+  return `${String(r.messageBytes).padStart(5)} B  mtu ${String(r.mtu).padStart(5)}  ${String(r.count).padStart(8)} msgs  ${r.seconds.toFixed(2).padStart(6)} s  ${Math.round(r.messagesPerSecond).toLocaleString('en-US').padStart(10)} msgs/s  ${r.mibPerSecond.toFixed(1).padStart(7)} MiB/s  (${r.datagrams} datagrams, ${r.retransmits} retransmits)`;
+}
+
+if (!isMainThread && (workerData as Partial<WorkerInput> | undefined)?.aeronBenchReceiver === true) {
+  void receiverWorker(workerData as WorkerInput);
+} else if (isMainThread && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const count120 = Number(process.argv[2] ?? 1_000_000);
+  const count4k = Number(process.argv[3] ?? 100_000);
+  console.log('aeron publication → TS receiver (worker thread), 127.0.0.1, term 16 MiB, receiver window 128 KiB');
+  for (const r of await runAeronBench(count120, count4k)) console.log(format(r));
+}
