@@ -39,7 +39,11 @@ export function createIngestClient(address: string, tls?: ClientTls): IngestClie
     tls === undefined
       ? grpc.credentials.createInsecure()
       : grpc.credentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null);
-  const client = new Client(address, creds, { 'grpc.max_send_message_length': 256 * 1024 * 1024 }) as unknown as grpc.Client & {
+  const client = new Client(address, creds, {
+    'grpc.max_send_message_length': 256 * 1024 * 1024,
+    // Tests dial 127.0.0.1; the server certificate also names localhost, and SNI must not carry an IP.
+    ...(tls === undefined ? {} : { 'grpc.ssl_target_name_override': 'localhost' }),
+  }) as unknown as grpc.Client & {
     ship(): grpc.ClientDuplexStream<ChunkMessage, AckMessage>;
   };
   return {
