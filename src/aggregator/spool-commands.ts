@@ -15,7 +15,7 @@ export function formatSpoolStatus(s: SpoolStats): string {
   return [
     `spool directory:    ${s.dir}`,
     `segments:           ${s.segments}`,
-    `bytes:              ${s.bytes} (bound ${s.maxBytes})`,
+    `bytes:              ${s.bytes}${s.maxBytes > 0 ? ` (bound ${s.maxBytes})` : ''}`,
     `appended position:  ${pos(s.appendPosition)}`,
     `delivered position: ${pos(s.delivered)} entry ${s.delivered.entry}`,
     `pending entries:    ${s.pendingEntries}`,
