@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { parseUdpChannel } from '../../src/aeron/channel-uri.js';
+import { aeronConfigSchema, parseAeronConfiguration } from '../../src/config/aeron-config.js';
+import { json } from '../../src/config/options.js';
+import { ConfigError } from '../../src/errors.js';
+
+describe('Aeron channel URI', () => {
+  it('parses endpoint, mtu, term-length and session-id', () => {
+    expect(parseUdpChannel('aeron:udp?endpoint=10.0.0.5:40123|mtu=8k|term-length=1m|session-id=77')).toEqual({
+      host: '10.0.0.5',
+      port: 40123,
+      mtu: 8192,
+      termLength: 1024 * 1024,
+      sessionId: 77,
+      text: 'aeron:udp?endpoint=10.0.0.5:40123|mtu=8k|term-length=1m|session-id=77',
+    });
+    expect(parseUdpChannel('aeron:udp?endpoint=[::1]:9000')).toMatchObject({ host: '::1', port: 9000 });
+  });
+
+  it('refuses ipc, other media, bad params and localhost with reasons', () => {
+    expect(() => parseUdpChannel('aeron:ipc')).toThrow(/shared memory/);
+    expect(() => parseUdpChannel('aeron:tcp?endpoint=1.2.3.4:5')).toThrow(/not supported/);
+    expect(() => parseUdpChannel('aeron:udp?mtu=1408')).toThrow(/endpoint/);
+    expect(() => parseUdpChannel('aeron:udp?endpoint=1.2.3.4:5|mtu=1400')).toThrow(/multiple of 32/);
+    expect(() => parseUdpChannel('aeron:udp?endpoint=1.2.3.4:5|term-length=100000')).toThrow(/power of two/);
+    expect(() => parseUdpChannel('aeron:udp?endpoint=localhost:5')).toThrow(/127\.0\.0\.1/);
+    expect(() => parseUdpChannel('aeron:udp?endpoint=1.2.3.4:0')).toThrow(/port/);
+  });
+});
+
+describe('AGGREGATOR_AERON_CONFIGURATION', () => {
+  it('applies the defaults', () => {
+    const c = parseAeronConfiguration('{"channel":"aeron:udp?endpoint=10.0.0.5:40123","stream_id":10}');
+    expect(c).toMatchObject({
+      streamId: 10,
+      publicationTimeoutMs: 10_000,
+      maxMessageSize: 2 * 1024 * 1024,
+      dataFormat: 'raw',
+      retryBackoffMultiplier: 2,
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reads Go durations and caps max_message_size at the term maximum', () => {
+    const c = parseAeronConfiguration(
+      JSON.stringify({ channel: 'aeron:udp?endpoint=10.0.0.5:1|term-length=64k', stream_id: 1, publication_timeout: '1.5s', retry_delay: '5ms', max_retry_delay: '2s', data_format: 'json_batch', max_message_size: '4KiB' }),
+    );
+    expect(c).toMatchObject({ publicationTimeoutMs: 1500, retryDelayMs: 5, maxRetryDelayMs: 2000, dataFormat: 'json_batch', maxMessageSize: 4096 });
+    expect(() => parseAeronConfiguration(JSON.stringify({ channel: 'aeron:udp?endpoint=10.0.0.5:1|term-length=64k', stream_id: 1, max_message_size: 9000 }))).toThrow(/8192/);
+  });
+
+  it('names the variable and every problem, and refuses aeron:ipc', () => {
+    try {
+      parseAeronConfiguration(JSON.stringify({ channel: 'aeron:ipc', stream_id: 'x', data_format: 'xml' }));
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const msg = (err as Error).message;
+      expect(msg).toMatch(/AGGREGATOR_AERON_CONFIGURATION/);
+      expect(msg).toMatch(/stream_id/);
+      expect(msg).toMatch(/data_format/);
+    }
+    expect(() => parseAeronConfiguration('{"channel":"aeron:ipc","stream_id":1}')).toThrow(/media driver/);
+    expect(() => parseAeronConfiguration('{"channel":"aeron:udp?endpoint=1.2.3.4:5","stream_id":1,"bogus":1}')).toThrow(/bogus/);
+    expect(() => parseAeronConfiguration('not json')).toThrow(/JSON/);
+  });
+
+  it('works with json() from the option tables', () => {
+    const schema = json(aeronConfigSchema);
+    expect(schema.parse('{"channel":"aeron:udp?endpoint=1.2.3.4:5","stream_id":3}').streamId).toBe(3);
+    expect(schema.safeParse('{"channel":"aeron:ipc","stream_id":3}').success).toBe(false);
+  });
+});
