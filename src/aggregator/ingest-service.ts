@@ -81,7 +81,9 @@ export class IngestService {
     this.options.metrics?.streamsOpen.inc();
     const log = this.options.logger?.child({ stream: state.id, peer: call.getPeer() });
     log?.debug('stream opened');
-    const maxInflight = this.options.maxInflightChunksPerStream ?? 256;
+    // Bounds memory per stream (chunks may be up to AGGREGATOR_MAX_CHUNK_BYTES each) while keeping enough
+    // appends in flight to fill a group commit.
+    const maxInflight = this.options.maxInflightChunksPerStream ?? 64;
 
     const close = (why: string): void => {
       if (state.closed) return;
