@@ -26,7 +26,7 @@ import {
   recordCrc,
   segmentFileName,
 } from './segment-format.js';
-import { scanSegment } from './segment-scan.js';
+import { findNextRecord, scanSegment } from './segment-scan.js';
 import { SpoolLock } from './spool-lock.js';
 
 export type { DeadLetter } from './dead-letters.js';
@@ -117,8 +117,8 @@ interface SegmentState {
   durableEnd: number;
   /** No more appends go here. Every segment but the last is sealed. */
   sealed: boolean;
-  /** Corrupt from here on: readers skip to the next segment. */
-  badFrom?: number;
+  /** Damaged byte ranges, ascending: readers jump from `start` to `end` (logged and counted when found). */
+  readonly badRanges: Array<{ start: number; end: number }>;
   /** Start offsets of the indexed records, and the entries up to and including each (for pendingEntries). */
   readonly offsets: number[];
   readonly cumEntries: number[];
@@ -134,7 +134,7 @@ interface PendingAppend {
 }
 
 function newSegment(number: number, size: number): SegmentState {
-  return { number, size, durableEnd: size, sealed: false, offsets: [], cumEntries: [] };
+  return { number, size, durableEnd: size, sealed: false, badRanges: [], offsets: [], cumEntries: [] };
 }
 
 function indexRecord(seg: SegmentState, offset: number, entries: number): void {
@@ -199,7 +199,6 @@ export class Spool {
   private flushing: Promise<void> | undefined;
   /** Set after a write error that could not be undone: the file's tail is unknown, appends are refused. */
   private failed: Error | undefined;
-  private rollRequested = false;
   private delivered: DeliveredPosition;
   private persistedDelivered: DeliveredPosition;
   private persistTimer: TimerHandle | undefined;
@@ -297,27 +296,34 @@ export class Spool {
       const n = live[i] as number;
       const path = join(dir, segmentFileName(n));
       const isLast = i === live.length - 1;
-      // A torn tail can only be in the segments written last; older ones are walked by header and
-      // verified by the reader when it reads them.
+      // A torn tail can only be in the segments written last: verify those by checksum. Older ones are
+      // walked by header and verified by the reader when it reads them.
       const verify = i >= live.length - 2;
       const fh = await open(path, 'r');
       let scan;
       let size;
       try {
         size = (await fh.stat()).size;
-        const from = n === delivered.segment ? delivered.offset : 0;
-        scan = await scanSegment(fh, n, size, from, verify);
+        scan = await scanSegment(fh, n, size, verify);
       } finally {
         await fh.close();
       }
       const seg = newSegment(n, size);
       seg.sealed = !isLast;
       for (let k = 0; k < scan.offsets.length; k++) indexRecord(seg, scan.offsets[k] as number, scan.entries[k] as number);
-      if (scan.problem !== undefined) {
-        const range = { dir, segment: n, file: path, start: scan.problem.start, end: scan.problem.end };
+      for (const c of scan.corrupt) {
+        corruptRanges++;
+        seg.badRanges.push({ start: c.start, end: c.end });
+        log.error(
+          { dir, segment: n, file: path, start: c.start, end: c.end, reason: c.reason },
+          'spool: CORRUPT byte range in the middle of a segment; readers skip it',
+        );
+      }
+      if (scan.tail !== undefined) {
+        const range = { dir, segment: n, file: path, start: scan.tail.start, end: scan.tail.end, reason: scan.tail.reason };
         if (isLast) {
           // The tail of the last segment: a crash during an append that was never acknowledged.
-          log.warn({ ...range, reason: scan.problem.reason }, 'spool: truncating a torn tail of the last segment');
+          log.warn(range, 'spool: truncating a torn tail of the last segment');
           const w = await open(path, 'r+');
           try {
             if (scan.badHeader !== undefined) {
@@ -335,12 +341,16 @@ export class Spool {
           seg.durableEnd = seg.size;
         } else {
           corruptRanges++;
-          seg.badFrom = scan.problem.start;
-          log.error(
-            { ...range, reason: scan.problem.reason },
-            'spool: CORRUPT data in the middle of the spool; readers skip this byte range to the next segment',
-          );
+          seg.badRanges.push({ start: scan.tail.start, end: scan.tail.end });
+          log.error(range, 'spool: CORRUPT end of an older segment (no valid record after it); readers skip it');
         }
+      }
+      if (n === delivered.segment && delivered.offset > SEGMENT_HEADER_BYTES && delivered.offset < seg.size && !seg.offsets.includes(delivered.offset)) {
+        // Not a record boundary (a damaged position file?): go back to the record containing it.
+        const before = seg.offsets.filter((o) => o < delivered.offset);
+        const back = before.length === 0 ? SEGMENT_HEADER_BYTES : (before[before.length - 1] as number);
+        log.warn({ dir, delivered, resumeAt: back }, 'spool: delivered position is not a record boundary; delivering again from the record before it');
+        delivered = { segment: n, offset: back, entry: 0 };
       }
       segments.push(seg);
     }
@@ -484,7 +494,7 @@ export class Spool {
       for (; index < group.length; index++) {
         const item = group[index] as PendingAppend;
         const seg = this.active;
-        if (this.rollRequested || (seg.size > SEGMENT_HEADER_BYTES && seg.size + item.size > this.segmentBytes)) {
+        if (seg.size > SEGMENT_HEADER_BYTES && seg.size + item.size > this.segmentBytes) {
           if (unsynced.length > 0) await syncActive();
           await this.roll();
           writeStart = this.active.size;
@@ -531,7 +541,6 @@ export class Spool {
     this.diskBytes += SEGMENT_HEADER_BYTES;
     this.active = seg;
     this.activeFh = fh;
-    this.rollRequested = false;
     await oldFh.close();
     this.wakeReaders();
     this.scheduleHousekeeping(); // the sealed segment may be fully delivered already
@@ -693,11 +702,12 @@ export class Spool {
         bytes += size;
         segments++;
         if (n < delivered.segment) continue;
-        const from = n === delivered.segment ? delivered.offset : 0;
-        const scan = await scanSegment(fh, n, size, from, i === numbers.length - 1);
-        for (const e of scan.entries) pending += e;
+        const scan = await scanSegment(fh, n, size, i >= numbers.length - 2);
+        scan.offsets.forEach((o, k) => {
+          if (n > delivered.segment || o >= delivered.offset) pending += scan.entries[k] as number;
+        });
         if (n === delivered.segment) pending -= delivered.entry;
-        if (scan.problem !== undefined && i !== numbers.length - 1) corrupt++;
+        corrupt += scan.corrupt.length + (scan.tail !== undefined && i !== numbers.length - 1 ? 1 : 0);
         appendPosition = { segment: n, offset: i === numbers.length - 1 ? scan.validEnd : size };
       } finally {
         await fh.close();
@@ -795,14 +805,14 @@ export class Spool {
     for (const w of ws) w();
   }
 
-  /** @internal A durable record failed its checksum: count it, log it, make appends move on. */
-  reportCorrupt(seg: SegmentState, start: number, reason: string): void {
+  /** @internal A durable record failed its checksum: count it, log it; readers skip [start, end). */
+  reportCorrupt(seg: SegmentState, start: number, end: number, reason: string): void {
     this.corruptRanges++;
-    seg.badFrom = start;
-    if (seg === this.active) this.rollRequested = true;
+    seg.badRanges.push({ start, end });
+    seg.badRanges.sort((a, b) => a.start - b.start);
     this.log.error(
-      { dir: this.dir, segment: seg.number, file: join(this.dir, segmentFileName(seg.number)), start, end: seg.durableEnd, reason },
-      'spool: CORRUPT record; skipping this byte range to the next segment',
+      { dir: this.dir, segment: seg.number, file: join(this.dir, segmentFileName(seg.number)), start, end, reason },
+      'spool: CORRUPT record; readers skip this byte range',
     );
   }
 }
@@ -839,13 +849,19 @@ class Reader implements SpoolReader {
           await this.spool.waitForProgress(signal);
           continue;
         }
-        const end = seg.badFrom === undefined ? seg.durableEnd : Math.min(seg.badFrom, seg.durableEnd);
+        const bad = seg.badRanges.find((r) => this.offset >= r.start && this.offset < r.end);
+        if (bad !== undefined) {
+          this.offset = bad.end;
+          this.skip = 0;
+          continue;
+        }
+        const end = seg.durableEnd;
         if (this.offset < end) {
           const record = await this.read(seg, end);
           if (record !== undefined) return record;
-          continue; // corrupt: skipped to the next segment
+          continue; // corrupt: the range was reported and is skipped
         }
-        if (seg.sealed || seg.badFrom !== undefined) {
+        if (seg.sealed) {
           const after = this.spool.segmentAfter(this.segment);
           if (after !== undefined) {
             this.moveTo(after.number);
@@ -905,7 +921,10 @@ class Reader implements SpoolReader {
       else if (recordCrc(header, payload) !== rh.crc) problem = 'record checksum mismatch';
     }
     if (problem !== undefined || rh === null || payload === undefined) {
-      this.spool.reportCorrupt(seg, start, problem ?? 'unreadable record');
+      // Resynchronise on the next valid record within what is durable; none: skip to the durable end
+      // (appends continue from there, so a damaged active segment does not stop delivery).
+      const resume = (await findNextRecord(fh, start + 1, end)) ?? end;
+      this.spool.reportCorrupt(seg, start, resume, problem ?? 'unreadable record');
       return undefined;
     }
     const next = start + RECORD_HEADER_BYTES + rh.length;

@@ -180,36 +180,55 @@ describe('spool recovery from damaged files', () => {
     }
   });
 
-  it('counts and skips a corrupt record in the middle of an older segment, without failing', async () => {
+  async function flipByte(path: string, at: number): Promise<void> {
+    const fh = await open(path, 'r+');
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] = b[0]! ^ 0xff;
+    await fh.write(b, 0, 1, at);
+    await fh.close();
+  }
+
+  const firstLine = (r: SpoolRecord): string => decodeEntries(r.data)[0]!.line.toString().replace(/\.+$/, '');
+
+  it('counts and skips a corrupt record in the middle of an older segment, keeping the records after it', async () => {
     const t = await tempDir('spool-corrupt-');
     cleanups.push(t.cleanup);
     const batches = await writeRecords(t.dir, 40, 8192);
     const paths = await segmentPaths(t.dir);
     expect(paths.length).toBeGreaterThan(3);
     // Flip a payload byte of the second record of the first segment (a bit flip on disk).
-    const fh = await open(paths[0]!, 'r+');
-    const b = Buffer.alloc(1);
-    const firstRecordBytes = 16 + batches[0]!.length;
-    const at = 16 + firstRecordBytes + 16 + 20;
-    await fh.read(b, 0, 1, at);
-    b[0] = b[0]! ^ 0xff;
-    await fh.write(b, 0, 1, at);
-    await fh.close();
-
+    await flipByte(paths[0]!, 16 + (16 + batches[0]!.length) + 16 + 20);
     for (let i = 0; i < 2; i++) {
       // Opening twice: the damage never makes open fail (no crash loop).
       const spool = await Spool.open({ dir: t.dir, maxBytes: 1 << 30, segmentBytes: 8192 });
       try {
         const records = await readAll(spool);
-        expect(records[0]!.data.equals(batches[0]!)).toBe(true);
-        // The rest of the damaged segment is skipped; everything from the next segment on is there.
-        const firstLines = records.map((r) => decodeEntries(r.data)[0]!.line.toString().replace(/\.+$/, ''));
-        expect(firstLines).not.toContain('line-10');
-        expect(firstLines[firstLines.length - 1]).toBe('line-390');
+        expect(records.map(firstLine)).toEqual(batches.map((_, k) => `line-${k * 10}`).filter((l) => l !== 'line-10'));
+        expect(records.every((r) => r.data.equals(batches[Number(firstLine(r).slice(5)) / 10]!))).toBe(true);
         expect(spool.stats().corruptRanges).toBe(1);
       } finally {
         await spool.close();
       }
+    }
+  });
+
+  it('does not truncate the last segment at a damaged record that valid records follow', async () => {
+    const t = await tempDir('spool-corrupt-last-');
+    cleanups.push(t.cleanup);
+    const batches = await writeRecords(t.dir, 5, 1 << 20);
+    const [path] = await segmentPaths(t.dir);
+    const sizeBefore = (await stat(path!)).size;
+    await flipByte(path!, 16 + 2 * (16 + batches[0]!.length) + 4); // the length field of the third record
+    const spool = await Spool.open({ dir: t.dir, maxBytes: 1 << 30, segmentBytes: 1 << 20 });
+    try {
+      expect((await stat(path!)).size).toBe(sizeBefore);
+      expect(spool.stats().corruptRanges).toBe(1);
+      const records = await readAll(spool);
+      expect(records.map(firstLine)).toEqual(['line-0', 'line-10', 'line-30', 'line-40']);
+      expect(spool.stats().pendingEntries).toBe(40);
+    } finally {
+      await spool.close();
     }
   });
 });
