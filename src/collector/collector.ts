@@ -1,4 +1,4 @@
-import { close as closeCb, fstat as fstatCb, open as openCb } from 'node:fs';
+import { close as closeCb, fstat as fstatCb, fstatSync, open as openCb } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
@@ -118,7 +118,7 @@ export class Collector {
       paused: () => this.paused,
       connected: () => this.ship?.connected ?? false,
       openFiles: () => this.tailers.size,
-      behind: () => [...this.tailers.values()].map((t) => [t.cursor.path, Math.max(0, t.knownEnd - t.cursor.readOffset)] as const),
+      behind: () => [...this.tailers.values()].map((t) => [t.cursor.path, Math.max(0, this.fileSize(t) - t.cursor.readOffset)] as const),
     });
     this.discovery = new Discovery(cfg.files, { rescanIntervalMs: cfg.rescanIntervalMs, clock: this.clock, logger: this.log }, {
       found: (paths) => this.enqueueOpen(paths, false),
@@ -132,6 +132,15 @@ export class Collector {
     this.pumpDone = this.pump().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'tailing loop failed'));
     this.scheduleCheckpoint();
     this.log.info({ collectorId: this.collectorId, files: this.tailers.size, restored: loaded.records.length }, 'collector running');
+  }
+
+  /** The file's size now (a scrape-time fstat: while reading is paused, the tailer does not look). */
+  private fileSize(t: FileTailer): number {
+    try {
+      return fstatSync(t.fd).size;
+    } catch {
+      return t.knownEnd;
+    }
   }
 
   private credentials(): grpc.ChannelCredentials {

@@ -35,12 +35,15 @@ export interface ShipClientOptions {
 }
 
 interface Queued {
-  readonly chunk: SealedChunk;
+  /** Released once done, so acknowledged payloads never wait in the queue for compaction. */
+  chunk: SealedChunk;
   readonly index: number;
   state: 'unsent' | 'sent' | 'done';
 }
 
 type ShipCall = grpc.ClientDuplexStream<ChunkMessage, AckMessage>;
+
+const RELEASED: SealedChunk = Object.freeze({ id: 0, payload: Buffer.alloc(0), entryCount: 0, ranges: [] });
 
 /** Floor for a RESOURCE_EXHAUSTED hold when the aggregator gives no retry_after_ms. */
 const MIN_HOLD_MS = 100;
@@ -177,16 +180,14 @@ export class ShipClient {
           this.options.onConnected?.(true);
         }
         this.attempt = 0;
-        this.done(q);
-        this.options.onAcked(q.chunk);
+        this.options.onAcked(this.done(q));
         break;
       case AckCode.INVALID_ARGUMENT:
         this.options.logger.error(
           { chunk: q.chunk.id, entries: q.chunk.entryCount, bytes: q.chunk.payload.length, reason: ack.message },
           'the aggregator rejected a chunk as invalid: it will never be accepted, its lines are DROPPED',
         );
-        this.done(q);
-        this.options.onRejected(q.chunk, ack.message);
+        this.options.onRejected(this.done(q), ack.message);
         break;
       case AckCode.RESOURCE_EXHAUSTED:
         this.requeue(q);
@@ -218,13 +219,15 @@ export class ShipClient {
     }, ms);
   }
 
-  private done(q: Queued): void {
+  private done(q: Queued): SealedChunk {
     q.state = 'done';
     this.unackedBytes -= q.chunk.payload.length;
     this.unackedChunks--;
+    const chunk = q.chunk;
+    q.chunk = RELEASED;
     let drop = 0;
     while (drop < this.queue.length && (this.queue[drop] as Queued).state === 'done') drop++;
-    if (drop > 0 && (drop >= 1024 || drop === this.queue.length)) {
+    if (drop > 0 && (drop >= 64 || drop === this.queue.length)) {
       this.queue.splice(0, drop);
       this.base += drop;
     }
@@ -233,6 +236,7 @@ export class ShipClient {
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
+    return chunk;
   }
 
   private onDown(call: ShipCall, reason: string): void {
