@@ -58,7 +58,7 @@ export async function runE2eBench(lines = 1_000_000, lineBytes = 120, emitter: '
     const input = join(dir, 'input.log');
     const output = join(dir, 'shipped.log');
     writeInput(input, lines, lineBytes);
-    const env = { ...process.env, LOG_LEVEL: 'warn' };
+    const env = { ...process.env, LOG_LEVEL: 'info' };
     const aggregator = await startProgram({
       script: join(here, '../cmd/aggregator/main.js'),
       env: {

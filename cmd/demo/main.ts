@@ -27,7 +27,8 @@ function say(text: string): void {
 async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(logDir, { recursive: true });
-  const quiet = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  // Programs log at info (the demo waits for their start-up lines); only warnings and errors are shown.
+  const quiet = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
   const relay = (line: string): void => {
     if (line.includes('"level":40') || line.includes('"level":50') || line.includes('"level":60')) process.stderr.write(`${line}\n`);
   };

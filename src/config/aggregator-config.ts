@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { aeronConfigSchema } from './aeron-config.js';
 import type { AeronEmitterConfig } from './aeron-config.js';
-import { boolean, bytes, durationMs, hostPort, integer, json, oneOf, option, pem, resolveOptions, text } from './options.js';
+import { loadPem } from './pem.js';
+import { boolean, bytes, durationMs, hostPort, integer, json, oneOf, option, resolveOptions, text } from './options.js';
 import type { OptionValues } from './options.js';
 
 /**
@@ -92,17 +93,17 @@ export const aggregatorOptions = {
   tlsCertificate: option({
     env: 'AGGREGATOR_TLS_CERTIFICATE',
     description: 'server certificate chain: PEM text or a path to a PEM file (needed with AGGREGATOR_TLS)',
-    schema: pem('certificate'),
+    schema: text({ nonEmpty: true }),
   }),
   tlsKey: option({
     env: 'AGGREGATOR_TLS_KEY',
     description: 'server private key: PEM text or a path to a PEM file (needed with AGGREGATOR_TLS)',
-    schema: pem('private key'),
+    schema: text({ nonEmpty: true }),
   }),
   tlsCaCertificate: option({
     env: 'AGGREGATOR_TLS_CA_CERTIFICATE',
     description: 'CA that signs client certificates: PEM text or a path (needed with AGGREGATOR_TLS)',
-    schema: pem('CA certificate'),
+    schema: text({ nonEmpty: true }),
   }),
   textConfiguration: option({
     env: 'AGGREGATOR_TEXT_CONFIGURATION',
@@ -258,7 +259,22 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
     if (v.tlsKey === undefined) missing.push(aggregatorOptions.tlsKey.env);
     if (v.tlsCaCertificate === undefined) missing.push(aggregatorOptions.tlsCaCertificate.env);
     if (missing.length > 0) problems.push(`${missing.join(', ')}: required when AGGREGATOR_TLS is on`);
-    else tls = { certificate: v.tlsCertificate as Buffer, key: v.tlsKey as Buffer, caCertificate: v.tlsCaCertificate as Buffer };
+    else {
+      // Material is read only when TLS is on, so an image can carry the paths of mounted secrets and
+      // switch TLS with one variable (docker-compose.yml does).
+      const read = (spec: { env: string }, value: string, what: string): Buffer | undefined => {
+        try {
+          return loadPem(value, what);
+        } catch (err) {
+          problems.push(`${spec.env}: ${err instanceof Error ? err.message : String(err)}`);
+          return undefined;
+        }
+      };
+      const certificate = read(aggregatorOptions.tlsCertificate, v.tlsCertificate as string, 'certificate');
+      const key = read(aggregatorOptions.tlsKey, v.tlsKey as string, 'private key');
+      const caCertificate = read(aggregatorOptions.tlsCaCertificate, v.tlsCaCertificate as string, 'CA certificate');
+      if (certificate !== undefined && key !== undefined && caCertificate !== undefined) tls = { certificate, key, caCertificate };
+    }
   }
 
   if (v.emitRetryMaxDelayMs < v.emitRetryInitialDelayMs) {

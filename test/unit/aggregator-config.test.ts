@@ -82,6 +82,19 @@ describe('aggregator configuration', () => {
     expect(loadAggregatorConfig({ AGGREGATOR_TLS: '0' }).tls).toBeNull();
   });
 
+  it('reads TLS material only when AGGREGATOR_TLS is on (paths of unmounted secrets are fine while it is off)', () => {
+    const paths = {
+      AGGREGATOR_TLS_CERTIFICATE: '/nonexistent/server.crt',
+      AGGREGATOR_TLS_KEY: '/nonexistent/server.key',
+      AGGREGATOR_TLS_CA_CERTIFICATE: '/nonexistent/ca.crt',
+    };
+    expect(loadAggregatorConfig({ ...paths, AGGREGATOR_TLS: '0' }).tls).toBeNull();
+    const msg = problem({ ...paths, AGGREGATOR_TLS: '1' });
+    expect(msg).toMatch(/AGGREGATOR_TLS_CERTIFICATE: cannot read certificate file "\/nonexistent\/server\.crt" \(ENOENT\)/);
+    expect(msg).toMatch(/AGGREGATOR_TLS_KEY: cannot read private key file/);
+    expect(msg).toMatch(/AGGREGATOR_TLS_CA_CERTIFICATE: cannot read CA certificate file/);
+  });
+
   it('validates JSON configurations with their schema and names the field', () => {
     expect(problem({ AGGREGATOR_FILE_CONFIGURATION: '{"path":"/x","format":"xml"}' })).toMatch(/AGGREGATOR_FILE_CONFIGURATION: format/);
     expect(problem({ AGGREGATOR_FILE_CONFIGURATION: '{"path":"/x","colour":"red"}' })).toMatch(/AGGREGATOR_FILE_CONFIGURATION: .*colour/);
