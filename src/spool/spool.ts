@@ -565,6 +565,12 @@ export class Spool {
    */
   markDelivered(position: DeliveredPosition): void {
     if (comparePositions(position, this.delivered) <= 0) return;
+    const durable = { segment: this.active.number, offset: this.active.durableEnd, entry: 0 };
+    if (comparePositions({ ...position, entry: 0 }, durable) > 0) {
+      // Past what was ever durable: a caller bug. Accepting it could delete undelivered segments.
+      this.log.error({ dir: this.dir, position, durable }, 'spool: ignoring a delivered position beyond the durable end');
+      return;
+    }
     this.delivered = { segment: position.segment, offset: position.offset, entry: position.entry };
     if (this.persistTimer === undefined && !this.closed) {
       this.persistTimer = this.clock.setTimeout(() => {

@@ -1,4 +1,4 @@
-import { appendFile, readdir, stat, truncate } from 'node:fs/promises';
+import { appendFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, McError } from '../../src/errors.js';
@@ -226,5 +226,55 @@ describe('Spool', () => {
       deadLetters: 0,
     });
     await expect(Spool.inspect(join(dir, 'nope'))).rejects.toBeInstanceOf(McError);
+  });
+
+  it('takes over a stale lock left by a dead process', async () => {
+    const dir = await freshDir();
+    await writeFile(join(dir, 'spool.lock'), JSON.stringify({ pid: 2 ** 22 + 12345 }));
+    const spool = await openSpool(dir);
+    expect(spool.stats().segments).toBe(1);
+    await spool.close();
+    await writeFile(join(dir, 'spool.lock'), 'half-writ');
+    await (await openSpool(dir)).close();
+  });
+
+  it('writes thousands of concurrent small appends in one group (more than IOV_MAX buffers)', async () => {
+    const dir = await freshDir();
+    const spool = await openSpool(dir);
+    const batches = Array.from({ length: 3000 }, (_, i) => makeBatch(i, 1));
+    await Promise.all(batches.map((b) => spool.append(b, 1)));
+    expect(spool.stats().groupCommits).toBeLessThan(10);
+    const records = await readN(spool, 3000);
+    expect(records.every((r, i) => r.data.equals(batches[i]!))).toBe(true);
+    await spool.close();
+    const files = segmentFiles(await readdir(dir));
+    const sizes = await Promise.all(files.map(async (f) => (await stat(join(dir, f))).size));
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(spool.stats().bytes);
+  });
+
+  it('ignores a delivered position beyond the durable end', async () => {
+    const dir = await freshDir();
+    const spool = await openSpool(dir);
+    await spool.append(makeBatch(0, 2), 2);
+    const before = spool.stats().delivered;
+    spool.markDelivered({ segment: before.segment + 5, offset: 16, entry: 0 });
+    expect(spool.stats().delivered).toEqual(before);
+    expect(spool.stats().pendingEntries).toBe(2);
+  });
+
+  it('continues with new, higher segment numbers after every segment was delivered and deleted', async () => {
+    const dir = await freshDir();
+    const spool = await openSpool(dir, 1 << 30, 4096);
+    for (let i = 0; i < 10; i++) await spool.append(makeBatch(i * 40, 40, 'c-1', 20), 40);
+    const recs = await readN(spool, 10);
+    spool.markDelivered({ ...recs[9]!.next, entry: 0 });
+    await spool.close();
+    const again = await openSpool(dir, 1 << 30, 4096);
+    expect(again.stats().segments).toBe(1);
+    expect(again.stats().pendingEntries).toBe(0);
+    const reader = again.reader();
+    const pos = await again.append(makeBatch(1000, 1), 1);
+    expect(pos.segment).toBeGreaterThanOrEqual(recs[9]!.position.segment);
+    expect(decodeEntries((await reader.next()).data)[0]!.line.toString()).toBe('line-1000');
   });
 });
