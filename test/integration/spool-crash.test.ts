@@ -4,6 +4,7 @@ import { open, readdir, stat, truncate, appendFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../src/errors.js';
 import { Spool } from '../../src/spool/spool.js';
 import type { SpoolRecord } from '../../src/spool/spool.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
@@ -38,6 +39,8 @@ function checkRecord(data: Buffer): number {
 interface ChildRun {
   readonly acked: number[];
   readonly delivered: number[];
+  /** What a Spool.open of the same directory did while the writer ran. */
+  readonly secondOpen: unknown;
 }
 
 /** Runs the writer until it has acknowledged at least `minAcks` records and `ms` passed, then kill -9. */
@@ -52,8 +55,10 @@ function runAndKill(dir: string, firstSeq: number, deliver: boolean, minAcks: nu
     let rest = '';
     let killed = false;
     let timeUp = false;
+    let secondOpen: unknown;
+    let secondOpenDone: Promise<void> = Promise.resolve();
     const maybeKill = (): void => {
-      if (!killed && timeUp && acked.length >= minAcks) {
+      if (!killed && timeUp && acked.length >= minAcks && secondOpen !== undefined) {
         killed = true;
         child.kill('SIGKILL');
       }
@@ -68,7 +73,18 @@ function runAndKill(dir: string, firstSeq: number, deliver: boolean, minAcks: nu
       const lines = text.split('\n');
       rest = lines.pop() ?? '';
       for (const l of lines) {
-        if (l.startsWith('A ')) acked.push(Number(l.slice(2)));
+        if (l.startsWith('READY ')) {
+          secondOpenDone = Spool.open({ dir, maxBytes: 1 << 30 }).then(
+            async (s) => {
+              secondOpen = 'opened';
+              await s.close();
+            },
+            (err: unknown) => {
+              secondOpen = err;
+              maybeKill();
+            },
+          );
+        } else if (l.startsWith('A ')) acked.push(Number(l.slice(2)));
         else if (l.startsWith('D ')) delivered.push(Number(l.slice(2)));
       }
       maybeKill();
@@ -80,7 +96,7 @@ function runAndKill(dir: string, firstSeq: number, deliver: boolean, minAcks: nu
       clearTimeout(guard);
       // Lines after the last newline were cut by the kill: not acknowledged.
       if (signal !== 'SIGKILL' || !killed) reject(new Error(`writer exited ${code ?? signal}: ${stderr}`));
-      else resolve({ acked, delivered });
+      else void secondOpenDone.then(() => resolve({ acked, delivered, secondOpen }));
     });
   });
 }
@@ -121,6 +137,8 @@ describe('spool crash safety (kill -9 of a real writer process)', () => {
       run.acked.forEach((s) => acked.add(s));
       run.delivered.forEach((s) => delivered.add(s));
       expect(run.acked.length).toBeGreaterThanOrEqual(50);
+      // The live writer holds the directory's lock; after kill -9 the stale lock is taken over below.
+      expect(run.secondOpen).toMatchObject({ code: ErrorCode.SpoolLocked });
 
       const spool = await Spool.open({ dir: t.dir, maxBytes: 256 * 1024 * 1024, segmentBytes: 256 * 1024 });
       try {
