@@ -196,7 +196,9 @@ export class Publication {
     }
     if ((sm.flags & SmFlag.Eos) !== 0) {
       this.receivers.delete(sm.receiverId);
-      this.receivedEosSm = true;
+      // Only an EOS SM answering our own end of stream ends the linger; one from a receiver that
+      // left earlier must not cut short the wait for the current one.
+      if (this.isEndOfStream) this.receivedEosSm = true;
     } else {
       this.receivers.set(sm.receiverId, nowMs);
     }

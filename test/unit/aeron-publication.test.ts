@@ -269,4 +269,36 @@ describe('Publication behaviour in virtual time', () => {
     expect(term0.readInt32LE(65472)).toBe(64);
     expect(pub.log.terms[1]!.readInt32LE(20)).toBe(1001);
   });
+
+  it('closes: sends what is left, EOS heartbeats every 100 ms, ends on the EOS SM or after the linger', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0), 0);
+    pub.onControl(sm(pub, 0, 32768, SmFlag.Eos, 9n), 0); // an earlier receiver leaving: no effect on close
+    pub.offer(Buffer.from('last words'), 0);
+    pub.close(1);
+    expect(pub.offer(Buffer.from('too late'), 1)).toBe(OfferResult.Closed);
+    out.length = 0;
+    pub.doWork(2);
+    expect(out.map((d) => d.length)).toEqual([64]);
+    pub.doWork(3); // the cycle after the last data: the first EOS heartbeat
+    const eos = out.filter((d) => d.length === 32 && d[5] === 0xe0);
+    expect(eos.length).toBe(1);
+    expect(eos[0]?.readInt32LE(8)).toBe(64);
+    pub.doWork(50);
+    pub.doWork(103);
+    expect(out.filter((d) => d.length === 32 && d[5] === 0xe0).length).toBe(2);
+    expect(pub.state).toBe('lingering');
+    pub.onControl(sm(pub, 64, 32768, SmFlag.Eos), 150);
+    pub.doWork(151);
+    expect(pub.state).toBe('closed');
+
+    const other = make();
+    other.pub.onControl(sm(other.pub, 0), 0);
+    other.pub.close(0);
+    other.pub.doWork(1);
+    other.pub.doWork(4999);
+    expect(other.pub.state).toBe('lingering');
+    other.pub.doWork(5000);
+    expect(other.pub.state).toBe('closed');
+  });
 });
