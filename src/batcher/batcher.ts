@@ -154,32 +154,33 @@ export class Batcher {
   // ---- reading ----
 
   private async readLoop(reader: SpoolReader): Promise<void> {
-    try {
-      while (!this.stopping) {
-        // Back pressure: while a cut batch waits for the emitter, do not read further.
-        while (this.ready.length > 0 && !this.stopping) {
-          await new Promise<void>((r) => {
-            this.wakeReader = r;
-          });
-          this.wakeReader = undefined;
-        }
-        if (this.stopping) break;
-        let record: SpoolRecord;
-        try {
-          record = await reader.next(this.readAbort.signal);
-        } catch (err) {
-          if (this.stopping) break;
-          if (err instanceof McError && err.code === ErrorCode.SpoolClosed) {
-            this.log.warn({}, 'batcher: spool closed under the reader; stopping reading');
-            break;
-          }
-          throw err;
-        }
-        await this.addRecord(record);
+    while (!this.stopping) {
+      // Back pressure: while a cut batch waits for the emitter, do not read further.
+      while (this.ready.length > 0 && !this.stopping) {
+        await new Promise<void>((r) => {
+          this.wakeReader = r;
+        });
+        this.wakeReader = undefined;
       }
-    } catch (err) {
-      // Nothing here should throw; if it does, stop reading (data stays in the spool) and say so loudly.
-      this.log.error({ err: errorMessage(err) }, 'batcher: read loop failed; no further records are read until restart');
+      if (this.stopping) break;
+      try {
+        const record = await reader.next(this.readAbort.signal);
+        await this.addRecord(record);
+      } catch (err) {
+        if (this.stopping) break;
+        if (err instanceof McError && err.code === ErrorCode.SpoolClosed) {
+          this.log.warn({}, 'batcher: spool closed under the reader; stopping reading');
+          break;
+        }
+        // An I/O error reading the spool: the reader's cursor has not moved, so try the same record
+        // again later rather than give up on delivery (or spin).
+        this.log.error({ err: errorMessage(err) }, 'batcher: reading the spool failed; retrying in 1 s');
+        try {
+          await sleep(this.clock, 1000, this.readAbort.signal);
+        } catch {
+          break;
+        }
+      }
     }
   }
 

@@ -159,6 +159,15 @@ function totalEntries(seg: SegmentState): number {
   return seg.cumEntries.length === 0 ? 0 : (seg.cumEntries[seg.cumEntries.length - 1] as number);
 }
 
+/** Entries of an EntryBatch; 0 for bytes that are not one (an undecodable record is dead-lettered whole). */
+function countEntries(data: Buffer): number {
+  try {
+    return scanEntryBatch(data, { maxLineBytes: Number.MAX_SAFE_INTEGER }).entryCount;
+  } catch {
+    return 0;
+  }
+}
+
 /** Writes all of `bufs` at `position`, looping over short writes. */
 async function writeAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
   let pos = position;
@@ -625,12 +634,7 @@ export class Spool {
   async deadLetter(records: readonly Buffer[], reason: string): Promise<void> {
     if (this.closed) throw new McError(ErrorCode.SpoolClosed, 'spool is closed');
     const timeMs = this.clock.now();
-    const letters: DeadLetter[] = records.map((data) => ({
-      data,
-      entryCount: scanEntryBatch(data, { maxLineBytes: Number.MAX_SAFE_INTEGER }).entryCount,
-      reason,
-      timeMs,
-    }));
+    const letters: DeadLetter[] = records.map((data) => ({ data, entryCount: countEntries(data), reason, timeMs }));
     const entries = letters.reduce((n, l) => n + l.entryCount, 0);
     this.deadLetterCount = await appendDeadLetters(this.dir, letters);
     this.log.warn({ dir: this.dir, entries, reason }, 'spool: entries moved to the dead-letter file');

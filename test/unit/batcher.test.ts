@@ -223,4 +223,18 @@ describe('Batcher', () => {
     expect(t2.events.map((e) => e.result.kind)).toEqual(['retryable']);
     expect(t2.spool.stats().pendingEntries).toBe(2);
   });
+
+  it('moves a record that does not decode to the dead-letter file and goes on', async () => {
+    const t = await setup(undefined, { maxBatchSize: 3 });
+    t.batcher.start();
+    await t.spool.append(makeBatch(0, 3), 3);
+    await t.spool.append(Buffer.from([0xff, 0xff, 0xff]), 1);
+    await t.spool.append(makeBatch(3, 3), 3);
+    await expect.poll(() => t.emitter.batches.length).toBe(2);
+    expect(lines(t.emitter.entries)).toEqual(range(0, 6));
+    const letters = await Spool.readDeadLetters(t.dir);
+    expect(letters.map((l) => l.data.toString('hex'))).toEqual(['ffffff']);
+    expect(letters[0]!.reason).toMatch(/undecodable/);
+    await expect.poll(() => t.spool.stats().pendingEntries).toBe(0);
+  });
 });
