@@ -1,0 +1,105 @@
+import { unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadCollectorConfig } from '../../src/config/collector-config.js';
+import { ConfigError } from '../../src/errors.js';
+import { decodeEntries } from '../../src/wire/entry-batch.js';
+import { TailFixture } from '../helpers/collector-tail-fixture.js';
+
+let fx: TailFixture;
+afterEach(() => fx?.cleanup());
+
+describe('ChunkBuilder in virtual time', () => {
+  it('seals a chunk when its first entry is COLLECTOR_BUFFER_TIMEOUT old, not before', async () => {
+    fx = new TailFixture();
+    writeFileSync(fx.path('a.log'), 'one\n');
+    const t = fx.tail('a.log');
+    await t.step(fx.builder, fx.buf);
+    fx.clock.advance(999);
+    expect(fx.chunks).toHaveLength(0);
+    fx.clock.advance(1);
+    expect(fx.chunks).toHaveLength(1);
+    const chunk = fx.chunks[0];
+    expect(chunk?.entryCount).toBe(1);
+    expect(chunk?.ranges.map((r) => [r.endOffset, r.lines])).toEqual([[4, 1]]);
+    expect(decodeEntries(chunk?.payload ?? Buffer.alloc(0)).map((e) => [e.source.collectorId, e.line.toString()])).toEqual([['test-collector', 'one']]);
+  });
+
+  it('keeps the lines of several files in one chunk, each with its own range', async () => {
+    fx = new TailFixture();
+    writeFileSync(fx.path('a.log'), 'a1\na2\n');
+    writeFileSync(fx.path('b.log'), 'b1\n');
+    const a = fx.tail('a.log');
+    const b = fx.tail('b.log');
+    await a.step(fx.builder, fx.buf);
+    await b.step(fx.builder, fx.buf);
+    fx.builder.seal();
+    expect(fx.chunks).toHaveLength(1);
+    const ranges = fx.chunks[0]?.ranges ?? [];
+    expect(ranges.map((r) => [r.cursor, r.endOffset, r.lines])).toEqual([
+      [a.cursor, 6, 2],
+      [b.cursor, 3, 1],
+    ]);
+    expect(decodeEntries(fx.chunks[0]?.payload ?? Buffer.alloc(0)).map((e) => e.source.path)).toEqual([fx.path('a.log'), fx.path('a.log'), fx.path('b.log')]);
+  });
+});
+
+describe('deleted files', () => {
+  it('a deleted file is read to its end through the open descriptor, then finished', async () => {
+    fx = new TailFixture();
+    writeFileSync(fx.path('d.log'), 'kept1\n');
+    const t = fx.tail('d.log');
+    appendFileSync(fx.path('d.log'), 'kept2\n');
+    unlinkSync(fx.path('d.log'));
+    expect(await t.step(fx.builder, fx.buf)).toBe('data');
+    expect(await t.step(fx.builder, fx.buf)).toBe('idle');
+    expect(t.detachKind).toBe('delete');
+    fx.clock.advance(2000);
+    expect(await t.step(fx.builder, fx.buf)).toBe('finished');
+    expect(fx.lines()).toEqual(['kept1', 'kept2']);
+  });
+});
+
+describe('collector configuration', () => {
+  const base = { COLLECTOR_REMOTE_ADDRESS: 'agg:8000', COLLECTOR_FILES: '/var/log/*.log, /srv/**/app.log' };
+
+  it('applies DESIGN.md defaults and parses lists, tags and sizes', () => {
+    const c = loadCollectorConfig({ ...base, COLLECTOR_TAGS: 'env=prod, team=core' });
+    expect(c.files).toEqual(['/var/log/*.log', '/srv/**/app.log']);
+    expect(c.tags).toEqual([
+      { key: 'env', value: 'prod' },
+      { key: 'team', value: 'core' },
+    ]);
+    expect(c.stateDir).toBe('./data/collector');
+    expect(c.startAt).toBe('beginning');
+    expect(c.bufferMaxBytes).toBe(1024 * 1024);
+    expect(c.bufferTimeoutMs).toBe(1000);
+    expect(c.maxInflightBytes).toBe(64 * 1024 * 1024);
+    expect(c.maxLineBytes).toBe(1024 * 1024);
+    expect(c.retryInitialDelayMs).toBe(500);
+    expect(c.retryMaxDelayMs).toBe(30_000);
+    expect(c.retryMaxTimes).toBeUndefined();
+    expect(c.shutdownTimeoutMs).toBe(10_000);
+    expect(c.metricsAddress).toBe('[::]:9465');
+  });
+
+  it('the --remote-address flag overrides the env', () => {
+    expect(loadCollectorConfig(base, new Map([['--remote-address', '10.0.0.1:9000']])).remoteAddress).toBe('10.0.0.1:9000');
+  });
+
+  it('names every variable at fault in one error', () => {
+    let err: unknown;
+    try {
+      loadCollectorConfig({ COLLECTOR_FILES: ' , ', COLLECTOR_START_AT: 'middle', COLLECTOR_TAGS: 'novalue', COLLECTOR_MULTILINE_START_PATTERN: '(' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as ConfigError).message;
+    for (const v of ['COLLECTOR_REMOTE_ADDRESS', 'COLLECTOR_FILES', 'COLLECTOR_START_AT', 'COLLECTOR_TAGS', 'COLLECTOR_MULTILINE_START_PATTERN']) expect(msg).toContain(v);
+  });
+
+  it('refuses half-configured TLS', () => {
+    expect(() => loadCollectorConfig({ ...base, COLLECTOR_TLS: '1', COLLECTOR_TLS_KEY: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----' })).toThrow(/give both/);
+    expect(() => loadCollectorConfig({ ...base, COLLECTOR_TLS_CA_CERTIFICATE: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----' })).toThrow(/COLLECTOR_TLS=1/);
+  });
+});
