@@ -10,6 +10,9 @@
  */
 import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { Batcher } from '../src/batcher/batcher.js';
+import { OK } from '../src/emitters/emitter.js';
+import type { Batch, EmitResult, Emitter } from '../src/emitters/emitter.js';
 import { Spool } from '../src/spool/spool.js';
 import { EntryBatchWriter, RunHead, encodeBatchHeader } from '../src/wire/entry-batch.js';
 
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     sizes: { type: 'string', default: '1048576,65536' },
     appenders: { type: 'string', default: '1,16,64' },
+    'batcher-lines': { type: 'string', default: '2000000' },
   },
 });
 const seconds = Number(values.seconds);
@@ -120,11 +124,63 @@ async function scenario(recordBytes: number, appenders: number): Promise<void> {
   );
 }
 
+/**
+ * Spool + batcher + an emitter that only counts (decoding every entry, as every real emitter needs):
+ * lines/s through the aggregator's back half, appending 64 KiB records from 16 appenders meanwhile.
+ */
+async function batcherScenario(totalLines: number): Promise<void> {
+  const dir = `${values.dir}/batcher`;
+  await rm(dir, { recursive: true, force: true });
+  const spool = await Spool.open({ dir, maxBytes: 1024 * 1024 * 1024 });
+  const { data, entries } = makeRecord(64 * 1024);
+  let emitted = 0;
+  let lineBytes = 0;
+  const emitter: Emitter = {
+    name: 'count',
+    emit: async (batch: Batch): Promise<EmitResult> => {
+      emitted += batch.entries.length;
+      for (const e of batch.entries) lineBytes += e.line.length;
+      return OK;
+    },
+    close: async () => undefined,
+  };
+  const batcher = new Batcher({ spool, emitter, maxBatchSize: 1000, maxDelayMs: 1000 });
+  const records = Math.ceil(totalLines / entries);
+  const started = process.hrtime.bigint();
+  batcher.start();
+  let next = 0;
+  const appender = async (): Promise<void> => {
+    while (next < records) {
+      next++;
+      for (;;) {
+        try {
+          await spool.append(data, entries);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, appender));
+  const appendSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  while (emitted < records * entries) await new Promise((r) => setTimeout(r, 2));
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  await batcher.stop(1000);
+  await spool.close();
+  await rm(dir, { recursive: true, force: true });
+  console.log(
+    `spool+batcher: ${emitted} lines of ${LINE_BYTES} B in ${elapsed.toFixed(2)} s = ${(emitted / elapsed / 1000).toFixed(0)}k lines/s ` +
+      `(${(lineBytes / elapsed / (1024 * 1024)).toFixed(1)} MiB/s of line bytes; appends alone took ${appendSeconds.toFixed(2)} s)`,
+  );
+}
+
 async function main(): Promise<void> {
   console.log(`spool bench: ${seconds}s per scenario in ${values.dir}`);
   for (const size of values.sizes.split(',').map(Number)) {
     for (const n of values.appenders.split(',').map(Number)) await scenario(size, n);
   }
+  await batcherScenario(Number(values['batcher-lines']));
 }
 
 await main();
