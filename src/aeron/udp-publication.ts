@@ -1,6 +1,7 @@
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { isIP, isIPv6 } from 'node:net';
 import { randomInt32, randomSessionId, systemAeronClock } from './aeron-clock.js';
 import type { AeronClock, AeronRandom, AeronTimerHandle } from './aeron-clock.js';
 import { parseUdpChannel } from './channel-uri.js';
@@ -33,8 +34,8 @@ interface Waiter {
 }
 
 /**
- * A Publication on a real UDP socket: one socket bound to an ephemeral port and connected to the
- * endpoint, so SETUP/DATA and the receiver's SM/NAK share one address (§0.1, pitfall 4). The duty cycle
+ * A Publication on a real UDP socket: one socket bound to an ephemeral port sends everything, so
+ * SETUP/DATA and the receiver's SM/NAK share one address (§0.1, pitfall 4). The duty cycle
  * runs on a timer for the publication's whole life, and right after offers and control frames.
  */
 export class UdpPublication {
@@ -79,13 +80,10 @@ export class UdpPublication {
         resolve();
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.connect(channel.port, channel.host, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
+    // Not connect()ed: the receiver's SM/NAK must be accepted whatever source address its host
+    // replies from (a wildcard-bound receiver on a multi-homed host), as the C sender does. The
+    // endpoint is resolved once, so each send goes to an IP literal without a lookup per datagram.
+    const target = isIP(channel.host) !== 0 ? channel.host : (await lookup(channel.host, { family: isIPv6(channel.host) ? 6 : 4 })).address;
     const bufferBytes = o.socketBufferBytes ?? 2 * 1024 * 1024;
     try {
       socket.setSendBufferSize(bufferBytes);
@@ -99,7 +97,7 @@ export class UdpPublication {
       initialTermId: randomInt32(random),
       termLength: o.termLength ?? channel.termLength ?? DEFAULT_TERM_LENGTH,
       mtu: o.mtu ?? channel.mtu ?? DEFAULT_MTU,
-      send: (d) => socket.send(d),
+      send: (d) => socket.send(d, channel.port, target),
       ...(o.connectionTimeoutMs === undefined ? {} : { connectionTimeoutMs: o.connectionTimeoutMs }),
       ...(o.lingerMs === undefined ? {} : { lingerMs: o.lingerMs }),
     });

@@ -27,7 +27,6 @@ export class UdpReceiver {
   readonly receiver: Receiver;
   readonly channel: UdpChannel;
   private timer: AeronTimerHandle | undefined;
-  private closed = false;
 
   private constructor(
     private readonly socket: Socket,
@@ -35,6 +34,7 @@ export class UdpReceiver {
     receiver: Receiver,
     private readonly clock: AeronClock,
     private readonly dutyCycleMs: number,
+    private readonly state: { closed: boolean },
   ) {
     this.channel = channel;
     this.receiver = receiver;
@@ -59,13 +59,19 @@ export class UdpReceiver {
     } catch {
       // capped by net.core.rmem_max: losses are then recovered by NAKs
     }
+    const state = { closed: false };
     const receiver = new Receiver({
       ...o,
       receiverId,
-      send: (d, to) => socket.send(d, to.port, to.address),
+      // A message handler may close the receiver in the middle of a datagram: send nothing after.
+      send: (d, to) => {
+        if (!state.closed) socket.send(d, to.port, to.address);
+      },
     });
-    const r = new UdpReceiver(socket, channel, receiver, clock, o.dutyCycleMs ?? 2);
-    socket.on('message', (msg, rinfo) => receiver.onDatagram(msg, msg.length, rinfo, clock.now()));
+    const r = new UdpReceiver(socket, channel, receiver, clock, o.dutyCycleMs ?? 2, state);
+    socket.on('message', (msg, rinfo) => {
+      if (!state.closed) receiver.onDatagram(msg, msg.length, rinfo, clock.now());
+    });
     r.tick();
     return r;
   }
@@ -75,15 +81,15 @@ export class UdpReceiver {
   }
 
   private tick(): void {
-    if (this.closed) return;
+    if (this.state.closed) return;
     this.receiver.doWork(this.clock.now());
     this.timer = this.clock.setTimeout(() => this.tick(), this.dutyCycleMs);
   }
 
   /** Stops at once: no EOS, as a killed process would (the publisher notices by SM silence). */
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.closed = true;
+    if (this.state.closed) return Promise.resolve();
+    this.state.closed = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
