@@ -222,6 +222,7 @@ export class Spool {
   private closed = false;
   private closing: Promise<void> | undefined;
   private currentReader: Reader | undefined;
+  private readonly deadLetterWrites = new Set<Promise<unknown>>();
 
   private constructor(
     readonly dir: string,
@@ -636,7 +637,14 @@ export class Spool {
     const timeMs = this.clock.now();
     const letters: DeadLetter[] = records.map((data) => ({ data, entryCount: countEntries(data), reason, timeMs }));
     const entries = letters.reduce((n, l) => n + l.entryCount, 0);
-    this.deadLetterCount = await appendDeadLetters(this.dir, letters);
+    const write = appendDeadLetters(this.dir, letters);
+    // close() waits for dead-letter writes too, so the lock is never released under one.
+    this.deadLetterWrites.add(write);
+    try {
+      this.deadLetterCount = await write;
+    } finally {
+      this.deadLetterWrites.delete(write);
+    }
     this.log.warn({ dir: this.dir, entries, reason }, 'spool: entries moved to the dead-letter file');
   }
 
@@ -754,6 +762,7 @@ export class Spool {
   private async doClose(): Promise<void> {
     this.closed = true;
     while (this.flushing !== undefined) await this.flushing;
+    await Promise.allSettled([...this.deadLetterWrites]);
     if (this.persistTimer !== undefined) {
       this.clock.clearTimeout(this.persistTimer);
       this.persistTimer = undefined;
