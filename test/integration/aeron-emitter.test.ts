@@ -6,6 +6,9 @@ import { createAeronEmitter } from '../../src/emitters/aeron-emitter.js';
 import type { AeronEmitter } from '../../src/emitters/aeron-emitter.js';
 import type { Batch, EmitResult } from '../../src/emitters/emitter.js';
 import { AeronRelay, seededRandom } from '../helpers/aeron-relay.js';
+import { createSocket } from 'node:dgram';
+import { FrameType, decodeSetup, encodeStatusMessage } from '../../src/aeron/frame-codec.js';
+import { computePosition } from '../../src/aeron/term-math.js';
 import { lineNumber, makeBatches } from '../helpers/aeron-batches.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -138,5 +141,55 @@ describe('Aeron emitter over real UDP', () => {
     const c2 = e.close();
     await Promise.all([c1, c2]);
     expect((await e.emit(batch!, new AbortController().signal)).kind).toBe('retryable');
+  }, 30_000);
+
+  it('back pressure beyond max_retries is retryable; the retry resumes the batch without duplicates', async () => {
+    // A receiver written with the codec alone: it grants a 4 KiB window and stops answering while frozen.
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+    let frozen = false;
+    let setup: ReturnType<typeof decodeSetup> | undefined;
+    let received = 0;
+    const sm = (position: number, to: { port: number; address: string }) => {
+      if (setup === undefined) return;
+      const s = setup;
+      sock.send(
+        encodeStatusMessage({ flags: 0, sessionId: s.sessionId, streamId: s.streamId, consumptionTermId: (s.initialTermId + Math.floor(position / s.termLength)) | 0, consumptionTermOffset: position % s.termLength, receiverWindow: 4096, receiverId: 5n }),
+        to.port,
+        to.address,
+      );
+    };
+    let high = 0;
+    let peer = { port: 0, address: '127.0.0.1' };
+    sock.on('message', (msg, rinfo) => {
+      peer = rinfo;
+      const type = msg.readInt16LE(6);
+      if (type === FrameType.Setup && setup === undefined) {
+        setup = decodeSetup(msg);
+        sm(0, rinfo);
+      } else if (type === FrameType.Data && msg.length > 32 && setup !== undefined) {
+        received += 1;
+        high = Math.max(high, computePosition(msg.readInt32LE(20), msg.readInt32LE(8), setup.termLength, setup.initialTermId) + msg.length);
+        if (!frozen) sm(high, rinfo);
+      } else if (type === FrameType.Data && !frozen) sm(high, rinfo);
+    });
+    const registry = new Registry();
+    const e = emitter(sock.address().port, { max_retries: 2, retry_delay: '10ms', max_retry_delay: '20ms' }, { registry });
+    const [batch] = makeBatches(1, 5000); // 800 KiB framed: more than the term/2 the log may run ahead of the sender
+    frozen = true;
+    const first = await e.emit(batch!, new AbortController().signal);
+    expect(first.kind).toBe('retryable');
+    if (first.kind === 'retryable') expect((first.error as { code?: string }).code).toBe('MC_ERR_BACK_PRESSURE');
+    frozen = false;
+    sm(high, peer);
+    const second = await e.emit(batch!, new AbortController().signal);
+    expect(second.kind).toBe('ok');
+    const value = async (name: string) => (await registry.getMetricsAsJSON()).find((m) => m.name === name)?.values[0]?.value ?? 0;
+    expect(await value('aeron_publisher_messages_sent')).toBe(5000);
+    expect(await value('aeron_publisher_retry_attempts')).toBeGreaterThanOrEqual(3);
+    expect(await value('aeron_publisher_backpressure_errors')).toBeGreaterThanOrEqual(3);
+    expect(await value('aeron_publisher_bytes_transferred')).toBe(5000 * 120);
+    expect(received).toBeGreaterThan(0);
   }, 30_000);
 });

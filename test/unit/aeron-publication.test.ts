@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FrameType, SmFlag, decodeStatusMessage, encodeNak, encodeStatusMessage } from '../../src/aeron/frame-codec.js';
+import { FrameType, SmFlag, decodeRttm, decodeStatusMessage, encodeErr, encodeNak, encodeRttm, encodeStatusMessage } from '../../src/aeron/frame-codec.js';
+import { randomSessionId } from '../../src/aeron/aeron-clock.js';
 import { OfferResult, Publication } from '../../src/aeron/publication.js';
 import { computePosition } from '../../src/aeron/term-math.js';
 import { VECTOR_NAMES, loadVector } from '../helpers/aeron-vectors.js';
@@ -300,5 +301,28 @@ describe('Publication behaviour in virtual time', () => {
     expect(other.pub.state).toBe('lingering');
     other.pub.doWork(5000);
     expect(other.pub.state).toBe('closed');
+  });
+
+  it('replies to RTTM with the REPLY flag, treats ERR as the receiver leaving, ignores garbage', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0, 32768, 0, 4n), 0);
+    out.length = 0;
+    pub.onControl(encodeRttm({ flags: 0x80, sessionId: pub.sessionId, streamId: pub.streamId, echoTimestampNs: 77n, receptionDeltaNs: 3n, receiverId: 4n }), 1);
+    pub.onControl(encodeRttm({ flags: 0, sessionId: pub.sessionId, streamId: pub.streamId, echoTimestampNs: 78n, receptionDeltaNs: 3n, receiverId: 4n }), 1);
+    expect(out.map((d) => decodeRttm(d))).toEqual([expect.objectContaining({ flags: 0, echoTimestampNs: 77n, receptionDeltaNs: 0n, receiverId: 4n })]);
+    pub.onControl(Buffer.from([1, 2, 3]), 2);
+    pub.onControl(Buffer.alloc(36), 2);
+    expect(pub.isConnected(3)).toBe(true);
+    pub.onControl(encodeErr({ flags: 0, sessionId: pub.sessionId, streamId: pub.streamId, receiverId: 4n, groupTag: 0n, errorCode: 13, message: 'rejected' }), 4);
+    expect(pub.isConnected(5)).toBe(false);
+  });
+
+  it('draws session ids outside the reserved range [-1, 1000]', () => {
+    const draws = [0.5, 0.5000001, 0.50000005, 0.9];
+    let i = 0;
+    // 0.5 maps to id 0, which is reserved: the next draw is taken.
+    const id = randomSessionId(() => draws[i++] ?? 0.9);
+    expect(id < -1 || id > 1000).toBe(true);
+    expect(i).toBeGreaterThan(1);
   });
 });
