@@ -403,7 +403,8 @@ export class Spool {
   }
 
   private static async createSegment(dir: string, n: number): Promise<FileHandle> {
-    const fh = await open(join(dir, segmentFileName(n)), 'wx+');
+    // Numbers above the active segment hold nothing acknowledged: a leftover of a failed roll is replaced.
+    const fh = await open(join(dir, segmentFileName(n)), 'w+');
     try {
       await fh.write(encodeSegmentHeader(n), 0, SEGMENT_HEADER_BYTES, 0);
       await fh.datasync();
@@ -518,7 +519,11 @@ export class Spool {
       index = group.length;
       if (unsynced.length > 0) await syncActive();
     } catch (err) {
-      const error = new McError(ErrorCode.SpoolCorrupt, `spool write failed: ${errorMessage(err)}`, { cause: err });
+      // A full disk is the same condition as a full spool for the client: refuse, retry later.
+      const diskFull = isErrno(err, 'ENOSPC') || isErrno(err, 'EDQUOT');
+      const error = new McError(diskFull ? ErrorCode.SpoolFull : ErrorCode.SpoolCorrupt, `spool write failed: ${errorMessage(err)}`, {
+        cause: err,
+      });
       this.log.error({ dir: this.dir, segment: this.active.number, err: errorMessage(err) }, 'spool: append failed');
       settle(error);
       await this.undoUnsynced();

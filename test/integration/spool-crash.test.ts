@@ -249,4 +249,44 @@ describe('spool recovery from damaged files', () => {
       await spool.close();
     }
   });
+
+  it('undoes a failed group write (EFBIG under ulimit -f) so the file stays whole and appends go on', async () => {
+    expect(existsSync(BUILT_SPOOL), `${BUILT_SPOOL} is missing: run \`npm run build\` first`).toBe(true);
+    const t = await tempDir('spool-efbig-');
+    cleanups.push(t.cleanup);
+    const writer = join(ROOT, 'test', 'helpers', 'spool-efbig-writer.mjs');
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn('bash', ['-c', `ulimit -f 64 && exec "${process.execPath}" "${writer}" "${t.dir}"`], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`writer exited ${code}: ${stderr}`))));
+    });
+    const result = JSON.parse(out) as {
+      acked: Array<{ fill: number; segment: number; offset: number }>;
+      error?: { code: string; message: string };
+      smallAfter: { segment: number; offset: number } | { error: string };
+    };
+    expect(result.error?.code).toBe(ErrorCode.SpoolCorrupt);
+    expect(result.error?.message).toMatch(/EFBIG|too large/i);
+    expect(result.acked.length).toBeGreaterThan(5);
+    expect(result.smallAfter).toHaveProperty('offset');
+
+    const spool = await Spool.open({ dir: t.dir, maxBytes: 1 << 30, segmentBytes: 1 << 20 });
+    try {
+      const records = await readAll(spool);
+      expect(spool.stats().corruptRanges).toBe(0);
+      expect(records.length).toBe(result.acked.length + 1);
+      result.acked.forEach((a, i) => {
+        expect(records[i]!.position).toEqual({ segment: a.segment, offset: a.offset });
+        expect(records[i]!.data.equals(Buffer.alloc(4096, a.fill))).toBe(true);
+      });
+      expect(records[records.length - 1]!.data.toString()).toBe('small');
+    } finally {
+      await spool.close();
+    }
+  });
 });
