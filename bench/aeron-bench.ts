@@ -9,6 +9,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OfferResult } from '../src/aeron/publication.js';
 import { UdpPublication } from '../src/aeron/udp-publication.js';
 import { UdpReceiver } from '../src/aeron/udp-receiver.js';
+import { parseAeronConfiguration } from '../src/config/aeron-config.js';
+import { createAeronEmitter } from '../src/emitters/aeron-emitter.js';
+import type { Batch } from '../src/emitters/emitter.js';
+import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../src/wire/entry-batch.js';
 
 export interface AeronBenchCase {
   readonly messageBytes: number;
@@ -29,6 +33,8 @@ interface WorkerInput {
   readonly aeronBenchReceiver: true;
   readonly expected: number;
   readonly streamId: number;
+  /** Messages start with their sequence number as a u32 (publication cases). */
+  readonly checkOrder: boolean;
 }
 
 type WorkerMessage = { kind: 'ready'; port: number } | { kind: 'done'; count: number; bytes: number; errors: number };
@@ -43,7 +49,7 @@ async function receiverWorker(input: WorkerInput): Promise<void> {
     streamId: input.streamId,
     onMessage: (buf, offset, length) => {
       // Checks order without allocating: every message starts with its sequence number.
-      if (buf.readUInt32LE(offset) !== next) errors++;
+      if (input.checkOrder && buf.readUInt32LE(offset) !== next) errors++;
       next++;
       count++;
       bytes += length;
@@ -56,9 +62,60 @@ async function receiverWorker(input: WorkerInput): Promise<void> {
   parentPort?.postMessage({ kind: 'ready', port: receiver.port } satisfies WorkerMessage);
 }
 
+function startReceiverWorker(expected: number, streamId: number, checkOrder: boolean): { worker: Worker; done: Promise<WorkerMessage>; port: Promise<number> } {
+  const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { aeronBenchReceiver: true, expected, streamId, checkOrder } satisfies WorkerInput });
+  const done = new Promise<WorkerMessage>((resolve, reject) => {
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.kind === 'done') resolve(m);
+    });
+    worker.once('error', reject);
+  });
+  const port = new Promise<number>((resolve) => {
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.kind === 'ready') resolve(m.port);
+    });
+  });
+  return { worker, done, port };
+}
+
+export interface AeronEmitterBenchResult {
+  readonly entries: number;
+  readonly batchSize: number;
+  readonly seconds: number;
+  readonly entriesPerSecond: number;
+}
+
+/** The emitter (raw format) on top of the publication: batches of decoded entries → TS receiver. */
+export async function runAeronEmitterBench(entries = 1_000_000, batchSize = 1000): Promise<AeronEmitterBenchResult> {
+  const streamId = 1002;
+  const { worker, done, port } = startReceiverWorker(entries, streamId, false);
+  const config = parseAeronConfiguration(JSON.stringify({ channel: `aeron:udp?endpoint=127.0.0.1:${await port}`, stream_id: streamId }));
+  const emitter = createAeronEmitter(config, { lingerMs: 1000 });
+  await emitter.start();
+  const head = new RunHead('/var/log/bench.log', 'bench');
+  const writer = new EntryBatchWriter(encodeBatchHeader('bench', []));
+  const batches: Batch[] = [];
+  const line = Buffer.alloc(120, 0x62);
+  for (let n = 0; n < entries; n += batchSize) {
+    for (let i = 0; i < batchSize; i++) writer.addLine(head, line, 0, line.length, (n + i) * 121, 0n);
+    batches.push({ id: batches.length + 1, entries: decodeEntries(writer.finish()) });
+  }
+  const signal = new AbortController().signal;
+  const start = performance.now();
+  for (const b of batches) {
+    const r = await emitter.emit(b, signal);
+    if (r.kind !== 'ok') throw new Error(`emit failed: ${r.kind}`);
+  }
+  await done;
+  const seconds = (performance.now() - start) / 1000;
+  await worker.terminate();
+  emitter.udpPublication?.abort();
+  return { entries, batchSize, seconds, entriesPerSecond: entries / seconds };
+}
+
 export async function runAeronBenchCase(c: AeronBenchCase): Promise<AeronBenchResult> {
   const streamId = 1001;
-  const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { aeronBenchReceiver: true, expected: c.count, streamId } satisfies WorkerInput });
+  const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { aeronBenchReceiver: true, expected: c.count, streamId, checkOrder: true } satisfies WorkerInput });
   const messages = new Promise<WorkerMessage>((resolve, reject) => {
     worker.on('message', (m: WorkerMessage) => {
       if (m.kind === 'done') resolve(m);
@@ -130,4 +187,8 @@ if (!isMainThread && (workerData as Partial<WorkerInput> | undefined)?.aeronBenc
   const count4k = Number(process.argv[3] ?? 100_000);
   console.log('aeron publication → TS receiver (worker thread), 127.0.0.1, term 16 MiB, receiver window 128 KiB');
   for (const r of await runAeronBench(count120, count4k)) console.log(format(r));
+  const e = await runAeronEmitterBench(count120, 1000);
+  console.log(
+    `emitter raw, batches of ${e.batchSize} × 120 B: ${e.entries} entries ${e.seconds.toFixed(2)} s  ${Math.round(e.entriesPerSecond).toLocaleString('en-US')} entries/s  ${((e.entriesPerSecond * 120) / 1024 / 1024).toFixed(1)} MiB/s`,
+  );
 }

@@ -2,15 +2,11 @@ import type { AeronDataFormat } from '../config/aeron-config.js';
 import type { Entry } from '../wire/entry-batch.js';
 import { entryToJson } from './entry-json.js';
 
-/** One Aeron message and the batch entries it carries. */
-export interface AeronMessage {
-  readonly bytes: Buffer;
-  /** Indices into the batch's entries. */
-  readonly entries: readonly number[];
-}
-
 export interface FormattedBatch {
-  readonly messages: readonly AeronMessage[];
+  /** The messages to offer, in order (no per-message objects: this is the hot path). */
+  readonly messages: readonly Buffer[];
+  /** json_batch only: the entry indices each message carries. */
+  readonly carried?: readonly (readonly number[])[];
   /** Entries whose message alone exceeds the maximum size. */
   readonly rejected: readonly number[];
 }
@@ -21,26 +17,28 @@ export interface FormattedBatch {
  * only an entry that cannot fit even alone is rejected.
  */
 export function formatBatch(entries: readonly Entry[], format: AeronDataFormat, maxMessageSize: number): FormattedBatch {
-  const messages: AeronMessage[] = [];
+  const messages: Buffer[] = [];
   const rejected: number[] = [];
   if (format === 'json_batch') {
+    const carried: number[][] = [];
     const all = entries.map((_, i) => i);
-    if (all.length > 0) splitJsonBatch(entries, all, maxMessageSize, messages, rejected);
-    return { messages, rejected };
+    if (all.length > 0) splitJsonBatch(entries, all, maxMessageSize, messages, carried, rejected);
+    return { messages, carried, rejected };
   }
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i] as Entry;
     const bytes = format === 'raw' ? e.line : Buffer.from(JSON.stringify(entryToJson(e)), 'utf8');
     if (bytes.length > maxMessageSize) rejected.push(i);
-    else messages.push({ bytes, entries: [i] });
+    else messages.push(bytes);
   }
   return { messages, rejected };
 }
 
-function splitJsonBatch(entries: readonly Entry[], indices: number[], max: number, out: AeronMessage[], rejected: number[]): void {
+function splitJsonBatch(entries: readonly Entry[], indices: number[], max: number, out: Buffer[], carried: number[][], rejected: number[]): void {
   const bytes = Buffer.from(JSON.stringify(indices.map((i) => entryToJson(entries[i] as Entry))), 'utf8');
   if (bytes.length <= max) {
-    out.push({ bytes, entries: indices });
+    out.push(bytes);
+    carried.push(indices);
     return;
   }
   if (indices.length === 1) {
@@ -48,6 +46,6 @@ function splitJsonBatch(entries: readonly Entry[], indices: number[], max: numbe
     return;
   }
   const half = Math.ceil(indices.length / 2);
-  splitJsonBatch(entries, indices.slice(0, half), max, out, rejected);
-  splitJsonBatch(entries, indices.slice(half), max, out, rejected);
+  splitJsonBatch(entries, indices.slice(0, half), max, out, carried, rejected);
+  splitJsonBatch(entries, indices.slice(half), max, out, carried, rejected);
 }

@@ -10,13 +10,13 @@ describe('Aeron message formats', () => {
     const entries = [entry(Buffer.from('a'), 0), entry(Buffer.alloc(50), 2), entry(Buffer.from([0xff, 0x00]), 52)];
     const f = formatBatch(entries, 'raw', 10);
     expect(f.rejected).toEqual([1]);
-    expect(f.messages.map((m) => m.bytes)).toEqual([Buffer.from('a'), Buffer.from([0xff, 0x00])]);
-    expect(f.messages[0]?.bytes).toBe(entries[0]?.line);
+    expect(f.messages).toEqual([Buffer.from('a'), Buffer.from([0xff, 0x00])]);
+    expect(f.messages[0]).toBe(entries[0]?.line);
   });
 
   it('json: line as text, or line_base64 when not UTF-8, with timestamp, source and tags', () => {
     const f = formatBatch([entry(Buffer.from('héllo'), 7), entry(Buffer.from([0xc3, 0x28]), 9)], 'json', 10_000);
-    const [a, b] = f.messages.map((m) => JSON.parse(m.bytes.toString('utf8')) as Record<string, unknown>);
+    const [a, b] = f.messages.map((m) => JSON.parse(m.toString('utf8')) as Record<string, unknown>);
     expect(a).toMatchObject({ line: 'héllo', timestamp: '2023-11-14T22:13:20.123456789Z', source: { collector_id: 'c1', path: '/p', file_id: 'f1', offset: 7 }, tags: { env: 'prod' } });
     expect(b).toMatchObject({ line_base64: Buffer.from([0xc3, 0x28]).toString('base64') });
     expect(b).not.toHaveProperty('line');
@@ -28,11 +28,10 @@ describe('Aeron message formats', () => {
     const withBig = [...entries, entry(Buffer.alloc(5000, 0x61), 99)];
     const f = formatBatch(withBig, 'json_batch', 1000);
     expect(f.rejected).toEqual([10]);
-    const carried = f.messages.flatMap((m) => m.entries);
-    expect(carried).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    for (const m of f.messages) {
-      expect(m.bytes.length).toBeLessThanOrEqual(1000);
-      expect((JSON.parse(m.bytes.toString('utf8')) as unknown[]).length).toBe(m.entries.length);
-    }
+    expect(f.carried?.flat()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    f.messages.forEach((m, k) => {
+      expect(m.length).toBeLessThanOrEqual(1000);
+      expect((JSON.parse(m.toString('utf8')) as unknown[]).length).toBe(f.carried?.[k]?.length);
+    });
   });
 });
