@@ -113,6 +113,7 @@ export class AeronEmitter implements Emitter {
     const pub = await this.open();
     const timeout = this.config.publicationTimeoutMs;
     if (!(await pub.waitForConnected(timeout, signal))) {
+      if (signal.aborted) return retryable(new McError(ErrorCode.ShuttingDown, 'emit aborted'));
       this.metrics.connection.inc();
       return retryable(new McError(ErrorCode.NotConnected, `no Aeron receiver connected on ${this.config.channel.text} stream ${this.config.streamId} within ${timeout}ms`));
     }
@@ -156,6 +157,7 @@ export class AeronEmitter implements Emitter {
         flush();
         if (r === OfferResult.NotConnected) {
           if (!(await pub.waitForConnected(timeout, signal))) {
+            if (signal.aborted) return retryable(new McError(ErrorCode.ShuttingDown, 'emit aborted'));
             this.metrics.connection.inc();
             return retryable(new McError(ErrorCode.NotConnected, `Aeron receiver on ${this.config.channel.text} lost; ${p.next} of ${messages.length} messages offered`));
           }
