@@ -688,10 +688,10 @@ export class Spool {
 
   /**
    * Reads the state of a spool directory without changing it (for `mega-aggregator spool status`);
-   * works whether or not an aggregator runs on it. appendedRecords/appendedEntries are 0 (they count
-   * since open).
+   * works whether or not an aggregator runs on it. appendedRecords/appendedEntries/groupCommits are 0
+   * (they count since open); `maxBytes` is echoed in the result (the bound is configuration, not on disk).
    */
-  static async inspect(dir: string): Promise<SpoolStats> {
+  static async inspect(dir: string, maxBytes = 0): Promise<SpoolStats> {
     const abs = resolve(dir);
     let names: string[];
     try {
@@ -743,7 +743,7 @@ export class Spool {
       dir: abs,
       segments,
       bytes,
-      maxBytes: 0,
+      maxBytes,
       appendPosition,
       delivered,
       appendedRecords: 0,
