@@ -203,3 +203,15 @@ export function formatHelp(program: string, summary: string, table: OptionTable,
   if (extra !== '') lines.push('', extra);
   return `${lines.join('\n')}\n`;
 }
+
+/** The README's table of a program's variables, rendered from the same table (test/unit/readme.test.ts keeps them equal). */
+export function formatMarkdownTable(table: OptionTable): string {
+  const cell = (s: string): string => s.replace(/\|/g, '\\|');
+  const rows = ['| variable | flag | default | meaning |', '| --- | --- | --- | --- |'];
+  for (const spec of Object.values(table)) {
+    const flag = spec.flag === undefined ? '' : `\`${spec.flag}\``;
+    const dflt = spec.required === true ? 'required' : spec.default !== undefined ? `\`${spec.default}\`` : '—';
+    rows.push(`| \`${spec.env}\` | ${flag} | ${dflt} | ${cell(spec.description)} |`);
+  }
+  return rows.join('\n');
+}

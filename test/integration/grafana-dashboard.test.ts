@@ -5,7 +5,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startProgram } from '../../src/util/program.js';
 import type { RunningProgram } from '../../src/util/program.js';
 
-/** Every query of deploy/grafana/mega-collector.json names a metric the running programs export. */
+/**
+ * Every query of deploy/grafana/mega-collector.json, and every metric the README's table lists, names a
+ * metric the running programs export.
+ */
 const dashboard = JSON.parse(readFileSync('deploy/grafana/mega-collector.json', 'utf8')) as {
   panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
 };
@@ -74,6 +77,18 @@ describe('Grafana dashboard', () => {
         used.add(name);
       }
     }
+    // The README's metrics table: a cell may shorten its siblings to `_suffix` after a full name.
+    const table = readFileSync('README.md', 'utf8').split('## Metrics')[1]?.split('\n## ')[0] ?? '';
+    const documented: string[] = [];
+    for (const row of table.split('\n').filter((l) => l.startsWith('| `'))) {
+      const cell = row.split(' | ')[0] as string;
+      const names = [...cell.matchAll(/`([a-z_]+)/g)].map((m) => m[1] as string);
+      const prefix = /^(mega_aggregator|mega_collector|aeron_publisher)/.exec(names[0] ?? '')?.[1] ?? '';
+      for (const n of names) documented.push(n.startsWith('_') ? prefix + n : n);
+    }
+    expect(documented.length).toBeGreaterThan(30);
+    for (const name of documented) expect(names.has(name), `README lists ${name}, which is not exported`).toBe(true);
+
     // The series the issues name are on the dashboard.
     for (const name of [
       'mega_aggregator_entries_received_total',
