@@ -107,8 +107,9 @@ async function readAll(spool: Spool): Promise<SpoolRecord[]> {
   const out: SpoolRecord[] = [];
   for (;;) {
     const ac = new AbortController();
-    // Everything durable is readable at once; a wait means we reached the end.
-    const t = setTimeout(() => ac.abort(new Error('end')), 300);
+    // Everything durable is readable at once; a long wait means we reached the end (the loop below
+    // stops earlier when the last record ends at the append position, the usual case).
+    const t = setTimeout(() => ac.abort(new Error('end')), 1500);
     try {
       out.push(await reader.next(ac.signal));
     } catch (err) {

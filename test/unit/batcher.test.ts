@@ -14,6 +14,11 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
 });
 
+/** Polls with room for a busy 2-core machine (files are real; the clock of the batcher is not). */
+function poll<T>(fn: () => T) {
+  return expect.poll(fn, { timeout: 15_000, interval: 5 });
+}
+
 async function setup(
   respond?: (batch: Batch, signal: AbortSignal) => EmitResult | Promise<EmitResult>,
   opts: { maxBatchSize?: number; maxDelayMs?: number; dir?: string } = {},
@@ -83,17 +88,17 @@ describe('Batcher', () => {
     await t.clock.advanceAsync(5000); // nothing appended: no batch
     expect(t.calls).toHaveLength(0);
     await t.spool.append(makeBatch(0, 25), 25);
-    await expect.poll(() => t.emitter.batches.length).toBe(2);
-    await expect.poll(() => t.batcher.stats().pending).toBe(5);
+    await poll(() => t.emitter.batches.length).toBe(2);
+    await poll(() => t.batcher.stats().pending).toBe(5);
     await t.clock.advanceAsync(999);
     expect(t.emitter.batches).toHaveLength(2);
     await t.clock.advanceAsync(1);
-    await expect.poll(() => t.emitter.batches.length).toBe(3);
+    await poll(() => t.emitter.batches.length).toBe(3);
     expect(t.emitter.batches.map((b) => b.entries.length)).toEqual([10, 10, 5]);
     expect(t.events.map((e) => e.cause)).toEqual(['size', 'size', 'time']);
     expect(t.emitter.batches.map((b) => b.id)).toEqual([1, 2, 3]);
     expect(lines(t.emitter.entries)).toEqual(range(0, 25));
-    await expect.poll(() => t.spool.stats().pendingEntries).toBe(0);
+    await poll(() => t.spool.stats().pendingEntries).toBe(0);
     await t.clock.advanceAsync(10_000);
     expect(t.calls).toHaveLength(3);
   });
@@ -102,14 +107,14 @@ describe('Batcher', () => {
     const t = await setup(undefined, { maxBatchSize: 100, maxDelayMs: 1000 });
     t.batcher.start();
     await t.spool.append(makeBatch(0, 3), 3);
-    await expect.poll(() => t.batcher.stats().pending).toBe(3);
+    await poll(() => t.batcher.stats().pending).toBe(3);
     await t.clock.advanceAsync(600);
     await t.spool.append(makeBatch(3, 3), 3);
-    await expect.poll(() => t.batcher.stats().pending).toBe(6);
+    await poll(() => t.batcher.stats().pending).toBe(6);
     await t.clock.advanceAsync(399);
     expect(t.calls).toHaveLength(0);
     await t.clock.advanceAsync(1);
-    await expect.poll(() => t.emitter.batches.length).toBe(1);
+    await poll(() => t.emitter.batches.length).toBe(1);
     expect(lines(t.emitter.batches[0]!.entries)).toEqual(range(0, 6));
   });
 
@@ -118,19 +123,19 @@ describe('Batcher', () => {
     const t = await setup(() => new Promise<EmitResult>((r) => gates.push(() => r(OK))), { maxBatchSize: 5, maxDelayMs: 1000 });
     t.batcher.start();
     await t.spool.append(makeBatch(0, 5), 5);
-    await expect.poll(() => t.calls.length).toBe(1);
+    await poll(() => t.calls.length).toBe(1);
     await t.spool.append(makeBatch(5, 3), 3);
     await t.spool.append(makeBatch(8, 4), 4);
-    await expect.poll(() => t.batcher.stats().pending).toBe(12);
+    await poll(() => t.batcher.stats().pending).toBe(12);
     expect(t.calls).toHaveLength(1);
     gates.shift()!();
-    await expect.poll(() => t.calls.length).toBe(2);
+    await poll(() => t.calls.length).toBe(2);
     expect(lines(t.calls[1]!.entries)).toEqual(range(5, 5));
     gates.shift()!();
     await t.clock.advanceAsync(1000);
-    await expect.poll(() => t.calls.length).toBe(3);
+    await poll(() => t.calls.length).toBe(3);
     gates.shift()!();
-    await expect.poll(() => t.spool.stats().pendingEntries).toBe(0);
+    await poll(() => t.spool.stats().pendingEntries).toBe(0);
     expect(lines(t.emitter.entries)).toEqual(range(0, 12));
     expect(t.maxInFlight()).toBe(1);
   });
@@ -142,15 +147,15 @@ describe('Batcher', () => {
     });
     t.batcher.start();
     await t.spool.append(makeBatch(0, 8), 8);
-    await expect.poll(() => t.calls.length).toBe(1);
+    await poll(() => t.calls.length).toBe(1);
     await t.clock.advanceAsync(499);
     expect(t.calls).toHaveLength(1);
     await t.clock.advanceAsync(1);
-    await expect.poll(() => t.calls.length).toBe(2);
+    await poll(() => t.calls.length).toBe(2);
     await t.clock.advanceAsync(99);
     expect(t.calls).toHaveLength(2);
     await t.clock.advanceAsync(1);
-    await expect.poll(() => t.calls.length).toBe(4);
+    await poll(() => t.calls.length).toBe(4);
     expect(t.calls.map((b) => b.id)).toEqual([1, 1, 1, 2]);
     expect(t.calls[0]!.entries).toBe(t.calls[2]!.entries);
     expect(t.events.map((e) => e.result.kind)).toEqual(['retryable', 'retryable', 'ok', 'ok']);
@@ -163,14 +168,14 @@ describe('Batcher', () => {
     });
     t.batcher.start();
     await t.spool.append(makeBatch(0, 10), 10);
-    await expect.poll(() => t.batcher.stats().batches).toBe(2);
+    await poll(() => t.batcher.stats().batches).toBe(2);
     const letters = await Spool.readDeadLetters(t.dir);
     expect(letters).toHaveLength(1);
     expect(letters[0]!.reason).toBe('too large');
     expect(lines(decodeEntries(letters[0]!.data))).toEqual(['line-1', 'line-3']);
     expect(t.batcher.stats().deadLettered).toBe(2);
     expect(lines(t.emitter.entries)).toEqual(['line-0', 'line-2', 'line-4', ...range(5, 5)]);
-    await expect.poll(() => t.spool.stats().pendingEntries).toBe(0);
+    await poll(() => t.spool.stats().pendingEntries).toBe(0);
   });
 
   it('after a restart emits the undelivered entries again, from the middle of a record', async () => {
@@ -179,13 +184,13 @@ describe('Batcher', () => {
     first.batcher.start();
     await first.spool.append(makeBatch(0, 10), 10);
     await first.spool.append(makeBatch(10, 2), 2);
-    await expect.poll(() => first.calls.length).toBeGreaterThanOrEqual(2);
+    await poll(() => first.calls.length).toBeGreaterThanOrEqual(2);
     await first.stop(50);
     await first.spool.close();
     const second = await setup(undefined, { maxBatchSize: 4, dir: first.dir });
     expect(second.spool.stats().pendingEntries).toBe(8);
     second.batcher.start();
-    await expect.poll(() => second.emitter.batches.length).toBe(2);
+    await poll(() => second.emitter.batches.length).toBe(2);
     expect(lines(second.emitter.entries)).toEqual(range(4, 8));
     expect(second.events.map((e) => e.cause)).toEqual(['size', 'size']);
   });
@@ -200,9 +205,9 @@ describe('Batcher', () => {
     );
     t.batcher.start();
     await t.spool.append(makeBatch(0, 3), 3);
-    await expect.poll(() => t.batcher.stats().pending).toBe(3);
+    await poll(() => t.batcher.stats().pending).toBe(3);
     const stopping = t.batcher.stop(1000);
-    await expect.poll(() => t.calls.length).toBe(1);
+    await poll(() => t.calls.length).toBe(1);
     expect(t.events[0]!.cause).toBe('drain');
     await stopping;
     expect(t.spool.stats().pendingEntries).toBe(0);
@@ -214,7 +219,7 @@ describe('Batcher', () => {
     );
     t2.batcher.start();
     await t2.spool.append(makeBatch(0, 2), 2);
-    await expect.poll(() => t2.calls.length).toBe(1);
+    await poll(() => t2.calls.length).toBe(1);
     const p = t2.batcher.stop(1000);
     await t2.clock.advanceAsync(999);
     expect(t2.events).toHaveLength(0);
@@ -230,11 +235,11 @@ describe('Batcher', () => {
     await t.spool.append(makeBatch(0, 3), 3);
     await t.spool.append(Buffer.from([0xff, 0xff, 0xff]), 1);
     await t.spool.append(makeBatch(3, 3), 3);
-    await expect.poll(() => t.emitter.batches.length).toBe(2);
+    await poll(() => t.emitter.batches.length).toBe(2);
     expect(lines(t.emitter.entries)).toEqual(range(0, 6));
     const letters = await Spool.readDeadLetters(t.dir);
     expect(letters.map((l) => l.data.toString('hex'))).toEqual(['ffffff']);
     expect(letters[0]!.reason).toMatch(/undecodable/);
-    await expect.poll(() => t.spool.stats().pendingEntries).toBe(0);
+    await poll(() => t.spool.stats().pendingEntries).toBe(0);
   });
 });
