@@ -65,6 +65,7 @@ export class Collector {
   private checkpointDirty = false;
   private saving: Promise<void> | undefined;
   private forceBeginning = false;
+  private readonly pendingOpen = new Set<string>();
   collectorId = '';
 
   constructor(private readonly deps: CollectorDeps) {
@@ -182,6 +183,7 @@ export class Collector {
           await this.finish(key, tailer);
           continue;
         }
+        if (this.log.isLevelEnabled('trace')) this.log.trace({ path: tailer.path, fileId: tailer.cursor.fileId, result, readOffset: tailer.cursor.readOffset, lines: tailer.stepLines, state: tailer.state }, 'step');
         if (tailer.stepLines > 0) {
           this.metrics.linesRead.inc({ path: tailer.cursor.path }, tailer.stepLines);
           this.metrics.bytesRead.inc({ path: tailer.cursor.path }, tailer.stepBytes);
@@ -220,8 +222,13 @@ export class Collector {
   }
 
   private enqueueOpen(paths: readonly string[], initial: boolean): void {
+    // Change events come per write: a path already waiting to be looked at is not queued again.
+    const fresh = paths.filter((p) => !this.pendingOpen.has(p));
+    if (fresh.length === 0) return;
+    for (const p of fresh) this.pendingOpen.add(p);
     this.openChain = this.openChain.then(async () => {
-      for (const path of paths) {
+      for (const path of fresh) {
+        this.pendingOpen.delete(path);
         try {
           await this.openPath(path, initial);
         } catch (err) {
@@ -241,6 +248,7 @@ export class Collector {
     if (!st.isFile()) return;
     const existing = this.tailers.get(`${st.dev}:${st.ino}`);
     if (existing !== undefined) {
+      this.log.trace({ path, existingPath: existing.path, state: existing.state, fileId: existing.cursor.fileId }, 'already tailed');
       if (existing.path !== path) {
         await existing.checkPath();
         if (existing.state === 'draining') existing.attach(path);
@@ -257,6 +265,7 @@ export class Collector {
       const candidate: Candidate = { fd, path, dev: fst.dev, ino: fst.ino, size: fst.size, head };
       const active = [...this.tailers.values()].map((t) => t.cursor);
       const decision = await this.registry.decide(candidate, active);
+      this.log.debug({ path, dev: fst.dev, ino: fst.ino, size: fst.size, decision: decision.kind }, 'file found');
       let cursor: FileCursor;
       if (decision.kind === 'parked') return;
       if (decision.kind === 'resume') {
@@ -294,7 +303,8 @@ export class Collector {
       tailer.onDetach = (t, kind) => {
         this.metrics.rotations.inc({ kind });
         this.log.info({ path: t.path, kind }, 'file rotated away or deleted; reading it to its end');
-        // The rotated name (if the globs match it) or a new file at the old path: look now.
+        // A new file at the old path, or the rotated name if the globs match it: look now.
+        this.enqueueOpen([t.path], false);
         void this.discovery?.rescan();
       };
       this.tailers.set(key, tailer);

@@ -46,9 +46,12 @@ export class Discovery {
     return this.isMatch(path);
   }
 
-  /** Scans once (the initial set), then starts watching and rescanning. */
+  /**
+   * Starts watching, then scans once (the initial set). Watching first, and waiting until the watcher
+   * is ready, leaves no window in which a file created right after start-up is neither listed nor
+   * reported by an event.
+   */
   async start(): Promise<readonly string[]> {
-    const initial = await this.list();
     const bases = [...new Set(this.globs.map((g) => picomatch.scan(g).base || '/'))];
     this.watcher = watch(bases, {
       ignoreInitial: true,
@@ -59,9 +62,17 @@ export class Discovery {
     this.watcher.on('add', (path: string) => {
       if (this.isMatch(path)) this.handlers.found([path]);
     });
-    this.watcher.on('change', () => this.handlers.changed());
+    // A path that changes may name a new file that was never reported as added (recreated after a
+    // rename: chokidar can report a change of the path it knew), so it is reported as found too.
+    this.watcher.on('change', (path: string) => {
+      if (this.isMatch(path)) this.handlers.found([path]);
+      this.handlers.changed();
+    });
     this.watcher.on('unlink', () => this.handlers.changed());
     this.watcher.on('error', (err: unknown) => this.options.logger.warn({ err: errorMessage(err) }, 'file watcher error; the periodic rescan covers it'));
+    const watcher = this.watcher;
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    const initial = await this.list();
     this.schedule();
     return initial;
   }

@@ -69,4 +69,44 @@ describe('collector rotation under continuous writing', () => {
     expect(await collector.metric('mega_collector_rotations_total', { kind: 'copytruncate' })).toBeGreaterThanOrEqual(5);
     expect(await collector.stop()).toBe(0);
   });
+
+  it('rotated names outside the globs: the renamed file is drained through its descriptor, then the new one read', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mc-rot-'));
+    const logs = join(dir, 'logs');
+    const out = join(dir, 'out.jsonl');
+    mkdirSync(logs);
+    const writer = new LogWriter(logs);
+    aggregator = await startAggregator({
+      env: {
+        AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
+        AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: out, format: 'json' }),
+        AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms',
+      },
+    });
+    collector = await startCollector({
+      ...FAST_COLLECTOR_ENV,
+      COLLECTOR_ROTATE_WAIT: '300ms',
+      COLLECTOR_REMOTE_ADDRESS: aggregator.address,
+      COLLECTOR_FILES: join(logs, '*.log'),
+      COLLECTOR_STATE_DIR: join(dir, 'state'),
+    });
+    for (let round = 1; round <= 40; round++) {
+      for (const s of ['red', 'blue']) writer.append(s, 50);
+      if (round % 8 === 0) writer.rotateRename('red', 10);
+      if (round % 10 === 5) writer.rotateRename('blue', 10);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const written = writer.written;
+    await waitUntil(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, 30_000, 200);
+    await new Promise((r) => setTimeout(r, 500));
+    const report = checkDelivery(written, readDelivered(out));
+    console.log(`rotation outside globs: ${report.expected} lines written, ${report.delivered} delivered, ${report.duplicates} duplicates`);
+    expect(report.missing.slice(0, 5)).toEqual([]);
+    expect(report.duplicates).toBe(0);
+    expect(report.orderViolations.slice(0, 5)).toEqual([]);
+    // Finished rotated files are closed: only the live file stays open (red.log was rotated away in
+    // the last round and not written again).
+    expect(await waitUntil(async () => (await collector?.metric('mega_collector_open_files')) === 1, 5000, 100)).toBe(true);
+    expect(await collector.stop()).toBe(0);
+  });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -34,5 +34,23 @@ describe('Discovery', () => {
     expect([...found].some((p) => p.endsWith('.txt'))).toBe(false);
     expect(discovery.matches(join(dir, 'x', 'y', 'z.log'))).toBe(true);
     expect(discovery.matches(join(dir, 'x', 'z.log.1'))).toBe(false);
+  });
+
+  it('regression: reports files created right after start and paths recreated after a rename, without waiting for a rescan', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mc-disc-'));
+    const reports: string[] = [];
+    discovery = new Discovery([join(dir, '*.log')], { rescanIntervalMs: 60_000, clock: systemClock, logger: silentLogger() }, {
+      found: (paths) => reports.push(...paths),
+      changed: () => undefined,
+    });
+    expect(await discovery.start()).toEqual([]);
+    const live = join(dir, 'app.log');
+    writeFileSync(live, 'first\n');
+    expect(await waitUntil(() => reports.includes(live), 5000, 10)).toBe(true);
+    renameSync(live, `${live}.1`);
+    reports.length = 0;
+    writeFileSync(live, 'second\n');
+    appendFileSync(live, 'more\n');
+    expect(await waitUntil(() => reports.includes(live), 5000, 10)).toBe(true);
   });
 });
