@@ -83,6 +83,8 @@ export class Batcher {
   private nextId = 1;
   private started = false;
   private stopping = false;
+  /** The read loop has ended: nothing more will be added to open or ready. */
+  private readDone = false;
   private readonly readAbort = new AbortController();
   private readonly emitAbort = new AbortController();
   /** Wakes the emit loop (a batch became ready, or stopping). */
@@ -154,6 +156,14 @@ export class Batcher {
   // ---- reading ----
 
   private async readLoop(reader: SpoolReader): Promise<void> {
+    try {
+      await this.readRecords(reader);
+    } finally {
+      this.readDone = true;
+    }
+  }
+
+  private async readRecords(reader: SpoolReader): Promise<void> {
     while (!this.stopping) {
       // Back pressure: while a cut batch waits for the emitter, do not read further.
       while (this.ready.length > 0 && !this.stopping) {
@@ -265,7 +275,7 @@ export class Batcher {
       if (this.emitAbort.signal.aborted) return;
       const next = this.ready.shift();
       if (next === undefined) {
-        if (this.stopping && this.open === undefined) return;
+        if (this.stopping && this.readDone && this.open === undefined) return;
         await new Promise<void>((r) => {
           this.wakeEmitter = r;
         });
