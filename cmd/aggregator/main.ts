@@ -51,20 +51,30 @@ function flushLogger(logger: Logger): Promise<void> {
 }
 
 async function run(config: AggregatorConfig, logger: Logger): Promise<number> {
-  const aggregator = await startAggregator(config, { logger });
-  logger.info({ grpcPort: aggregator.grpcPort, metricsPort: aggregator.metricsPort, emitter: config.emitter.kind, tls: config.tls !== null }, 'listening');
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  logger.info({ signal }, 'signal received');
-  // A second signal while draining means "now".
-  const hurry = (): void => {
+  // Signal handlers go in before start-up, so a SIGTERM that arrives while the spool is being
+  // recovered or the server is binding still drains instead of killing the process mid-way.
+  let received: NodeJS.Signals | undefined;
+  let wake: ((signal: NodeJS.Signals) => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (received === undefined) {
+      received = signal;
+      wake?.(signal);
+      return;
+    }
+    // A second signal while draining means "now".
     logger.warn('second signal: exiting without finishing the drain');
     void flushLogger(logger).then(() => process.exit(1));
   };
-  process.once('SIGTERM', hurry);
-  process.once('SIGINT', hurry);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const aggregator = await startAggregator(config, { logger });
+  logger.info({ grpcPort: aggregator.grpcPort, metricsPort: aggregator.metricsPort, emitter: config.emitter.kind, tls: config.tls !== null }, 'listening');
+  const signal =
+    received ??
+    (await new Promise<NodeJS.Signals>((resolve) => {
+      wake = resolve;
+    }));
+  logger.info({ signal }, 'signal received');
   await aggregator.shutdown(config.shutdownTimeoutMs);
   return 0;
 }
