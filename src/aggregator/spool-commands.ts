@@ -26,7 +26,7 @@ export function formatSpoolStatus(s: SpoolStats): string {
 }
 
 export async function spoolStatus(config: AggregatorConfig): Promise<string> {
-  return formatSpoolStatus(await Spool.inspect(config.spoolDir));
+  return formatSpoolStatus(await Spool.inspect(config.spoolDir, config.spoolMaxBytes));
 }
 
 export interface ReplayOutcome {

@@ -168,6 +168,7 @@ describe('aggregator: crash, restart, drain and spool commands (real processes)'
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/dead letters:\s+2/);
     expect(status.stdout).toMatch(/delivered position: segment \d+ offset \d+/);
+    expect(status.stdout).toMatch(/bytes:\s+\d+ \(bound \d+\)/);
 
     const replay = await runAggregator(envFor('dead'), ['spool', 'replay-dead-letters']);
     expect(replay.code).toBe(0);
