@@ -119,7 +119,12 @@ export class Collector {
       paused: () => this.paused,
       connected: () => this.ship?.connected ?? false,
       openFiles: () => this.tailers.size,
-      behind: () => [...this.tailers.values()].map((t) => [t.cursor.path, Math.max(0, this.fileSize(t) - t.cursor.readOffset)] as const),
+      behind: () => {
+        // A rotated file still draining and its successor share a path: their lag adds up.
+        const byPath = new Map<string, number>();
+        for (const t of this.tailers.values()) byPath.set(t.cursor.path, (byPath.get(t.cursor.path) ?? 0) + Math.max(0, this.fileSize(t) - t.cursor.readOffset));
+        return byPath;
+      },
     });
     this.discovery = new Discovery(cfg.files, { rescanIntervalMs: cfg.rescanIntervalMs, clock: this.clock, logger: this.log }, {
       found: (paths) => this.enqueueOpen(paths, false),

@@ -34,6 +34,8 @@ export type Decision =
 
 /** Most retired cursors remembered (settled ones beyond this are forgotten, oldest first). */
 const MAX_RETIRED = 1024;
+/** Settled retired cursors are forgotten after this long. */
+const RETIRED_TTL_MS = 60 * 60 * 1000;
 
 export class FileRegistry {
   private retired: FileCursor[] = [];
@@ -65,6 +67,10 @@ export class FileRegistry {
   }
 
   private prune(): void {
+    // Settled cursors retired long ago only cost checkpoint bytes: a copy or a renamed file that
+    // still matters turns up within minutes, not hours.
+    const cutoff = this.nowMs() - RETIRED_TTL_MS;
+    this.retired = this.retired.filter((c) => !(c.settled && c.retiredAtMs < cutoff));
     let excess = this.retired.length - MAX_RETIRED;
     if (excess <= 0) return;
     this.retired = this.retired.filter((c) => {
@@ -74,11 +80,6 @@ export class FileRegistry {
       }
       return true;
     });
-  }
-
-  /** Forgets retired cursors that are settled and whose file is known to be gone. */
-  forget(cursor: FileCursor): void {
-    this.retired = this.retired.filter((c) => c !== cursor);
   }
 
   async decide(c: Candidate, active: Iterable<FileCursor>): Promise<Decision> {

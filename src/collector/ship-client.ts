@@ -14,7 +14,9 @@ import type { SealedChunk } from './chunk-builder.js';
  * full jitter, and every chunk not acknowledged on it is sent again, in order, on the next one.
  * What an Ack code means is decided here once:
  *  - OK: durable at the aggregator, the chunk is done;
- *  - RESOURCE_EXHAUSTED: the spool is full: hold sending for retry_after_ms, then resend (never drop);
+ *  - RESOURCE_EXHAUSTED: the spool is full: hold sending for retry_after_ms, then resend (never drop),
+ *    one chunk at a time until one is accepted again (chunks already in flight behind the refused
+ *    one may still be accepted before it: the one way a file's lines can arrive out of order);
  *  - UNAVAILABLE: the aggregator is going away: reconnect and resend;
  *  - INVALID_ARGUMENT: it will never be accepted: dropped, counted and logged as an error.
  */
@@ -61,6 +63,8 @@ export class ShipClient {
   private sequence = 0;
   private writeBlocked = false;
   private holdUntil = 0;
+  /** The spool was full: one chunk in flight at a time until one is accepted. */
+  private probing = false;
   private holdTimer: TimerHandle | undefined;
   private reconnectTimer: TimerHandle | undefined;
   private attempt = 0;
@@ -149,6 +153,9 @@ export class ShipClient {
     if (call === undefined || this.writeBlocked || this.closed) return;
     if (this.holdUntil > this.options.clock.now()) return;
     while (this.sendFrom < this.nextIndex) {
+      // After a refusal, probe with one chunk at a time until one is accepted: a chunk sent behind
+      // a refused one could be accepted before it (space freed in between) and land out of order.
+      if (this.probing && this.inflight.size > 0) return;
       const q = this.queue[this.sendFrom - this.base] as Queued;
       this.sendFrom++;
       if (q.state !== 'unsent') continue;
@@ -180,6 +187,7 @@ export class ShipClient {
           this.options.onConnected?.(true);
         }
         this.attempt = 0;
+        this.probing = false;
         this.options.onAcked(this.done(q));
         break;
       case AckCode.INVALID_ARGUMENT:
@@ -190,6 +198,7 @@ export class ShipClient {
         this.options.onRejected(this.done(q), ack.message);
         break;
       case AckCode.RESOURCE_EXHAUSTED:
+        this.probing = true;
         this.requeue(q);
         this.hold(Math.max(ack.retryAfterMs, MIN_HOLD_MS));
         break;

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -97,6 +97,46 @@ describe('collector memory while the aggregator is away', () => {
     expect(await aggregator.metric('mega_aggregator_entries_acked_total')).toBe(lines);
     expect(peakCatchUp).toBeLessThan(RSS_BOUND);
     expect(await collector.metric('mega_collector_bytes_behind')).toBe(0);
+    expect(await collector.stop()).toBe(0);
+  });
+
+  it('a full aggregator spool (RESOURCE_EXHAUSTED) slows the collector down; nothing is dropped or reordered', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mc-bp-'));
+    const logs = join(dir, 'logs');
+    mkdirSync(logs);
+    const out = join(dir, 'out.log');
+    // A directory where the emitter's output file should be: emitting fails, the 4 MiB spool fills up.
+    mkdirSync(out);
+    aggregator = await startAggregator({
+      env: {
+        AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
+        AGGREGATOR_SPOOL_MAX_BYTES: '4MiB',
+        AGGREGATOR_SPOOL_SEGMENT_BYTES: '1MiB',
+        AGGREGATOR_MAX_CHUNK_BYTES: '2MiB',
+        AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms',
+        AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: out }),
+        AGGREGATOR_EMIT_RETRY_INITIAL_DELAY: '100ms',
+        AGGREGATOR_EMIT_RETRY_MAX_DELAY: '200ms',
+      },
+    });
+    const lines = writeLines(join(logs, 'a.log'), 10 * MiB, 'a');
+    collector = await startCollector({
+      ...FAST_COLLECTOR_ENV,
+      COLLECTOR_REMOTE_ADDRESS: aggregator.address,
+      COLLECTOR_FILES: join(logs, '*.log'),
+      COLLECTOR_STATE_DIR: join(dir, 'state'),
+      COLLECTOR_BUFFER_MAX_BYTES: '256KiB',
+    });
+    expect(await waitUntil(async () => ((await aggregator?.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' })) ?? 0) > 0, 15_000)).toBe(true);
+    rmdirSync(out);
+    expect(await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === lines, 30_000)).toBe(true);
+    expect(await waitUntil(async () => (await aggregator?.metric('mega_aggregator_entries_emitted_total')) === lines, 15_000)).toBe(true);
+    const emitted = readFileSync(out, 'latin1').split('\n').filter((l) => l !== '');
+    expect(emitted).toHaveLength(lines);
+    // Raw lines carry their sequence number: in order and each once.
+    const seqs = emitted.map((l) => Number(l.slice(2, 12)));
+    expect(seqs.every((n, i) => n === i)).toBe(true);
+    expect(await collector.metric('mega_collector_chunks_rejected_total')).toBe(0);
     expect(await collector.stop()).toBe(0);
   });
 });
