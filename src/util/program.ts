@@ -19,6 +19,8 @@ export interface RunningProgram {
 export interface StartProgramOptions {
   readonly script: string;
   readonly args?: readonly string[];
+  /** Options for node itself, e.g. ['--cpu-prof'] (not allowed in NODE_OPTIONS). */
+  readonly nodeArgs?: readonly string[];
   readonly env: NodeJS.ProcessEnv;
   readonly readyMessage: string;
   readonly timeoutMs?: number;
@@ -29,7 +31,7 @@ export interface StartProgramOptions {
 }
 
 export function startProgram(options: StartProgramOptions): Promise<RunningProgram> {
-  const child = spawn(process.execPath, [options.script, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.script, ...(options.args ?? [])], {
     env: options.env,
     stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'],
   });
