@@ -2,12 +2,13 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { startProgram } from '../../src/util/program.js';
 import { REPO_ROOT, parseMetric } from './aggregator-process.js';
 
 /**
  * Runs the real collector program (`node dist/cmd/collector/main.js`, built by `npm run build`) as a
- * child process, waits for its `msg:"started"` line and reads its metrics port from it.
+ * child process (through the shared startProgram), waits for its `msg:"started"` line and reads its
+ * metrics port from it.
  */
 export const COLLECTOR_MAIN = join(REPO_ROOT, 'dist', 'cmd', 'collector', 'main.js');
 
@@ -42,22 +43,27 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...base, COLLECTOR_METRICS_ADDRESS: '127.0.0.1:0', LOG_LEVEL: 'info', ...env };
 }
 
-export function startCollector(env: Record<string, string>, args: readonly string[] = [], timeoutMs = 20_000): Promise<CollectorProcess> {
+export async function startCollector(env: Record<string, string>, args: readonly string[] = [], timeoutMs = 20_000): Promise<CollectorProcess> {
   if (!existsSync(COLLECTOR_MAIN)) throw new Error(`${COLLECTOR_MAIN} is missing: run "npm run build" first`);
-  const child = spawn(process.execPath, [COLLECTOR_MAIN, ...args], { env: childEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: string[] = [];
   const records: Array<Record<string, unknown>> = [];
   const listeners = new Set<(r: Record<string, unknown>) => void>();
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
-    logs.push(line);
-    try {
-      const r = JSON.parse(line) as Record<string, unknown>;
-      records.push(r);
-      for (const l of [...listeners]) l(r);
-    } catch {
-      // not JSON (e.g. a one-line configuration error)
-    }
+  const program = await startProgram({
+    script: COLLECTOR_MAIN,
+    args,
+    env: childEnv(env),
+    readyMessage: 'started',
+    timeoutMs,
+    onStderrLine: (line) => {
+      logs.push(line);
+      try {
+        const r = JSON.parse(line) as Record<string, unknown>;
+        records.push(r);
+        for (const l of [...listeners]) l(r);
+      } catch {
+        // not JSON (e.g. a one-line configuration error)
+      }
+    },
   });
   const waitForLog = (match: (r: Record<string, unknown>) => boolean, ms = 20_000): Promise<Record<string, unknown>> =>
     new Promise((resolve, reject) => {
@@ -75,53 +81,27 @@ export function startCollector(env: Record<string, string>, args: readonly strin
       };
       listeners.add(l);
     });
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    void exited.then((code) => {
-      if (!settled) {
-        settled = true;
-        reject(new Error(`collector exited (${code}) before starting:\n${logs.join('\n')}`));
-      }
-    });
-    waitForLog((r) => r.msg === 'started', timeoutMs).then(
-      (r) => {
-        if (settled) return;
-        settled = true;
-        const metricsPort = Number(r.metricsPort);
-        const metricsText = async (): Promise<string> => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-        resolve({
-          child,
-          metricsPort,
-          logs,
-          exited,
-          waitForLog,
-          metricsText,
-          metric: async (name, labels) => parseMetric(await metricsText(), name, labels),
-          rss: () => {
-            const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-            return Number(m?.[1] ?? 0) * 1024;
-          },
-          stop: async (graceMs = 15_000) => {
-            if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-            const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-            const code = await exited;
-            clearTimeout(t);
-            return code;
-          },
-          kill: async () => {
-            if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-            return exited;
-          },
-        });
-      },
-      (err: unknown) => {
-        if (settled) return;
-        settled = true;
-        child.kill('SIGKILL');
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
+  const { child } = program;
+  const metricsPort = Number(program.ready.metricsPort);
+  const metricsText = async (): Promise<string> => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return {
+    child,
+    metricsPort,
+    logs,
+    exited: program.exited,
+    waitForLog,
+    metricsText,
+    metric: async (name, labels) => parseMetric(await metricsText(), name, labels),
+    rss: () => {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      return Number(m?.[1] ?? 0) * 1024;
+    },
+    stop: (graceMs = 15_000) => program.stop(graceMs),
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      return program.exited;
+    },
+  };
 }
 
 /** Runs the collector to completion (--help, bad configuration): exit code, stdout, stderr. */
