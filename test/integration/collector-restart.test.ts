@@ -1,5 +1,5 @@
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
@@ -122,12 +122,16 @@ describe('collector program', () => {
     c.writer.append('old', 30);
     const skipped = [...c.writer.written];
     collector = await startCollector({ ...c.env, COLLECTOR_START_AT: 'end' });
+    const firstId = (await collector.waitForLog((r) => r.msg === 'started')).collectorId;
     c.writer.append('old', 10);
     const fresh = c.writer.written.slice(skipped.length);
     expect((await delivered(fresh)).missing).toEqual([]);
     expect(await collector.stop()).toBe(0);
     c.writer.append('old', 10);
     collector = await startCollector({ ...c.env, COLLECTOR_START_AT: 'end' });
+    // COLLECTOR_ID: generated once, kept in the state dir.
+    expect((await collector.waitForLog((r) => r.msg === 'started')).collectorId).toBe(firstId);
+    expect(readFileSync(join(c.state, 'collector-id'), 'utf8').trim()).toBe(firstId);
     const later = c.writer.written.slice(skipped.length);
     const report = await delivered(later);
     expect(report.missing).toEqual([]);
@@ -138,8 +142,12 @@ describe('collector program', () => {
   it('--remote-address overrides the env; /metrics has the per-file and collector series', async () => {
     const c = freshCase();
     c.writer.append('m', 20);
-    collector = await startCollector({ ...c.env, COLLECTOR_REMOTE_ADDRESS: '127.0.0.1:1' }, ['--remote-address', aggregator.address]);
+    collector = await startCollector({ ...c.env, COLLECTOR_REMOTE_ADDRESS: '127.0.0.1:1', COLLECTOR_TAGS: 'env=test,team=logs' }, ['--remote-address', aggregator.address]);
     expect((await delivered(c.writer.written)).missing).toEqual([]);
+    // Tags from COLLECTOR_TAGS plus the host name travel with every entry.
+    const records = readFileSync(out, 'utf8').split('\n').filter((l) => l.includes(c.writer.written[0] as string));
+    const tags = (JSON.parse(records[0] as string) as { tags: Record<string, string> }).tags;
+    expect(tags).toEqual({ env: 'test', team: 'logs', host: hostname() });
     const path = c.writer.path('m');
     await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total', { path })) === 20, 5000, 50);
     expect(await collector.metric('mega_collector_lines_read_total', { path })).toBe(20);
