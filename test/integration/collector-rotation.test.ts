@@ -90,10 +90,28 @@ describe('collector rotation under continuous writing', () => {
       COLLECTOR_FILES: join(logs, '*.log'),
       COLLECTOR_STATE_DIR: join(dir, 'state'),
     });
+    // A file renamed out of the globs before the collector ever opened it cannot be read by anyone;
+    // real rotations are hours apart, here they are ~100 ms apart, so after each rotation the writer
+    // waits until the collector has opened the new file (it keeps writing the other file meanwhile).
+    const opened = (path: string): number => collector?.logs.filter((l) => l.includes('"tailing new file"') && l.includes(`"path":"${path}"`)).length ?? 0;
+    const rotatedAt = new Map<string, number>();
     for (let round = 1; round <= 40; round++) {
-      for (const s of ['red', 'blue']) writer.append(s, 50);
-      if (round % 8 === 0) writer.rotateRename('red', 10);
-      if (round % 10 === 5) writer.rotateRename('blue', 10);
+      for (const s of ['red', 'blue']) {
+        writer.append(s, 50);
+        const seen = rotatedAt.get(s);
+        if (seen !== undefined) {
+          await waitUntil(() => opened(writer.path(s)) > seen, 10_000, 5);
+          rotatedAt.delete(s);
+        }
+      }
+      if (round % 8 === 0) {
+        rotatedAt.set('red', opened(writer.path('red')));
+        writer.rotateRename('red', 10);
+      }
+      if (round % 10 === 5) {
+        rotatedAt.set('blue', opened(writer.path('blue')));
+        writer.rotateRename('blue', 10);
+      }
       await new Promise((r) => setTimeout(r, 10));
     }
     const written = writer.written;
