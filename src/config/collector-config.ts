@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { parseHostPort } from './address.js';
-import { boolean, bytes, durationMs, integer, oneOf, option, resolveOptions, text } from './options.js';
+import { boolean, bytes, durationMs, hostPort, integer, oneOf, option, resolveOptions, text } from './options.js';
 import type { OptionValues } from './options.js';
 import { loadPem } from './pem.js';
 
@@ -10,28 +9,6 @@ import { loadPem } from './pem.js';
  * validates the environment and prints `--help`, then the cross-field rules a per-variable schema
  * cannot express (TLS material present when TLS is on, a compilable multiline pattern).
  */
-
-const hostPort = (): z.ZodType<string, string> =>
-  z.string().transform((raw, ctx) => {
-    try {
-      parseHostPort(raw);
-      return raw.trim();
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
-      return z.NEVER;
-    }
-  });
-
-/** PEM text or a path, loaded now so a missing file is a configuration error, not a runtime one. */
-const pemOption = (what: string): z.ZodType<Buffer, string> =>
-  z.string().transform((raw, ctx) => {
-    try {
-      return loadPem(raw, what);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
-      return z.NEVER;
-    }
-  });
 
 /** Comma-separated globs; empty items are ignored. */
 const globList = (): z.ZodType<readonly string[], string> =>
@@ -98,9 +75,9 @@ export const collectorOptions = {
   }),
   tags: option({ env: 'COLLECTOR_TAGS', description: 'key=value,... attached to every entry (host is always attached)', schema: tagList() }),
   tls: option({ env: 'COLLECTOR_TLS', default: '0', description: '1/true: connect with TLS (mTLS when a certificate and key are given)', schema: boolean() }),
-  tlsCertificate: option({ env: 'COLLECTOR_TLS_CERTIFICATE', description: 'client certificate, PEM text or path', schema: pemOption('COLLECTOR_TLS_CERTIFICATE') }),
-  tlsKey: option({ env: 'COLLECTOR_TLS_KEY', description: 'client key, PEM text or path', schema: pemOption('COLLECTOR_TLS_KEY') }),
-  tlsCaCertificate: option({ env: 'COLLECTOR_TLS_CA_CERTIFICATE', description: 'CA that signed the aggregator certificate, PEM text or path', schema: pemOption('COLLECTOR_TLS_CA_CERTIFICATE') }),
+  tlsCertificate: option({ env: 'COLLECTOR_TLS_CERTIFICATE', description: 'client certificate, PEM text or path', schema: text({ nonEmpty: true }) }),
+  tlsKey: option({ env: 'COLLECTOR_TLS_KEY', description: 'client key, PEM text or path', schema: text({ nonEmpty: true }) }),
+  tlsCaCertificate: option({ env: 'COLLECTOR_TLS_CA_CERTIFICATE', description: 'CA that signed the aggregator certificate, PEM text or path', schema: text({ nonEmpty: true }) }),
   bufferMaxBytes: option({ env: 'COLLECTOR_BUFFER_MAX_BYTES', default: '1MiB', description: 'a chunk is sent when it holds this many bytes', schema: bytes({ min: 1024 }) }),
   bufferTimeoutMs: option({ env: 'COLLECTOR_BUFFER_TIMEOUT', default: '1s', description: 'a chunk is sent when its first line is this old', schema: durationMs({ min: 1 }) }),
   maxInflightBytes: option({ env: 'COLLECTOR_MAX_INFLIGHT_BYTES', default: '64MiB', description: 'unacknowledged bytes before reading pauses', schema: bytes({ min: 64 * 1024 }) }),
@@ -120,21 +97,39 @@ export const collectorOptions = {
   logLevel: option({ env: 'LOG_LEVEL', default: 'info', description: 'pino level', schema: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }),
 };
 
-export type CollectorConfig = OptionValues<typeof collectorOptions>;
+type CollectorOptionValues = OptionValues<typeof collectorOptions>;
+
+/** The validated configuration; TLS material is loaded (PEM bytes) and present only when TLS is on. */
+export type CollectorConfig = Omit<CollectorOptionValues, 'tlsCertificate' | 'tlsKey' | 'tlsCaCertificate'> & {
+  readonly tlsCertificate: Buffer | undefined;
+  readonly tlsKey: Buffer | undefined;
+  readonly tlsCaCertificate: Buffer | undefined;
+};
 
 /** Validates env + flags into a frozen config; throws one ConfigError naming every problem. */
 export function loadCollectorConfig(env: NodeJS.ProcessEnv, flags?: ReadonlyMap<string, string>): CollectorConfig {
-  const config = resolveOptions(collectorOptions, env, flags);
+  const options = resolveOptions(collectorOptions, env, flags);
   const problems: string[] = [];
-  if (config.tls && (config.tlsCertificate === undefined) !== (config.tlsKey === undefined)) {
+  // Material is read only when TLS is on, so an image can carry the paths of mounted secrets and
+  // switch TLS with one variable (docker-compose.yml does), as the aggregator does.
+  const read = (spec: { env: string }, value: string | undefined, what: string): Buffer | undefined => {
+    if (!options.tls || value === undefined) return undefined;
+    try {
+      return loadPem(value, what);
+    } catch (err) {
+      problems.push(`${spec.env}: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
+  };
+  const tlsCertificate = read(collectorOptions.tlsCertificate, options.tlsCertificate, 'certificate');
+  const tlsKey = read(collectorOptions.tlsKey, options.tlsKey, 'private key');
+  const tlsCaCertificate = read(collectorOptions.tlsCaCertificate, options.tlsCaCertificate, 'CA certificate');
+  if (options.tls && (options.tlsCertificate === undefined) !== (options.tlsKey === undefined)) {
     problems.push('COLLECTOR_TLS_CERTIFICATE and COLLECTOR_TLS_KEY: give both (mTLS) or neither');
   }
-  if (!config.tls && (config.tlsCertificate !== undefined || config.tlsKey !== undefined || config.tlsCaCertificate !== undefined)) {
-    problems.push('COLLECTOR_TLS: TLS material is set but COLLECTOR_TLS is off; set COLLECTOR_TLS=1');
-  }
-  if (config.retryMaxDelayMs < config.retryInitialDelayMs) {
+  if (options.retryMaxDelayMs < options.retryInitialDelayMs) {
     problems.push('COLLECTOR_RETRY_MAX_DELAY: must not be below COLLECTOR_RETRY_INITIAL_DELAY');
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+  return Object.freeze({ ...options, tlsCertificate, tlsKey, tlsCaCertificate });
 }

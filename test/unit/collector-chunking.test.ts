@@ -100,6 +100,16 @@ describe('collector configuration', () => {
 
   it('refuses half-configured TLS', () => {
     expect(() => loadCollectorConfig({ ...base, COLLECTOR_TLS: '1', COLLECTOR_TLS_KEY: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----' })).toThrow(/give both/);
-    expect(() => loadCollectorConfig({ ...base, COLLECTOR_TLS_CA_CERTIFICATE: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----' })).toThrow(/COLLECTOR_TLS=1/);
+  });
+
+  it('reads TLS material only when COLLECTOR_TLS is on (paths of unmounted secrets are fine while it is off)', () => {
+    const paths = { COLLECTOR_TLS_CERTIFICATE: '/nonexistent/c.crt', COLLECTOR_TLS_KEY: '/nonexistent/c.key', COLLECTOR_TLS_CA_CERTIFICATE: '/nonexistent/ca.crt' };
+    const off = loadCollectorConfig({ ...base, ...paths });
+    expect([off.tls, off.tlsCertificate, off.tlsKey, off.tlsCaCertificate]).toEqual([false, undefined, undefined, undefined]);
+    expect(() => loadCollectorConfig({ ...base, ...paths, COLLECTOR_TLS: '1' })).toThrow(
+      /COLLECTOR_TLS_CERTIFICATE: cannot read certificate file "\/nonexistent\/c\.crt" \(ENOENT\).*COLLECTOR_TLS_KEY: .*COLLECTOR_TLS_CA_CERTIFICATE: /,
+    );
+    const pem = '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----';
+    expect(loadCollectorConfig({ ...base, COLLECTOR_TLS: '1', COLLECTOR_TLS_CA_CERTIFICATE: pem }).tlsCaCertificate?.toString()).toBe(pem);
   });
 });
