@@ -255,26 +255,26 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
   let tls: TlsMaterial | null = null;
   if (v.tls) {
     const missing: string[] = [];
-    if (v.tlsCertificate === undefined) missing.push(aggregatorOptions.tlsCertificate.env);
-    if (v.tlsKey === undefined) missing.push(aggregatorOptions.tlsKey.env);
-    if (v.tlsCaCertificate === undefined) missing.push(aggregatorOptions.tlsCaCertificate.env);
+    // Material is read only when TLS is on, so an image can carry the paths of mounted secrets and
+    // switch TLS with one variable (docker-compose.yml does). Every given file is read, so one message
+    // names every problem.
+    const read = (spec: { env: string }, value: string | undefined, what: string): Buffer | undefined => {
+      if (value === undefined) {
+        missing.push(spec.env);
+        return undefined;
+      }
+      try {
+        return loadPem(value, what);
+      } catch (err) {
+        problems.push(`${spec.env}: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      }
+    };
+    const certificate = read(aggregatorOptions.tlsCertificate, v.tlsCertificate, 'certificate');
+    const key = read(aggregatorOptions.tlsKey, v.tlsKey, 'private key');
+    const caCertificate = read(aggregatorOptions.tlsCaCertificate, v.tlsCaCertificate, 'CA certificate');
     if (missing.length > 0) problems.push(`${missing.join(', ')}: required when AGGREGATOR_TLS is on`);
-    else {
-      // Material is read only when TLS is on, so an image can carry the paths of mounted secrets and
-      // switch TLS with one variable (docker-compose.yml does).
-      const read = (spec: { env: string }, value: string, what: string): Buffer | undefined => {
-        try {
-          return loadPem(value, what);
-        } catch (err) {
-          problems.push(`${spec.env}: ${err instanceof Error ? err.message : String(err)}`);
-          return undefined;
-        }
-      };
-      const certificate = read(aggregatorOptions.tlsCertificate, v.tlsCertificate as string, 'certificate');
-      const key = read(aggregatorOptions.tlsKey, v.tlsKey as string, 'private key');
-      const caCertificate = read(aggregatorOptions.tlsCaCertificate, v.tlsCaCertificate as string, 'CA certificate');
-      if (certificate !== undefined && key !== undefined && caCertificate !== undefined) tls = { certificate, key, caCertificate };
-    }
+    if (certificate !== undefined && key !== undefined && caCertificate !== undefined) tls = { certificate, key, caCertificate };
   }
 
   if (v.emitRetryMaxDelayMs < v.emitRetryInitialDelayMs) {
