@@ -239,6 +239,9 @@ export class ShipClient {
     if (drop > 0 && (drop >= 64 || drop === this.queue.length)) {
       this.queue.splice(0, drop);
       this.base += drop;
+      // A resend (after RESOURCE_EXHAUSTED) may have moved the send cursor back behind chunks that
+      // were acknowledged meanwhile; those are gone now, so the cursor starts at the new base.
+      if (this.sendFrom < this.base) this.sendFrom = this.base;
     }
     if (this.unackedChunks === 0) {
       const waiters = this.idleWaiters;
