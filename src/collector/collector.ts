@@ -201,6 +201,12 @@ export class Collector {
         } else if (result === 'finished') await this.finish(key, tailer);
 
       }
+      if (!progressed && !this.paused) {
+        // Every file is read to its end: waiting for COLLECTOR_BUFFER_TIMEOUT would only add latency,
+        // since nothing more is there to fill the chunk. Under load, chunks still fill to
+        // COLLECTOR_BUFFER_MAX_BYTES because a pass always finds more to read.
+        builder.seal();
+      }
       if (!progressed || this.paused) await this.sleep(this.config.pollIntervalMs);
     }
   }

@@ -79,7 +79,7 @@ export const collectorOptions = {
   tlsKey: option({ env: 'COLLECTOR_TLS_KEY', description: 'client key, PEM text or path', schema: text({ nonEmpty: true }) }),
   tlsCaCertificate: option({ env: 'COLLECTOR_TLS_CA_CERTIFICATE', description: 'CA that signed the aggregator certificate, PEM text or path', schema: text({ nonEmpty: true }) }),
   bufferMaxBytes: option({ env: 'COLLECTOR_BUFFER_MAX_BYTES', default: '1MiB', description: 'a chunk is sent when it holds this many bytes', schema: bytes({ min: 1024 }) }),
-  bufferTimeoutMs: option({ env: 'COLLECTOR_BUFFER_TIMEOUT', default: '1s', description: 'a chunk is sent when its first line is this old', schema: durationMs({ min: 1 }) }),
+  bufferTimeoutMs: option({ env: 'COLLECTOR_BUFFER_TIMEOUT', default: '1s', description: 'a chunk is sent when its first line is this old, or at once when every file is read to its end', schema: durationMs({ min: 1 }) }),
   maxInflightBytes: option({ env: 'COLLECTOR_MAX_INFLIGHT_BYTES', default: '64MiB', description: 'unacknowledged bytes before reading pauses', schema: bytes({ min: 64 * 1024 }) }),
   maxLineBytes: option({ env: 'COLLECTOR_MAX_LINE_BYTES', default: '1MiB', description: 'longer lines are split into flagged pieces and counted', schema: bytes({ min: 16 }) }),
   multilineStartPattern: option({ env: 'COLLECTOR_MULTILINE_START_PATTERN', description: 'regular expression; a line that does not match it continues the previous entry', schema: regex() }),

@@ -93,11 +93,20 @@ describe('collector program', () => {
     collector = await startCollector({ ...c.env, COLLECTOR_BUFFER_TIMEOUT: '10s' });
     c.writer.append('app', 2000);
     await waitUntil(async () => (await collector?.metric('mega_collector_lines_read_total')) === 2000, 10_000, 20);
-    // The chunk timer (10s) has not fired: only the drain sends it.
+    // Whatever is still unacknowledged at SIGTERM is waited for before the exit.
     expect(await collector.stop()).toBe(0);
     expect(collector.logs.some((l) => l.includes('drained'))).toBe(true);
     const doc = JSON.parse(readFileSync(join(c.state, 'checkpoints.json'), 'utf8')) as { records: Array<{ offset: number }> };
     expect(doc.records[0]?.offset).toBe(statSync(c.writer.path('app')).size);
+    expect((await delivered(c.writer.written)).missing).toEqual([]);
+  });
+
+  it('sends at once when every file is read to its end, without waiting for COLLECTOR_BUFFER_TIMEOUT', async () => {
+    const c = freshCase();
+    collector = await startCollector({ ...c.env, COLLECTOR_BUFFER_TIMEOUT: '1h' });
+    c.writer.append('app', 3);
+    // Waiting an hour would be the chunk timer; a caught-up reader seals what it has.
+    expect(await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === 3, 15_000, 50)).toBe(true);
     expect((await delivered(c.writer.written)).missing).toEqual([]);
   });
 
