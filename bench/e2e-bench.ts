@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { scrapeMetric, startProgram } from '../src/util/program.js';
+import type { RunningProgram } from '../src/util/program.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -52,43 +53,57 @@ function writeInput(path: string, lines: number, lineBytes: number): void {
   closeSync(fd);
 }
 
+// BENCH_PROFILE_DIR=/tmp/prof: CPU profiles of both programs, for chrome://inspect or speedscope.
+function nodeArgs(): string[] {
+  const profile = process.env.BENCH_PROFILE_DIR;
+  return profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`];
+}
+
+/** The real aggregator on loopback ports, spooling under `dir`, with the given emitter variables. */
+export function startBenchAggregator(dir: string, emitterEnv: Record<string, string>): Promise<RunningProgram> {
+  return startProgram({
+    script: join(here, '../cmd/aggregator/main.js'),
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'info',
+      AGGREGATOR_LISTEN_ADDRESS: '127.0.0.1:0',
+      AGGREGATOR_METRICS_ADDRESS: '127.0.0.1:0',
+      AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
+      AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms',
+      ...emitterEnv,
+    },
+    readyMessage: 'listening',
+    nodeArgs: nodeArgs(),
+  });
+}
+
+/** The real collector, with default settings, tailing `files` into the aggregator at `grpcPort`. */
+export function startBenchCollector(dir: string, files: string, grpcPort: number): Promise<RunningProgram> {
+  return startProgram({
+    script: join(here, '../cmd/collector/main.js'),
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'info',
+      COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${grpcPort}`,
+      COLLECTOR_FILES: files,
+      COLLECTOR_STATE_DIR: join(dir, 'collector'),
+      COLLECTOR_METRICS_ADDRESS: '127.0.0.1:0',
+    },
+    readyMessage: 'started',
+    nodeArgs: nodeArgs(),
+  });
+}
+
 export async function runE2eBench(lines = 1_000_000, lineBytes = 120, emitter: 'file' | 'blackhole' = 'file'): Promise<E2eResult> {
   const dir = mkdtempSync(join(tmpdir(), 'mc-e2e-'));
   try {
     const input = join(dir, 'input.log');
     const output = join(dir, 'shipped.log');
     writeInput(input, lines, lineBytes);
-    const env = { ...process.env, LOG_LEVEL: 'info' };
-    // BENCH_PROFILE_DIR=/tmp/prof: CPU profiles of both programs, for chrome://inspect or speedscope.
-    const profile = process.env.BENCH_PROFILE_DIR;
-    const nodeArgs = profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`];
-    const aggregator = await startProgram({
-      script: join(here, '../cmd/aggregator/main.js'),
-      env: {
-        ...env,
-        AGGREGATOR_LISTEN_ADDRESS: '127.0.0.1:0',
-        AGGREGATOR_METRICS_ADDRESS: '127.0.0.1:0',
-        AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
-        AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms',
-        ...(emitter === 'file' ? { AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: output }) } : {}),
-      },
-      readyMessage: 'listening',
-      nodeArgs,
-    });
+    const aggregator = await startBenchAggregator(dir, emitter === 'file' ? { AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: output }) } : {});
     const metricsPort = Number(aggregator.ready.metricsPort);
     const started = process.hrtime.bigint();
-    const collector = await startProgram({
-      script: join(here, '../cmd/collector/main.js'),
-      env: {
-        ...env,
-        COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${String(aggregator.ready.grpcPort)}`,
-        COLLECTOR_FILES: input,
-        COLLECTOR_STATE_DIR: join(dir, 'collector'),
-        COLLECTOR_METRICS_ADDRESS: '127.0.0.1:0',
-      },
-      readyMessage: 'started',
-      nodeArgs,
-    });
+    const collector = await startBenchCollector(dir, input, Number(aggregator.ready.grpcPort));
     // Completion is polled cheaply: the output's size for the file emitter (a stat), the emitted
     // counter for the blackhole at a slower pace (each scrape makes the aggregator gather metrics).
     const deadline = Date.now() + 600_000;
