@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,8 +17,12 @@ import type { CollectorProcess } from '../helpers/collector-process.js';
 let dir: string;
 let aggregator: AggregatorProcess | undefined;
 let collector: CollectorProcess | undefined;
+let load: { stop(): Promise<void> } | undefined;
 
 afterEach(async () => {
+  // A failed case must not leave its writer appending into the directory removed below.
+  await load?.stop();
+  load = undefined;
   await collector?.kill();
   await aggregator?.kill();
   collector = undefined;
@@ -80,7 +84,9 @@ function setup(): Setup {
   };
 }
 
+/** The collector's durable checkpoints; none written yet (killed early) means every file is at 0. */
 function checkpointOffsets(state: string): Map<string, number> {
+  if (!existsSync(join(state, 'checkpoints.json'))) return new Map();
   const doc = JSON.parse(readFileSync(join(state, 'checkpoints.json'), 'utf8')) as { records: Array<{ fileId: string; offset: number }> };
   return new Map(doc.records.map((r) => [r.fileId, r.offset]));
 }
@@ -93,7 +99,7 @@ describe('collector and aggregator crashes during shipping', () => {
     writer.append('two', 10);
     aggregator = await startAggregator({ env: s.aggregatorEnv });
     collector = await startCollector(s.collectorEnv(aggregator.address));
-    const load = writeContinuously(writer);
+    load = writeContinuously(writer);
     const checkpointsAtKill: Array<Map<string, number>> = [];
     for (let i = 0; i < 3; i++) {
       await sleep(randomBetween(300, 900));
@@ -134,7 +140,7 @@ describe('collector and aggregator crashes during shipping', () => {
     aggregator = await startAggregator({ env: s.aggregatorEnv });
     const address = aggregator.address;
     collector = await startCollector(s.collectorEnv(address));
-    const load = writeContinuously(writer);
+    load = writeContinuously(writer);
     for (let i = 0; i < 2; i++) {
       await sleep(randomBetween(300, 900));
       await aggregator.kill();
