@@ -105,6 +105,14 @@ async function main(): Promise<void> {
     clearInterval(writer);
     clearInterval(rotator);
     clearInterval(status);
+    // The collector stops reading at SIGTERM (what it has not read stays for its next start); give it
+    // a moment to read the last lines written, so the demo ends with everything shipped.
+    const collectorMetrics = Number(collector.ready.metricsPort);
+    for (let i = 0; i < 40; i++) {
+      const read = await scrapeMetric(collectorMetrics, 'mega_collector_lines_read_total').catch(() => written);
+      if (read >= written) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     say('stopping: collector first (it sends what it read and waits for acks), then the aggregator (it emits what it holds)');
     const codes = await stopBoth(collector, aggregator);
     say(`done: written ${written} lines, exit codes collector=${codes[0]} aggregator=${codes[1]}`);
