@@ -1,13 +1,11 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startAggregator } from '../../src/aggregator/aggregator.js';
 import { replayDeadLetters, spoolStatus } from '../../src/aggregator/spool-commands.js';
 import { aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
 import type { AggregatorConfig } from '../../src/config/aggregator-config.js';
 import { formatHelp, parseArgs } from '../../src/config/options.js';
 import { ConfigError, errorMessage } from '../../src/errors.js';
+import { packageVersion } from '../../src/util/package-info.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import type { Logger } from '../../src/telemetry/logger.js';
 
@@ -23,16 +21,6 @@ const COMMANDS = [
   '  spool status               print the spool\'s segments, bytes, positions and dead-letter count',
   '  spool replay-dead-letters  hand dead letters to the configured emitter again (aggregator stopped)',
 ].join('\n');
-
-function version(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const p = join(dir, 'package.json');
-    if (existsSync(p)) return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
-    dir = dirname(dir);
-  }
-  return 'unknown';
-}
 
 /** One line on stderr, then exit: the contract for configuration problems. */
 function die(message: string, code = 2): never {
@@ -91,7 +79,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (args.version) {
-    process.stdout.write(`${PROGRAM} ${version()}\n`);
+    process.stdout.write(`${PROGRAM} ${packageVersion()}\n`);
     return 0;
   }
   let config: AggregatorConfig;

@@ -1,13 +1,11 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Collector } from '../../src/collector/collector.js';
 import { collectorOptions, loadCollectorConfig } from '../../src/config/collector-config.js';
 import type { CollectorConfig } from '../../src/config/collector-config.js';
 import { formatHelp, parseArgs } from '../../src/config/options.js';
 import { ConfigError, errorMessage } from '../../src/errors.js';
+import { packageVersion } from '../../src/util/package-info.js';
 import { createCollectorMetrics } from '../../src/telemetry/collector-metrics.js';
 import { startTelemetryServer } from '../../src/telemetry/http-server.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -15,16 +13,6 @@ import type { Logger } from '../../src/telemetry/logger.js';
 import { systemClock, systemRandom } from '../../src/util/clock.js';
 
 /** mega-collector: tails files and ships their lines to the aggregator (see DESIGN.md). */
-
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, 'package.json');
-    if (existsSync(candidate)) return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
-    dir = dirname(dir);
-  }
-  return 'unknown';
-}
 
 function exit(logger: Logger | undefined, code: number): never {
   logger?.flush();

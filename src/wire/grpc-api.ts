@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { findUp } from '../util/package-info.js';
 
 /**
  * The gRPC contract of api/api.proto, loaded at run time with @grpc/proto-loader. The file is found by
@@ -32,13 +31,9 @@ export interface AckMessage {
 }
 
 export function findApiProto(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, 'api', 'api.proto');
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  throw new Error('api/api.proto not found next to the installed program');
+  const path = findUp(join('api', 'api.proto'));
+  if (path === undefined) throw new Error('api/api.proto not found next to the installed program');
+  return path;
 }
 
 export interface IngestApi {
