@@ -30,7 +30,7 @@ async function main(): Promise<void> {
       return;
     }
     if (args.version) {
-      process.stdout.write(`${packageVersion()}\n`);
+      process.stdout.write(`mega-collector ${packageVersion()}\n`);
       return;
     }
     if (args.positional.length > 0) throw new ConfigError([`unexpected argument "${args.positional[0]}" (see --help)`]);

@@ -234,7 +234,7 @@ describe('collector program', () => {
     expect(help.stdout).toContain('COLLECTOR_REMOTE_ADDRESS (flag --remote-address)');
     expect(help.stdout).toContain('COLLECTOR_MAX_INFLIGHT_BYTES');
     const version = await runCollector({}, ['--version']);
-    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(version.stdout.trim()).toMatch(/^mega-collector \d+\.\d+\.\d+$/);
     const bad = await runCollector({ COLLECTOR_FILES: '/tmp/x/*.log', COLLECTOR_BUFFER_TIMEOUT: 'soon' });
     expect(bad.code).not.toBe(0);
     const lines = bad.stderr.trim().split('\n');
