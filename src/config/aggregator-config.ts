@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { aeronConfigSchema } from './aeron-config.js';
 import type { AeronEmitterConfig } from './aeron-config.js';
-import { loadPem } from './pem.js';
+import { readPemSetting } from './pem.js';
 import { boolean, bytes, durationMs, hostPort, integer, json, oneOf, option, resolveOptions, text } from './options.js';
 import type { OptionValues } from './options.js';
 
@@ -259,16 +259,9 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
     // switch TLS with one variable (docker-compose.yml does). Every given file is read, so one message
     // names every problem.
     const read = (spec: { env: string }, value: string | undefined, what: string): Buffer | undefined => {
-      if (value === undefined) {
-        missing.push(spec.env);
-        return undefined;
-      }
-      try {
-        return loadPem(value, what);
-      } catch (err) {
-        problems.push(`${spec.env}: ${err instanceof Error ? err.message : String(err)}`);
-        return undefined;
-      }
+      if (value !== undefined) return readPemSetting(spec.env, value, what, problems);
+      missing.push(spec.env);
+      return undefined;
     };
     const certificate = read(aggregatorOptions.tlsCertificate, v.tlsCertificate, 'certificate');
     const key = read(aggregatorOptions.tlsKey, v.tlsKey, 'private key');

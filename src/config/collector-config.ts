@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { boolean, bytes, durationMs, hostPort, integer, oneOf, option, resolveOptions, text } from './options.js';
 import type { OptionValues } from './options.js';
-import { loadPem } from './pem.js';
+import { readPemSetting } from './pem.js';
 
 /**
  * The collector's configuration: one option table (env vars and the --remote-address flag) that both
@@ -114,12 +114,7 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv, flags?: ReadonlyMap<
   // switch TLS with one variable (docker-compose.yml does), as the aggregator does.
   const read = (spec: { env: string }, value: string | undefined, what: string): Buffer | undefined => {
     if (!options.tls || value === undefined) return undefined;
-    try {
-      return loadPem(value, what);
-    } catch (err) {
-      problems.push(`${spec.env}: ${err instanceof Error ? err.message : String(err)}`);
-      return undefined;
-    }
+    return readPemSetting(spec.env, value, what, problems);
   };
   const tlsCertificate = read(collectorOptions.tlsCertificate, options.tlsCertificate, 'certificate');
   const tlsKey = read(collectorOptions.tlsKey, options.tlsKey, 'private key');

@@ -21,3 +21,13 @@ export function loadPem(value: string, what: string): Buffer {
   if (!data.includes('-----BEGIN ')) throw new Error(`${what} file "${trimmed}" holds no PEM block`);
   return data;
 }
+
+/** loadPem for a configuration loader: a failure becomes a problem naming `env`, and undefined. */
+export function readPemSetting(env: string, value: string, what: string, problems: string[]): Buffer | undefined {
+  try {
+    return loadPem(value, what);
+  } catch (err) {
+    problems.push(`${env}: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
