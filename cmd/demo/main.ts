@@ -47,6 +47,7 @@ async function main(): Promise<void> {
     },
     readyMessage: 'listening',
     stdout: 'inherit',
+    ownProcessGroup: true,
     onStderrLine: relay,
   });
   const grpcPort = Number(aggregator.ready.grpcPort);
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
       COLLECTOR_TAGS: 'app=demo',
     },
     readyMessage: 'started',
+    ownProcessGroup: true,
     onStderrLine: relay,
   });
   say(`collector up: tailing ${join(logDir, '*.log')}, metrics http://127.0.0.1:${String(collector.ready.metricsPort)}/metrics`);

@@ -26,6 +26,11 @@ export interface StartProgramOptions {
   readonly timeoutMs?: number;
   /** Receives every stderr line (JSON log records and anything else). */
   readonly onStderrLine?: (line: string) => void;
+  /**
+   * Own process group: a terminal's Ctrl-C then reaches only the parent, which stops the children in
+   * its own order (the demo: collector first, so it can still reach the aggregator).
+   */
+  readonly ownProcessGroup?: boolean;
   /** Where the child's stdout goes: inherited (demo) or ignored (benchmarks). */
   readonly stdout?: 'inherit' | 'ignore' | 'pipe';
 }
@@ -34,9 +39,18 @@ export function startProgram(options: StartProgramOptions): Promise<RunningProgr
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.script, ...(options.args ?? [])], {
     env: options.env,
     stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'],
+    detached: options.ownProcessGroup === true,
   });
+  // Never leave a child behind when this process exits, whatever the path.
+  const reap = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', reap);
   const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.once('exit', (code, signal) => {
+      process.off('exit', reap);
+      resolve(code ?? signal ?? 'unknown');
+    });
   });
   return new Promise((resolve, reject) => {
     let settled = false;
