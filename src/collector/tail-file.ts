@@ -111,6 +111,13 @@ export class FileTailer implements EntryOut {
       this.sink = sink;
       const pieces = this.cutter.splitPieces;
       consumed = this.cutter.cut(this.view, k, this, flushEntry, flushPartial);
+      if (consumed === k && !atEof) {
+        // A full buffer and nothing consumed: a pending multiline entry and the unterminated line after
+        // it fill the whole read. Together they exceed maxLineBytes (the buffer holds more), so that
+        // line can never join the entry: the entry is complete. Holding it would re-read the same
+        // bytes forever and the file would never move again.
+        consumed = this.cutter.cut(this.view, k, this, true, false);
+      }
       this.stepSplit = this.cutter.splitPieces - pieces;
       if (this.linesSinceNote > 0) this.note(consumed);
       this.sink = undefined;
