@@ -48,9 +48,16 @@ export class FileRegistry {
   }
 
   restore(records: readonly CheckpointRecord[]): void {
+    // Not pruned here: until the files are found again, every record is a checkpoint still in use
+    // (with more than MAX_RETIRED files, pruning would forget the oldest ones: they would start over
+    // per COLLECTOR_START_AT, skipping or re-sending what was written while the collector was down).
+    // The next retirement prunes what stayed unclaimed.
+    const now = this.nowMs();
     for (const r of records) {
       const cursor = new FileCursor(r.fileId, r.path, r.dev, r.ino, { length: r.fpLength, crc: r.fpCrc }, r.offset, { hash: r.hash, length: r.hashLength });
-      this.retire(cursor);
+      cursor.retired = true;
+      cursor.retiredAtMs = now;
+      this.retired.push(cursor);
     }
   }
 

@@ -1,5 +1,6 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, appendFileSync, statSync, openSync, closeSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { crc32c } from '@node-rs/crc32';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../src/collector/checkpoint-store.js';
@@ -147,5 +148,29 @@ describe('FileRegistry decisions', () => {
     const c2 = await candidate(fx.path('a.log'));
     expect(await reg.decide(c2, [])).toEqual({ kind: 'new', truncatedWhileAway: true });
     c2.close();
+  });
+  it('regression: a restart with more than 1024 checkpointed files resumes every one of them', async () => {
+    fx = new TailFixture();
+    const n = 1100;
+    const records: CheckpointRecord[] = [];
+    for (let i = 0; i < n; i++) {
+      const path = fx.path(`f${i}.log`);
+      const text = Buffer.from(`file ${i} line\n`);
+      writeFileSync(path, text);
+      const st = statSync(path);
+      const fp = fingerprintOf(text);
+      records.push({ fileId: `id${i}`, path, dev: st.dev, ino: st.ino, fpLength: fp.length, fpCrc: fp.crc, offset: text.length, hash: crc32c(text), hashLength: text.length, retired: false });
+      appendFileSync(path, 'written while stopped\n');
+    }
+    const reg = new FileRegistry(() => 0);
+    reg.restore(records);
+    const resumed: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = await candidate(fx.path(`f${i}.log`));
+      const d = await reg.decide(c, []);
+      c.close();
+      if (d.kind === 'resume' && d.cursor.readOffset === records[i]?.offset) resumed.push(d.cursor.fileId);
+    }
+    expect(resumed.length).toBe(n);
   });
 });
