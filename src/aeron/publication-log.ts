@@ -127,22 +127,47 @@ export class PublicationLog {
   /**
    * The start of the message that holds `position` (or `position` itself when a message starts
    * there). Rejoining a new receiver image there means it never sees a fragment without its BEGIN.
+   * A position inside a frame (an SM whose offset is not a frame boundary) maps to the start of that
+   * frame's message too, so the SETUP built from it is always 32-aligned and on a frame boundary.
    */
   messageStart(position: number): number {
     const termStart = position - (position % this.termLength);
     const target = position - termStart;
     const term = this.termFor(position);
     let offset = 0;
-    let begin = 0;
-    let ended = true;
+    // Start of the message being walked, or of the next one once the walked frame ended a message.
+    let start = 0;
     while (offset < target) {
       const frameLength = term.readInt32LE(offset);
-      const flags = term[offset + 5] as number;
       if (frameLength <= 0) break;
-      if ((flags & DataFlag.Begin) !== 0) begin = offset;
-      ended = (flags & DataFlag.End) !== 0 || term.readInt16LE(offset + 6) === FrameType.Pad;
-      offset += align32(frameLength);
+      const pad = term.readInt16LE(offset + 6) === FrameType.Pad;
+      const flags = term[offset + 5] as number;
+      if (pad || (flags & DataFlag.Begin) !== 0) start = offset;
+      const next = offset + (pad ? frameLength : align32(frameLength));
+      if (next > target) break;
+      if (pad || (flags & DataFlag.End) !== 0) start = next;
+      offset = next;
     }
-    return ended ? position : termStart + begin;
+    return termStart + start;
+  }
+
+  /**
+   * The start of the frame that holds `position`: a NAK names a frame boundary when it comes from a
+   * C receiver, but resending from anywhere else would put payload bytes where the receiver reads a
+   * header.
+   */
+  frameStart(position: number): number {
+    const termStart = position - (position % this.termLength);
+    const target = position - termStart;
+    const term = this.termFor(position);
+    let offset = 0;
+    while (offset < target) {
+      const frameLength = term.readInt32LE(offset);
+      if (frameLength <= 0) break;
+      const next = offset + (term.readInt16LE(offset + 6) === FrameType.Pad ? frameLength : align32(frameLength));
+      if (next > target) break;
+      offset = next;
+    }
+    return termStart + offset;
   }
 }

@@ -241,7 +241,7 @@ export class Publication {
     }
     this.retransmit = { termId: nak.termId, termOffset: nak.termOffset, length, untilMs: nowMs + this.retransmitLingerMs };
     const end = Math.min(position + length, this.senderPosition);
-    let at = position;
+    let at = this.log.frameStart(position);
     while (at < end) {
       // Whole frames from the NAKed offset; the last datagram may reach past `end` (never past senderPosition).
       const { wireLength, advance } = this.log.scan(at, this.senderPosition, this.mtu);
@@ -253,11 +253,14 @@ export class Publication {
     }
   }
 
-  /** Starts the end of stream: drain what was offered, then EOS heartbeats until an EOS SM or linger. */
-  close(nowMs: number): void {
+  /**
+   * Starts the end of stream: drain what was offered, then EOS heartbeats until an EOS SM or linger.
+   * As aeron_network_publication_on_time_event: draining lasts as long as a receiver is connected (a
+   * slow receiver must not lose the tail of the stream), and the linger starts once draining ends.
+   */
+  close(_nowMs: number): void {
     if (this.stateValue !== 'active') return;
     this.stateValue = 'draining';
-    this.lingerDeadlineMs = nowMs + this.lingerMs;
   }
 
   /**
@@ -284,10 +287,17 @@ export class Publication {
     }
     sent += dataSent;
     if (dataSent > 0) this.lastDataOrHeartbeatMs = nowMs;
-    if (this.stateValue === 'draining' && this.senderPosition >= this.log.tail) {
-      this.isEndOfStream = true;
-      this.stateValue = 'lingering';
-      this.lastDataOrHeartbeatMs = Number.NEGATIVE_INFINITY;
+    if (this.stateValue === 'draining') {
+      if (this.senderPosition >= this.log.tail) {
+        this.isEndOfStream = true;
+        this.stateValue = 'lingering';
+        this.lingerDeadlineMs = nowMs + this.lingerMs;
+        this.lastDataOrHeartbeatMs = Number.NEGATIVE_INFINITY;
+      } else if (!this.isConnected(nowMs)) {
+        // Nobody left to drain to: linger without EOS (what is unsent cannot be delivered), as C does.
+        this.stateValue = 'lingering';
+        this.lingerDeadlineMs = nowMs + this.lingerMs;
+      }
     }
     if (dataSent === 0 && this.hasInitialConnection && nowMs - this.lastDataOrHeartbeatMs >= this.heartbeatIntervalMs) {
       this.sendHeartbeat(nowMs);
@@ -295,7 +305,7 @@ export class Publication {
     }
     this.isConnected(nowMs);
     if (this.stateValue === 'lingering' && this.receivedEosSm) this.stateValue = 'closed';
-    if ((this.stateValue === 'lingering' || this.stateValue === 'draining') && nowMs >= this.lingerDeadlineMs) this.stateValue = 'closed';
+    if (this.stateValue === 'lingering' && nowMs >= this.lingerDeadlineMs) this.stateValue = 'closed';
     return sent;
   }
 

@@ -297,10 +297,95 @@ describe('Publication behaviour in virtual time', () => {
     other.pub.onControl(sm(other.pub, 0), 0);
     other.pub.close(0);
     other.pub.doWork(1);
-    other.pub.doWork(4999);
-    expect(other.pub.state).toBe('lingering');
+    // The linger counts from the end of draining (t = 1), not from close().
     other.pub.doWork(5000);
+    expect(other.pub.state).toBe('lingering');
+    other.pub.doWork(5001);
     expect(other.pub.state).toBe('closed');
+  });
+
+  it('close keeps draining to a slow but connected receiver beyond the linger time, then lingers from the end of draining', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0, 4096), 0);
+    for (let i = 0; i < 20; i++) expect(pub.offer(Buffer.alloc(1000, i), 0)).toBeGreaterThan(0);
+    const tail = pub.producerPosition;
+    pub.close(0);
+    // The receiver frees 4 KiB of window per second: draining takes ~5 s, longer than the 5 s linger.
+    let t = 0;
+    let drainedAt = -1;
+    for (; t <= 20_000 && pub.state !== 'closed'; t += 10) {
+      if (t % 1000 === 0) pub.onControl(sm(pub, pub.senderPosition, 4096), t);
+      pub.doWork(t);
+      if (drainedAt < 0 && pub.state === 'lingering') drainedAt = t;
+    }
+    expect(pub.senderPosition).toBe(tail);
+    expect(drainedAt).toBeGreaterThan(5000);
+    expect(t - 10).toBeGreaterThanOrEqual(drainedAt + 5000);
+    const eos = out.filter((d) => d.length === 32 && d.readInt32LE(0) === 0 && d[5] === 0xe0);
+    expect(eos.length).toBeGreaterThan(0);
+    expect(eos.every((d) => d.readInt32LE(8) === tail % 65536)).toBe(true);
+
+    // A receiver that goes silent while draining: linger (without EOS) once it counts as gone.
+    const gone = make();
+    gone.pub.onControl(sm(gone.pub, 0, 4096), 0);
+    for (let i = 0; i < 20; i++) gone.pub.offer(Buffer.alloc(1000, i), 0);
+    gone.pub.close(0);
+    gone.pub.doWork(1);
+    gone.pub.doWork(4999);
+    expect(gone.pub.state).toBe('draining');
+    gone.pub.doWork(5000);
+    expect(gone.pub.state).toBe('lingering');
+    gone.pub.doWork(9999);
+    expect(gone.pub.state).toBe('lingering');
+    gone.pub.doWork(10_000);
+    expect(gone.pub.state).toBe('closed');
+    expect(gone.out.some((d) => d.length === 32 && d[5] === 0xe0)).toBe(false);
+  });
+
+  it('rejoins with a 32-aligned SETUP at a message start, even from an SM position inside a frame, and resends identical frames', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0), 0);
+    pub.offer(Buffer.alloc(100, 1), 0); // frame [0, 160)
+    pub.offer(Buffer.alloc(3000, 2), 0); // fragments [160, 1568) [1568, 2976) [2976, 3264)
+    pub.offer(Buffer.alloc(100, 3), 0); // frame [3264, 3424)
+    pub.doWork(1);
+    const original = Buffer.from(pub.log.terms[0]!.subarray(0, pub.senderPosition));
+    const sentTo = pub.senderPosition;
+    for (const [reported, expected] of [
+      [50, 0], // inside an unfragmented frame
+      [160 + 1408 + 100, 160], // inside a middle fragment
+      [3264 + 40, 3264], // inside the last, unfragmented frame
+    ] as const) {
+      pub.onControl(sm(pub, reported), 2);
+      out.length = 0;
+      pub.onControl(sm(pub, 0, 0, SmFlag.SendSetup, 2n), 3);
+      pub.doWork(4);
+      const setup = out.find((d) => d.readInt16LE(6) === FrameType.Setup)!;
+      expect(setup.readInt32LE(8) % 32).toBe(0);
+      expect(setup.readInt32LE(8)).toBe(expected);
+      pub.onControl(sm(pub, expected, 65536, 0, 2n), 5);
+      out.length = 0;
+      pub.doWork(6);
+      expect(pub.senderPosition).toBe(sentTo);
+      // Whatever goes out again is byte for byte what was sent first, at the same offsets.
+      const resent = out.filter((d) => d.length > 32);
+      expect(resent[0]?.readInt32LE(8)).toBe(expected);
+      for (const d of resent) expect(d.equals(original.subarray(d.readInt32LE(8), d.readInt32LE(8) + d.length))).toBe(true);
+    }
+  });
+
+  it('answers a NAK naming an offset inside a frame with whole frames from that frame\'s start', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0), 0);
+    pub.offer(Buffer.alloc(1000, 1), 0); // [0, 1056)
+    pub.offer(Buffer.alloc(1000, 2), 0); // [1056, 2112)
+    pub.doWork(1);
+    const term = pub.log.terms[0]!;
+    out.length = 0;
+    pub.onControl(encodeNak({ flags: 0, sessionId: pub.sessionId, streamId: pub.streamId, termId: 1000, termOffset: 1056 + 512, length: 64 }), 2);
+    expect(out.length).toBe(1);
+    expect(out[0]?.readInt32LE(8)).toBe(1056);
+    expect(out[0]?.equals(term.subarray(1056, 2112))).toBe(true);
   });
 
   it('replies to RTTM with the REPLY flag, treats ERR as the receiver leaving, ignores garbage', () => {
