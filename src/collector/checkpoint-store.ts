@@ -25,6 +25,8 @@ export const checkpointRecordSchema = z.object({
   hashLength: z.number().int().nonnegative(),
   /** Not tailed when written (rotated away, deleted, truncated): matched by content only. */
   retired: z.boolean(),
+  /** Unlinked when finished: its inode may belong to a new file now (never resumed by inode). */
+  gone: z.boolean().optional(),
 });
 export type CheckpointRecord = z.infer<typeof checkpointRecordSchema>;
 

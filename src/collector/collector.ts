@@ -226,6 +226,11 @@ export class Collector {
 
   private async finish(key: string, tailer: FileTailer): Promise<void> {
     this.tailers.delete(key);
+    // No links left: closing frees the inode, and the next file created may get it (ext4 and tmpfs
+    // reuse freed inodes at once), perhaps with the same first bytes (a header, a short first line).
+    // Resuming that file at this cursor's offset would skip its beginning.
+    const links = await fstatAsync(tailer.fd).then((s) => s.nlink, () => 1);
+    if (links === 0) tailer.cursor.gone = true;
     this.registry.retire(tailer.cursor);
     this.checkpointDirty = true;
     this.log.info({ path: tailer.path, offset: tailer.cursor.readOffset }, 'finished a rotated-away or deleted file');

@@ -43,6 +43,11 @@ export class FileCursor {
   restoredHash: { hash: number; length: number } | undefined;
   retired = false;
   retiredAtMs = 0;
+  /**
+   * The file was unlinked when it was finished: its inode was freed on close and may name a new file
+   * now, even one starting with the same bytes. Its device+inode no longer identify this content.
+   */
+  gone = false;
   private readonly pending: CursorRange[] = [];
   private pendingHead = 0;
 

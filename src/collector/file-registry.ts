@@ -57,6 +57,7 @@ export class FileRegistry {
       const cursor = new FileCursor(r.fileId, r.path, r.dev, r.ino, { length: r.fpLength, crc: r.fpCrc }, r.offset, { hash: r.hash, length: r.hashLength });
       cursor.retired = true;
       cursor.retiredAtMs = now;
+      cursor.gone = r.gone === true;
       this.retired.push(cursor);
     }
   }
@@ -93,7 +94,7 @@ export class FileRegistry {
     let truncatedWhileAway = false;
     // Same inode first: rotation by rename, restart.
     for (const cursor of this.retired) {
-      if (cursor.dev !== c.dev || cursor.ino !== c.ino) continue;
+      if (cursor.dev !== c.dev || cursor.ino !== c.ino || cursor.gone) continue;
       if (headMatches(cursor.fingerprint, c.head) && (await this.holds(c, cursor))) return this.revive(cursor, c, false);
       // The bytes it had are gone: truncated (and perhaps regrown) or the inode was reused. Either way
       // the content is new; the old cursor stays retired in case a copy of it turns up.
@@ -101,6 +102,8 @@ export class FileRegistry {
     }
     if (c.head.length >= FINGERPRINT_BYTES) {
       for (const cursor of this.retired) {
+        // A copy is another inode; the same inode was judged above (a gone one is a reused inode).
+        if (cursor.dev === c.dev && cursor.ino === c.ino) continue;
         if (cursor.fingerprint.length < FINGERPRINT_BYTES || !headMatches(cursor.fingerprint, c.head)) continue;
         if (await this.holds(c, cursor)) return this.revive(cursor, c, true);
       }
@@ -139,6 +142,7 @@ export class FileRegistry {
       hash: c.ackedHash,
       hashLength: c.ackedHashLength,
       retired: c.retired,
+      ...(c.gone ? { gone: true } : {}),
     };
   }
 }

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../src/collector/checkpoint-store.js';
 import type { CheckpointRecord } from '../../src/collector/checkpoint-store.js';
 import { fingerprintOf, readHead } from '../../src/collector/file-identity.js';
+import type { FileCursor } from '../../src/collector/file-cursor.js';
 import { FileRegistry } from '../../src/collector/file-registry.js';
 import type { Candidate } from '../../src/collector/file-registry.js';
 import { TailFixture } from '../helpers/collector-tail-fixture.js';
@@ -172,5 +173,21 @@ describe('FileRegistry decisions', () => {
       if (d.kind === 'resume' && d.cursor.readOffset === records[i]?.offset) resumed.push(d.cursor.fileId);
     }
     expect(resumed.length).toBe(n);
+  });
+  it('a checkpoint of a file that was deleted when finished is not resumed by a new file on its reused inode, also after a restart', async () => {
+    fx = new TailFixture();
+    writeFileSync(fx.path('a.log'), 'header\n');
+    const [rec] = await readAll('a.log');
+    appendFileSync(fx.path('a.log'), 'body\n');
+    const gone = { ...(rec as CheckpointRecord), gone: true };
+    const store = new CheckpointStore(dir);
+    await store.save([gone]);
+    const reg = new FileRegistry(() => 0);
+    reg.restore((await store.load()).records);
+    expect(FileRegistry.toRecord(reg.retiredCursors[0] as FileCursor).gone).toBe(true);
+    const c = await candidate(fx.path('a.log'));
+    const d = await reg.decide(c, []);
+    c.close();
+    expect(d).toEqual({ kind: 'new', truncatedWhileAway: false });
   });
 });
