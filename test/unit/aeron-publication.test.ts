@@ -402,6 +402,44 @@ describe('Publication behaviour in virtual time', () => {
     expect(pub.isConnected(5)).toBe(false);
   });
 
+  it('wraps term ids past INT32_MAX (random initial term id) and keeps positions beyond 2^32 exact', () => {
+    const out: Buffer[] = [];
+    const pub = new Publication({ ...base, initialTermId: 0x7ffffffe, send: (d) => out.push(Buffer.from(d)) });
+    pub.onControl(sm(pub, 0), 0);
+    for (let i = 0, t = 0; i < 200; i++) {
+      while (pub.offer(Buffer.alloc(1000, i), t) < 0) {
+        pub.doWork(t);
+        pub.onControl(sm(pub, pub.senderPosition), t++);
+      }
+    }
+    for (let t = 1000; pub.senderPosition < pub.producerPosition; t++) {
+      pub.doWork(t);
+      pub.onControl(sm(pub, pub.senderPosition), t);
+    }
+    const termIds = new Set(out.filter((d) => d.length > 32 && d.readInt16LE(6) <= FrameType.Data).map((d) => d.readInt32LE(20)));
+    expect([...termIds]).toEqual([0x7ffffffe, 0x7fffffff, -0x80000000, -0x7fffffff]);
+    // A NAK naming a wrapped term id is answered from that term.
+    out.length = 0;
+    pub.onControl(encodeNak({ flags: 0, sessionId: pub.sessionId, streamId: pub.streamId, termId: -0x7fffffff, termOffset: 0, length: 1056 }), 5000);
+    expect(out.map((d) => [d.readInt32LE(20), d.readInt32LE(8)])).toEqual([[-0x7fffffff, 0]]);
+
+    // Beyond 2^32 bytes (no bitwise arithmetic on positions): start the log there.
+    const far = make();
+    const P = 65537 * 65536;
+    far.pub.log.tail = P;
+    far.pub.senderPosition = P;
+    far.pub.onControl(sm(far.pub, P), 0);
+    expect(far.pub.senderLimit).toBe(P + 32768);
+    for (let i = 0; i < 40; i++) far.pub.offer(Buffer.alloc(1000, i), 0);
+    far.pub.doWork(1);
+    expect(far.pub.senderPosition).toBe(P + 31 * 1056);
+    const first = far.out.find((d) => d.length > 32)!;
+    expect([first.readInt32LE(20), first.readInt32LE(8)]).toEqual([(base.initialTermId + 65537) | 0, 0]);
+    far.pub.doWork(200);
+    const hb = far.out.at(-1)!;
+    expect([hb.length, hb.readInt32LE(0), hb.readInt32LE(20), hb.readInt32LE(8)]).toEqual([32, 0, (base.initialTermId + 65537) | 0, 31 * 1056]);
+  });
+
   it('draws session ids outside the reserved range [-1, 1000]', () => {
     const draws = [0.5, 0.5000001, 0.50000005, 0.9];
     let i = 0;
