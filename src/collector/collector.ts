@@ -92,8 +92,9 @@ export class Collector {
     const loaded = await this.store.load();
     if (loaded.problem !== undefined) {
       // Starting every file from the beginning re-sends what was acknowledged (duplicates) but loses
-      // nothing, whatever COLLECTOR_START_AT says.
-      this.forceBeginning = loaded.records.length === 0;
+      // nothing, whatever COLLECTOR_START_AT says. Also when the older copy was usable: a file it does
+      // not know may have been in the lost one, with lines written since it was last read.
+      this.forceBeginning = true;
       this.metrics.checkpointErrors.inc();
       this.log.error({ problem: loaded.problem, usingBackup: loaded.source === 'prev' }, 'checkpoint file unusable; recovering (files may be re-sent, none skipped)');
     }

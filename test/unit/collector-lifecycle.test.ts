@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CollectorHarness, eventually } from '../helpers/collector-harness.js';
@@ -48,5 +48,24 @@ describe('Collector (in process, real files and gRPC)', () => {
     renameSync(staged, path);
     expect(await eventually(() => h.lines().includes('second line'))).toBe(true);
     expect(h.lines()).toEqual(['same first line', 'same first line', 'second line']);
+  });
+  it('regression: when the checkpoint file is corrupt and the older copy is used, files it does not know are read from the beginning, whatever COLLECTOR_START_AT says', async () => {
+    h = new CollectorHarness();
+    mkdirSync(h.logs);
+    await h.startServer();
+    writeFileSync(join(h.logs, 'a.log'), 'a1\n');
+    await h.startCollector({ COLLECTOR_START_AT: 'end' });
+    appendFileSync(join(h.logs, 'a.log'), 'a2\n');
+    expect(await eventually(() => h.lines().includes('a2'))).toBe(true);
+    await h.stopCollector();
+    // The older copy knows a.log only; b.log was (perhaps) in the checkpoint file that is now torn.
+    copyFileSync(join(h.state, 'checkpoints.json'), join(h.state, 'checkpoints.json.prev'));
+    writeFileSync(join(h.logs, 'b.log'), 'b1\nb2\n');
+    writeFileSync(join(h.state, 'checkpoints.json'), '{"version":1,"crc":12,"rec');
+    appendFileSync(join(h.logs, 'a.log'), 'a3\n');
+    await h.startCollector({ COLLECTOR_START_AT: 'end' });
+    expect(await eventually(() => h.lines().includes('a3') && h.lines().includes('b2'))).toBe(true);
+    expect(h.lines().filter((l) => l.startsWith('a'))).toEqual(['a2', 'a3']);
+    expect(h.lines().filter((l) => l.startsWith('b'))).toEqual(['b1', 'b2']);
   });
 });
