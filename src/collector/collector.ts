@@ -293,7 +293,9 @@ export class Collector {
         }
         this.log.info({ path, offset: cursor.readOffset, fileId: cursor.fileId, copy: decision.copy }, decision.copy ? 'continuing a copy of a truncated file' : 'resuming file');
       } else {
-        const atEnd = initial && this.config.startAt === 'end' && !this.forceBeginning && !decision.truncatedWhileAway;
+        const covered = decision.kind === 'covered';
+        const truncatedWhileAway = decision.kind === 'new' && decision.truncatedWhileAway;
+        const atEnd = covered || (initial && this.config.startAt === 'end' && !this.forceBeginning && !truncatedWhileAway);
         const offset = atEnd ? fst.size : 0;
         let tail: Buffer = Buffer.alloc(0);
         if (offset > 0) tail = await readAt(fd, Math.min(HASH_WINDOW, offset), offset - Math.min(HASH_WINDOW, offset));
@@ -305,7 +307,8 @@ export class Collector {
           cursor.ackedHash = h.hash;
           cursor.ackedHashLength = h.length;
         }
-        if (decision.truncatedWhileAway) {
+        if (covered) this.log.info({ path, offset, fileId: cursor.fileId }, 'a copy of lines already read (copytruncate); tailing it from its end');
+        else if (truncatedWhileAway) {
           this.metrics.truncations.inc();
           this.log.warn({ path }, 'file was truncated while the collector was away; reading it from the start');
         } else this.log.info({ path, offset, fileId: cursor.fileId }, 'tailing new file');

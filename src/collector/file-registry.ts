@@ -14,6 +14,9 @@ import { EMPTY_FINGERPRINT, FINGERPRINT_BYTES, headMatches, verifyBefore } from 
  *    lost when the original was truncated before its end was read;
  *  - another inode with the full fingerprint of a file still tailed: a copy of live content, parked
  *    until the original is truncated (or forever);
+ *  - another inode with a retired cursor's full fingerprint but shorter than its read offset: a copy
+ *    taken before lines that were then read from the original (copytruncate racing with the
+ *    writer): covered, everything in it was read already;
  *  - otherwise: new.
  */
 export interface Candidate {
@@ -30,6 +33,8 @@ export type Decision =
   | { readonly kind: 'resume'; readonly cursor: FileCursor; readonly copy: boolean }
   /** truncatedWhileAway: this inode had a checkpoint whose bytes are no longer there. */
   | { readonly kind: 'new'; readonly truncatedWhileAway: boolean }
+  /** A copy of content already read (a prefix of a retired cursor's): tail it from its end. */
+  | { readonly kind: 'covered' }
   | { readonly kind: 'parked' };
 
 /** Most retired cursors remembered (settled ones beyond this are forgotten, oldest first). */
@@ -101,15 +106,20 @@ export class FileRegistry {
       if (cursor.readOffset > 0) truncatedWhileAway = true;
     }
     if (c.head.length >= FINGERPRINT_BYTES) {
+      let covered = false;
       for (const cursor of this.retired) {
         // A copy is another inode; the same inode was judged above (a gone one is a reused inode).
         if (cursor.dev === c.dev && cursor.ino === c.ino) continue;
         if (cursor.fingerprint.length < FINGERPRINT_BYTES || !headMatches(cursor.fingerprint, c.head)) continue;
         if (await this.holds(c, cursor)) return this.revive(cursor, c, true);
+        // Copied, then the writer added lines that were read from the original before it was
+        // truncated: the copy ends before the cursor's offset. Reading it from 0 would send it all again.
+        if (c.size < cursor.readOffset) covered = true;
       }
       for (const cursor of active) {
         if (cursor.fingerprint.length >= FINGERPRINT_BYTES && headMatches(cursor.fingerprint, c.head)) return { kind: 'parked' };
       }
+      if (covered) return { kind: 'covered' };
     }
     return { kind: 'new', truncatedWhileAway };
   }

@@ -1,4 +1,4 @@
-import { appendFileSync, copyFileSync, mkdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CollectorHarness, eventually } from '../helpers/collector-harness.js';
@@ -67,5 +67,26 @@ describe('Collector (in process, real files and gRPC)', () => {
     expect(await eventually(() => h.lines().includes('a3') && h.lines().includes('b2'))).toBe(true);
     expect(h.lines().filter((l) => l.startsWith('a'))).toEqual(['a2', 'a3']);
     expect(h.lines().filter((l) => l.startsWith('b'))).toEqual(['b1', 'b2']);
+  });
+  it('regression: a copytruncate copy made before lines the collector read from the original is not sent again', async () => {
+    h = new CollectorHarness();
+    mkdirSync(h.logs);
+    await h.startServer();
+    const path = join(h.logs, 'a.log');
+    const first = Array.from({ length: 30 }, (_, i) => `line ${i} ${'p'.repeat(60)}`);
+    writeFileSync(path, first.map((l) => `${l}\n`).join(''));
+    // The rotated copies match the globs too (*.log*).
+    await h.startCollector({ COLLECTOR_FILES: join(h.logs, '*.log*') });
+    expect(await eventually(() => h.lines().length === 30)).toBe(true);
+    // logrotate copies the file; the application writes once more before the truncation.
+    copyFileSync(path, `${path}.1`);
+    appendFileSync(path, 'between copy and truncate\n');
+    expect(await eventually(() => h.lines().length === 31)).toBe(true);
+    truncateSync(path, 0);
+    appendFileSync(path, 'after\n');
+    expect(await eventually(() => h.lines().includes('after'))).toBe(true);
+    // Several rescans: the copy is looked at again and again.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(h.lines()).toEqual([...first, 'between copy and truncate', 'after']);
   });
 });
