@@ -14,7 +14,7 @@ import type { AggregatorMetrics } from '../telemetry/aggregator-metrics.js';
 import { startTelemetryServer } from '../telemetry/http-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock, Random } from '../util/clock.js';
-import { systemClock, systemRandom } from '../util/clock.js';
+import { sleep, systemClock, systemRandom } from '../util/clock.js';
 import { startGrpcServer } from './grpc-server.js';
 import { IngestService } from './ingest-service.js';
 
@@ -144,7 +144,24 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
       await grpc.shutdown(Math.min(1000, left()));
       logger.info('gRPC server stopped; emitting buffered batches');
       await batcher.stop(left());
-      await emitter.close().catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'emitter close failed'));
+      // An emitter's close may wait on its peer (Aeron drains to a subscriber that may be stuck):
+      // bound it by what is left of the deadline, with a short grace if the batcher used it all.
+      const graceOver = new AbortController();
+      const closed = await Promise.race([
+        emitter.close().then(
+          () => true,
+          (err: unknown) => {
+            logger.error({ err: errorMessage(err) }, 'emitter close failed');
+            return true;
+          },
+        ),
+        sleep(clock, Math.max(left(), 1000), graceOver.signal).then(
+          () => false,
+          () => true,
+        ),
+      ]);
+      graceOver.abort();
+      if (!closed) logger.warn('the emitter did not finish closing before the shutdown deadline; exiting without it');
       await notifier.close(Math.min(2000, left()));
       await spool.close();
       await telemetry.close();

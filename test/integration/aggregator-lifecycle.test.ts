@@ -116,6 +116,24 @@ describe('aggregator: crash, restart, drain and spool commands (real processes)'
     expect(await again.stop()).toBe(0);
   });
 
+  it('SIGTERM exits 0 within its deadline even when the emitter cannot finish closing (Aeron channel without a subscriber)', async () => {
+    const agg = await startAggregator({
+      env: {
+        AGGREGATOR_SPOOL_DIR: join(dir, 'aeron-close', 'spool'),
+        AGGREGATOR_SHUTDOWN_TIMEOUT: '300ms',
+        // Nobody subscribes there: the publication would linger 5 s looking for its receiver.
+        AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel: 'aeron:udp?endpoint=127.0.0.1:40997', stream_id: 3 }),
+      },
+    });
+    running.push(agg);
+    const started = Date.now();
+    agg.child.kill('SIGTERM');
+    expect(await agg.exited).toBe(0);
+    // Deadline 300 ms + the 1 s grace the emitter's close gets; the linger alone would be 5 s.
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(agg.logs.some((l) => l.includes('did not finish closing before the shutdown deadline'))).toBe(true);
+  });
+
   it('a full spool refuses chunks with RESOURCE_EXHAUSTED (nothing dropped); once delivered segments are deleted, the resent chunk is accepted', async () => {
     const small = { AGGREGATOR_SPOOL_MAX_BYTES: '32KiB', AGGREGATOR_SPOOL_SEGMENT_BYTES: '4KiB', AGGREGATOR_MAX_CHUNK_BYTES: '16KiB' };
     const held = await startAggregator({ env: envFor('full', { ...small, AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '1h', AGGREGATOR_MAX_BATCH_SIZE: '1000000' }) });
