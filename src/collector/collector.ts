@@ -134,6 +134,11 @@ export class Collector {
     const initial = await this.discovery.start();
     this.enqueueOpen(initial, true);
     await this.openChain;
+    // Durable before the first read: a file missing from the checkpoints after a crash is then truly
+    // one never seen before, and COLLECTOR_START_AT=end may skip its content without losing lines
+    // this collector had already started to read.
+    this.checkpointDirty = true;
+    await this.saveCheckpoints();
     this.ship.start();
     this.running = true;
     this.pumpDone = this.pump().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'tailing loop failed'));
@@ -327,6 +332,13 @@ export class Collector {
         this.enqueueOpen([t.path], false);
         void this.discovery?.rescan();
       };
+      if (!initial && decision.kind !== 'resume') {
+        // A file first seen while running: its checkpoint is written before its first line is read
+        // (see start()), or a crash before the next periodic write would make a restart take it for
+        // a file never seen and, with COLLECTOR_START_AT=end, skip what it holds.
+        this.checkpointDirty = true;
+        await this.saveCheckpoints([cursor]);
+      }
       this.tailers.set(key, tailer);
       this.checkpointDirty = true;
       keep = true;
@@ -366,11 +378,13 @@ export class Collector {
   }
 
   /** Writes the checkpoints if anything changed; never throws (a failed write is retried next time). */
-  async saveCheckpoints(): Promise<void> {
-    if (this.saving !== undefined) await this.saving;
-    if (!this.checkpointDirty) return;
+  async saveCheckpoints(extra: readonly FileCursor[] = []): Promise<void> {
+    // Another caller may have started a write while this one waited: wait for that one too. A caller
+    // with `extra` cursors always writes (a write it waited for did not include them).
+    while (this.saving !== undefined) await this.saving;
+    if (!this.checkpointDirty && extra.length === 0) return;
     this.checkpointDirty = false;
-    const records = [...[...this.tailers.values()].map((t) => t.cursor), ...this.registry.retiredCursors].map((c) => FileRegistry.toRecord(c));
+    const records = [...[...this.tailers.values()].map((t) => t.cursor), ...extra, ...this.registry.retiredCursors].map((c) => FileRegistry.toRecord(c));
     this.saving = this.store
       .save(records)
       .then(() => this.metrics.checkpointWrites.inc())
