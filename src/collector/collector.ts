@@ -241,6 +241,19 @@ export class Collector {
     this.checkpointDirty = true;
     this.log.info({ path: tailer.path, offset: tailer.cursor.readOffset }, 'finished a rotated-away or deleted file');
     await closeAsync(tailer.fd).catch(() => undefined);
+    if (tailer.cursor.settled) this.forgetPath(tailer.cursor.path);
+  }
+
+  /**
+   * Drops the per-path series of a path nothing is read from or waits for acknowledgements on any
+   * more. Paths come and go (dated names, container logs): kept forever, their series would grow
+   * the registry, and every scrape, without bound. A path that comes back starts its counters at 0.
+   */
+  private forgetPath(path: string): void {
+    for (const t of this.tailers.values()) if (t.cursor.path === path) return;
+    for (const c of this.registry.retiredCursors) if (c.path === path && !c.settled) return;
+    const m = this.metrics;
+    for (const counter of [m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked]) counter.remove({ path });
   }
 
   private enqueueOpen(paths: readonly string[], initial: boolean): void {
@@ -363,6 +376,7 @@ export class Collector {
         this.metrics.linesAcked.inc({ path: range.cursor.path }, delta.lines);
         this.metrics.bytesAcked.inc({ path: range.cursor.path }, delta.bytes);
       }
+      if (range.cursor.retired && range.cursor.settled) this.forgetPath(range.cursor.path);
     }
     this.checkpointDirty = true;
     if (!this.paused) this.wake();

@@ -115,4 +115,22 @@ describe('Collector (in process, real files and gRPC)', () => {
     expect(dedupe(h.lines().filter((l) => l.startsWith('a')))).toEqual(['a1', 'a2 written while down']);
     expect(dedupe(h.lines().filter((l) => l.startsWith('b')))).toEqual(['b1', 'b2 written while down']);
   });
+  it('regression: per-path metric series of files that are gone are dropped (paths come and go; series must not pile up)', async () => {
+    h = new CollectorHarness();
+    mkdirSync(h.logs);
+    await h.startServer();
+    const names = ['keep.log', 'd0.log', 'd1.log', 'd2.log'];
+    for (const n of names) writeFileSync(join(h.logs, n), `${n} line\n`);
+    await h.startCollector();
+    expect(await eventually(() => h.lines().length === 4)).toBe(true);
+    const pathsOf = async (metric: string): Promise<string[]> =>
+      ((await h.metrics?.registry.getSingleMetric(metric)?.get())?.values ?? []).map((v) => String(v.labels.path)).sort();
+    expect(await eventuallyAsync(async () => (await pathsOf('mega_collector_lines_acknowledged_total')).length === 4)).toBe(true);
+    for (const n of names.slice(1)) unlinkSync(join(h.logs, n));
+    expect(await eventuallyAsync(async () => (await openFiles(h)) === 1)).toBe(true);
+    const keep = [join(h.logs, 'keep.log')];
+    for (const metric of ['mega_collector_lines_read_total', 'mega_collector_bytes_read_total', 'mega_collector_lines_acknowledged_total', 'mega_collector_bytes_acknowledged_total']) {
+      expect(await pathsOf(metric)).toEqual(keep);
+    }
+  });
 });
