@@ -345,10 +345,11 @@ export class Collector {
         this.enqueueOpen([t.path], false);
         void this.discovery?.rescan();
       };
-      if (!initial && decision.kind !== 'resume') {
+      if (!initial && decision.kind !== 'resume' && this.config.startAt === 'end') {
         // A file first seen while running: its checkpoint is written before its first line is read
         // (see start()), or a crash before the next periodic write would make a restart take it for
-        // a file never seen and, with COLLECTOR_START_AT=end, skip what it holds.
+        // a file never seen and, with COLLECTOR_START_AT=end, skip what it holds. (With 'beginning'
+        // such a restart reads it from 0: duplicates only, not worth a write per new file.)
         this.checkpointDirty = true;
         await this.saveCheckpoints([cursor]);
       }
