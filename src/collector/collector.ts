@@ -222,6 +222,7 @@ export class Collector {
     this.metrics.truncations.inc();
     this.metrics.rotations.inc({ kind: 'copytruncate' });
     this.log.warn({ path: tailer.path, readOffset: old.readOffset }, 'file truncated; reading it again from the start as a new generation');
+    old.truncated = true;
     this.registry.retire(old);
     const cursor = this.registry.newCursor({ fd: tailer.fd, path: tailer.path, dev: old.dev, ino: old.ino, size: 0, head: Buffer.alloc(0) }, 0, { hash: 0, length: 0 });
     tailer.restart(cursor);

@@ -48,6 +48,8 @@ export class FileCursor {
    * now, even one starting with the same bytes. Its device+inode no longer identify this content.
    */
   gone = false;
+  /** This generation ended because the file was truncated (copytruncate): a copy of it may turn up. */
+  truncated = false;
   private readonly pending: CursorRange[] = [];
   private pendingHead = 0;
 

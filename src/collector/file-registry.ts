@@ -14,9 +14,11 @@ import { EMPTY_FINGERPRINT, FINGERPRINT_BYTES, headMatches, verifyBefore } from 
  *    lost when the original was truncated before its end was read;
  *  - another inode with the full fingerprint of a file still tailed: a copy of live content, parked
  *    until the original is truncated (or forever);
- *  - another inode with a retired cursor's full fingerprint but shorter than its read offset: a copy
- *    taken before lines that were then read from the original (copytruncate racing with the
- *    writer): covered, everything in it was read already;
+ *  - another inode with the full fingerprint of a generation ended by truncation, but shorter than
+ *    its read offset (and holding its checkpoint's bytes when long enough to tell): a copy taken
+ *    before lines that were then read from the original (copytruncate racing with the writer):
+ *    covered, everything in it was read already. Only after a truncation: a new file that merely
+ *    starts like an old one (a long banner) must not be skipped;
  *  - otherwise: new.
  */
 export interface Candidate {
@@ -114,7 +116,7 @@ export class FileRegistry {
         if (await this.holds(c, cursor)) return this.revive(cursor, c, true);
         // Copied, then the writer added lines that were read from the original before it was
         // truncated: the copy ends before the cursor's offset. Reading it from 0 would send it all again.
-        if (c.size < cursor.readOffset) covered = true;
+        if (cursor.truncated && c.size < cursor.readOffset && (await this.holdsCheckpoint(c, cursor))) covered = true;
       }
       for (const cursor of active) {
         if (cursor.fingerprint.length >= FINGERPRINT_BYTES && headMatches(cursor.fingerprint, c.head)) return { kind: 'parked' };
@@ -122,6 +124,12 @@ export class FileRegistry {
       if (covered) return { kind: 'covered' };
     }
     return { kind: 'new', truncatedWhileAway };
+  }
+
+  /** Does the candidate hold the bytes before the cursor's checkpoint (true when too short to tell)? */
+  private async holdsCheckpoint(c: Candidate, cursor: FileCursor): Promise<boolean> {
+    if (cursor.ackedOffset === 0 || cursor.ackedOffset > c.size) return true;
+    return verifyBefore(c.fd, cursor.ackedOffset, cursor.ackedHashLength, cursor.ackedHash);
   }
 
   /** Does the candidate hold the cursor's content up to its read offset? */

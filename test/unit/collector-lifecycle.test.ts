@@ -133,4 +133,20 @@ describe('Collector (in process, real files and gRPC)', () => {
       expect(await pathsOf(metric)).toEqual(keep);
     }
   });
+  it('a new file that starts like a finished one (same first KiB) but is shorter is read from 0, not taken for a copy', async () => {
+    h = new CollectorHarness();
+    mkdirSync(h.logs);
+    await h.startServer();
+    const banner = Array.from({ length: 20 }, (_, i) => `banner ${i} ${'='.repeat(60)}`);
+    const path = join(h.logs, 'a.log');
+    writeFileSync(path, [...banner, 'first run 1', 'first run 2'].map((l) => `${l}\n`).join(''));
+    await h.startCollector();
+    expect(await eventually(() => h.lines().length === 22)).toBe(true);
+    // Renamed out of the globs and finished; the application starts again with the same banner.
+    renameSync(path, join(h.dir, 'a.log.old'));
+    expect(await eventuallyAsync(async () => (await openFiles(h)) === 0)).toBe(true);
+    writeFileSync(path, [...banner.slice(0, 18)].map((l) => `${l}\n`).join(''));
+    expect(await eventually(() => h.lines().length === 40)).toBe(true);
+    expect(h.lines().slice(22)).toEqual(banner.slice(0, 18));
+  });
 });
