@@ -64,7 +64,11 @@ export class CheckpointStore {
     if (main.records !== undefined) return { records: main.records, source: 'main' };
     const prev = await this.parse(this.prev);
     if (prev.records !== undefined) {
-      return main.problem === undefined ? { records: prev.records, source: 'prev' } : { records: prev.records, source: 'prev', problem: main.problem };
+      if (main.problem === undefined) return { records: prev.records, source: 'prev' };
+      // Out of the way now: the next save would otherwise rename the bad file onto the good `.prev`,
+      // and a crash before that save's last rename would leave nothing usable to restart from.
+      await rename(this.file, `${this.file}.corrupt-${Date.now()}`).catch(() => undefined);
+      return { records: prev.records, source: 'prev', problem: main.problem };
     }
     const problem = main.problem ?? prev.problem;
     if (problem !== undefined) {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, appendFileSync, statSync, openSync, closeSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync, appendFileSync, statSync, openSync, closeSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { crc32c } from '@node-rs/crc32';
 import { join } from 'node:path';
@@ -50,6 +50,20 @@ describe('CheckpointStore', () => {
     expect(loaded.records).toEqual([record(10)]);
     expect(loaded.source).toBe('prev');
     expect(loaded.problem).toMatch(/checksum/);
+  });
+
+  it('regression: after recovering from a corrupt file, a crash in the middle of the next save still leaves the older copy usable', async () => {
+    const store = new CheckpointStore(dir);
+    await store.save([record(10)]);
+    await store.save([record(20)]);
+    writeFileSync(store.file, '{"version":1,"crc":1,"rec');
+    expect((await store.load()).records).toEqual([record(10)]);
+    // The next save's first step (the current file, if any, becomes .prev), then a crash before its
+    // temp file is renamed in.
+    if (existsSync(store.file)) renameSync(store.file, `${store.file}.prev`);
+    const after = await store.load();
+    expect(after.records).toEqual([record(10)]);
+    expect(after.source).toBe('prev');
   });
 
   it('garbage in both files: reported, moved aside, empty result; the next save works', async () => {
