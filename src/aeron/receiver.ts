@@ -8,20 +8,16 @@ export interface PeerAddress {
   readonly port: number;
 }
 
-export interface ReceiverParams {
+/** The image settings a receiver passes on to every image it creates. */
+type ImageSettings = Pick<ImageParams, 'onMessage' | 'initialWindow' | 'smIntervalMs' | 'nakDelayMs' | 'nakRetryMs' | 'livenessTimeoutMs' | 'eosDrainMs'>;
+
+export interface ReceiverParams extends ImageSettings {
   readonly streamId: number;
   /** Accept only this session (like `session-id=` on a subscription). */
   readonly sessionId?: number;
   readonly receiverId: bigint;
   readonly send: (datagram: Buffer, to: PeerAddress) => void;
-  readonly onMessage: ImageParams['onMessage'];
   readonly onImage?: (event: 'available' | 'unavailable', image: ReceiverImage) => void;
-  readonly initialWindow?: number;
-  readonly smIntervalMs?: number;
-  readonly nakDelayMs?: number;
-  readonly nakRetryMs?: number;
-  readonly livenessTimeoutMs?: number;
-  readonly eosDrainMs?: number;
   /** Largest term accepted from a SETUP (each image holds 3 terms in memory). */
   readonly maxTermLength?: number;
 }
