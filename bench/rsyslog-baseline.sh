@@ -8,7 +8,10 @@ lines=${1:-1000000}
 bytes=${2:-120}
 command -v rsyslogd >/dev/null || { echo "rsyslog baseline: rsyslogd not installed (apt-get install rsyslog)"; exit 0; }
 dir=$(mktemp -d /tmp/mc-rsyslog-XXXXXX)
-trap 'kill $(cat "$dir"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$dir"' EXIT
+pids=()
+# rsyslogd -n does not fork, so the pids are the background jobs' own (its -i pid file is not
+# written in that mode); without this the two daemons outlived the script.
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 mkdir -p "$dir/send" "$dir/recv"
 port=$(( 20000 + RANDOM % 20000 ))
 node -e '
@@ -32,11 +35,13 @@ module(load="imfile")
 ruleset(name="fwd") { action(type="omfwd" target="127.0.0.1" port="$port" protocol="tcp" queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="4096") }
 CONF
 rsyslogd -n -f "$dir/recv.conf" -i "$dir/recv.pid" 2>"$dir/recv.err" &
+pids+=($!)
 sleep 0.5
 start=$(date +%s.%N)
 # The input is appended to the sender's config only now, so reading starts with the clock.
 echo "input(type=\"imfile\" File=\"$dir/input.log\" Tag=\"bench\" freshStartTail=\"off\" ruleset=\"fwd\")" >> "$dir/send.conf"
 rsyslogd -n -f "$dir/send.conf" -i "$dir/send.pid" 2>"$dir/send.err" &
+pids+=($!)
 # Poll the output's size (cheap), not its line count (reading 120 MB every tick would steal a core).
 expected=$(( lines * bytes ))
 for _ in $(seq 1 6000); do
