@@ -88,7 +88,7 @@ export const collectorOptions = {
   rescanIntervalMs: option({ env: 'COLLECTOR_RESCAN_INTERVAL', default: '10s', description: 'periodic glob rescan (file events are lossy)', schema: durationMs({ min: 10 }) }),
   pollIntervalMs: option({ env: 'COLLECTOR_POLL_INTERVAL', default: '250ms', description: 'how often idle files are checked for growth, rotation and truncation', schema: durationMs({ min: 1 }) }),
   rotateWaitMs: option({ env: 'COLLECTOR_ROTATE_WAIT', default: '5s', description: 'how long a rotated-away or deleted file is kept open after its last growth', schema: durationMs({ min: 0 }) }),
-  checkpointIntervalMs: option({ env: 'COLLECTOR_CHECKPOINT_INTERVAL', default: '1s', description: 'how often changed checkpoints are written', schema: durationMs({ min: 1 }) }),
+  checkpointIntervalMs: option({ env: 'COLLECTOR_CHECKPOINT_INTERVAL', default: '100ms', description: 'how often changed checkpoints are written (after a kill -9, lines acknowledged since the last write are sent again)', schema: durationMs({ min: 1 }) }),
   retryInitialDelayMs: option({ env: 'COLLECTOR_RETRY_INITIAL_DELAY', default: '500ms', description: 'reconnect backoff: first delay', schema: durationMs({ min: 1 }) }),
   retryMaxDelayMs: option({ env: 'COLLECTOR_RETRY_MAX_DELAY', default: '30s', description: 'reconnect backoff: largest delay', schema: durationMs({ min: 1 }) }),
   retryMaxTimes: option({ env: 'COLLECTOR_RETRY_MAX_TIMES', description: 'consecutive failed connection attempts before giving up (default unlimited)', schema: integer({ min: 1 }) }),
