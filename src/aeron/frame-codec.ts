@@ -1,7 +1,7 @@
 /**
  * Aeron UDP frame codec (protocol version 0, little-endian). Layouts follow
  * aeron-client/src/main/c/protocol/aeron_udp_protocol.h; offsets are documented in
- * shared/aeron-protocol.md §1. Decoding returns plain objects and throws only AeronFrameError.
+ * docs/aeron-protocol.md §1. Decoding returns plain objects and throws only AeronFrameError.
  */
 
 export const FrameType = {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 
-/** One captured datagram of shared/aeron-vectors (see its README). */
+/** One captured datagram of test/fixtures/aeron-vectors (see its README). */
 export interface CapturedDatagram {
   readonly tUs: number;
   readonly dir: 'pub->sub' | 'sub->pub' | 'dropped';
@@ -14,8 +14,11 @@ export const VECTOR_NAMES = ['basic', 'fragmented-with-nak', 'flow-control', 'te
 export type VectorName = (typeof VECTOR_NAMES)[number];
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** The captures live beside the project (../shared), or where AERON_VECTORS_DIR points. */
-export const VECTORS_DIR = process.env.AERON_VECTORS_DIR ?? resolve(here, '../../../shared/aeron-vectors');
+/**
+ * The captures are test fixtures inside the repository (recorded between two real Aeron C media drivers),
+ * so a fresh clone's `npm test` needs nothing beside it; AERON_VECTORS_DIR points at another set.
+ */
+export const VECTORS_DIR = process.env.AERON_VECTORS_DIR ?? resolve(here, '../fixtures/aeron-vectors');
 
 export function loadVector(name: VectorName): CapturedDatagram[] {
   const text = readFileSync(resolve(VECTORS_DIR, `c-driver-${name}.jsonl`), 'utf8');
