@@ -5,12 +5,15 @@
  *
  *   node dist/bench/e2e-bench.js [lines=1000000] [lineBytes=120] [emitter=file|blackhole]
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { scrapeMetric, startProgram } from '../src/util/program.js';
 import type { RunningProgram } from '../src/util/program.js';
+import { isExact, verifyOutput, writeCorpus } from './corpus.js';
+import type { LineCount } from './corpus.js';
+import { cpuSeconds, peakRssMiB } from './proc-stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -23,34 +26,10 @@ export interface E2eResult {
   readonly mibPerSecond: number;
   readonly collectorPeakRssMiB: number;
   readonly aggregatorPeakRssMiB: number;
-}
-
-function peakRssMiB(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m === null ? Number.NaN : Number(m[1]) / 1024;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Writes `lines` lines of exactly `lineBytes` bytes (newline included), each unique. */
-function writeInput(path: string, lines: number, lineBytes: number): void {
-  const fd = openSync(path, 'w');
-  const perChunk = Math.max(1, Math.floor((4 << 20) / lineBytes));
-  const chunk = Buffer.alloc(perChunk * lineBytes, 0x78);
-  for (let i = 0; i < lines; ) {
-    const n = Math.min(perChunk, lines - i);
-    for (let j = 0; j < n; j++) {
-      const start = j * lineBytes;
-      chunk.write(`${String(i + j).padStart(10, '0')} bench line `, start, 'latin1');
-      chunk[start + lineBytes - 1] = 0x0a;
-    }
-    writeSync(fd, chunk, 0, n * lineBytes);
-    i += n;
-  }
-  closeSync(fd);
+  readonly collectorCpuSeconds: number;
+  readonly aggregatorCpuSeconds: number;
+  /** The file emitter's output checked line for line (undefined for the blackhole). */
+  readonly count?: LineCount;
 }
 
 // BENCH_PROFILE_DIR=/tmp/prof: CPU profiles of both programs, for chrome://inspect or speedscope.
@@ -98,60 +77,78 @@ export async function runE2eBench(lines = 1_000_000, lineBytes = 120, emitter: '
   const dir = mkdtempSync(join(tmpdir(), 'mc-e2e-'));
   try {
     const input = join(dir, 'input.log');
-    const output = join(dir, 'shipped.log');
-    writeInput(input, lines, lineBytes);
-    const aggregator = await startBenchAggregator(dir, emitter === 'file' ? { AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: output }) } : {});
-    const metricsPort = Number(aggregator.ready.metricsPort);
-    const started = process.hrtime.bigint();
-    const collector = await startBenchCollector(dir, input, Number(aggregator.ready.grpcPort));
-    // Completion is polled cheaply: the output's size for the file emitter (a stat), the emitted
-    // counter for the blackhole at a slower pace (each scrape makes the aggregator gather metrics).
-    const deadline = Date.now() + 600_000;
-    const expectedBytes = lines * lineBytes;
-    for (;;) {
-      if (Date.now() > deadline) throw new Error(`not all of ${lines} lines emitted in time`);
-      if (emitter === 'file') {
-        let size = 0;
-        try {
-          size = statSync(output).size;
-        } catch {
-          size = 0;
-        }
-        if (size >= expectedBytes) break;
-        await new Promise((r) => setTimeout(r, 10));
-      } else {
-        if ((await scrapeMetric(metricsPort, 'mega_aggregator_entries_emitted_total')) >= lines) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const collectorPeakRssMiB = peakRssMiB(collector.child.pid);
-    const aggregatorPeakRssMiB = peakRssMiB(aggregator.child.pid);
-    await collector.stop();
-    await aggregator.stop();
-    if (emitter === 'file') {
-      const size = statSync(output).size;
-      if (size !== lines * lineBytes) throw new Error(`output has ${size} bytes, expected ${lines * lineBytes}`);
-    }
-    return {
-      emitter,
-      lines,
-      lineBytes,
-      seconds,
-      linesPerSecond: lines / seconds,
-      mibPerSecond: (lines * lineBytes) / seconds / 2 ** 20,
-      collectorPeakRssMiB,
-      aggregatorPeakRssMiB,
-    };
+    writeCorpus(input, lines, lineBytes);
+    return await runE2eOnInput(dir, input, lines, lineBytes, emitter);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** One end-to-end run over an existing corpus file; its working files go under `dir`. */
+export async function runE2eOnInput(
+  dir: string,
+  input: string,
+  lines: number,
+  lineBytes: number,
+  emitter: 'file' | 'blackhole' = 'file',
+): Promise<E2eResult> {
+  const output = join(dir, 'shipped.log');
+  const aggregator = await startBenchAggregator(dir, emitter === 'file' ? { AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: output }) } : {});
+  const metricsPort = Number(aggregator.ready.metricsPort);
+  const started = process.hrtime.bigint();
+  const collector = await startBenchCollector(dir, input, Number(aggregator.ready.grpcPort));
+  // Completion is polled cheaply: the output's size for the file emitter (a stat), the emitted
+  // counter for the blackhole at a slower pace (each scrape makes the aggregator gather metrics).
+  const deadline = Date.now() + 600_000;
+  const expectedBytes = lines * lineBytes;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`not all of ${lines} lines emitted in time`);
+    if (emitter === 'file') {
+      let size = 0;
+      try {
+        size = statSync(output).size;
+      } catch {
+        size = 0;
+      }
+      if (size >= expectedBytes) break;
+      await new Promise((r) => setTimeout(r, 10));
+    } else {
+      if ((await scrapeMetric(metricsPort, 'mega_aggregator_entries_emitted_total')) >= lines) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const collectorPeakRssMiB = peakRssMiB(collector.child.pid);
+  const aggregatorPeakRssMiB = peakRssMiB(aggregator.child.pid);
+  const collectorCpuSeconds = cpuSeconds(collector.child.pid);
+  const aggregatorCpuSeconds = cpuSeconds(aggregator.child.pid);
+  await collector.stop();
+  await aggregator.stop();
+  let count: LineCount | undefined;
+  if (emitter === 'file') {
+    count = verifyOutput(output, lines, lineBytes);
+    if (!isExact(count)) throw new Error(`output is not the corpus: ${JSON.stringify(count)}`);
+  }
+  return {
+    emitter,
+    lines,
+    lineBytes,
+    seconds,
+    linesPerSecond: lines / seconds,
+    mibPerSecond: (lines * lineBytes) / seconds / 2 ** 20,
+    collectorPeakRssMiB,
+    aggregatorPeakRssMiB,
+    collectorCpuSeconds,
+    aggregatorCpuSeconds,
+    ...(count === undefined ? {} : { count }),
+  };
 }
 
 export function formatE2e(r: E2eResult): string {
   return (
     `e2e file→collector→gRPC→aggregator(spool,fsync)→${r.emitter}: ${r.lines} lines of ${r.lineBytes} B in ${r.seconds.toFixed(2)} s = ` +
     `${Math.round(r.linesPerSecond).toLocaleString('en-US')} lines/s, ${r.mibPerSecond.toFixed(1)} MiB/s; ` +
+    `CPU collector ${r.collectorCpuSeconds.toFixed(2)} s, aggregator ${r.aggregatorCpuSeconds.toFixed(2)} s; ` +
     `peak RSS collector ${r.collectorPeakRssMiB.toFixed(0)} MiB, aggregator ${r.aggregatorPeakRssMiB.toFixed(0)} MiB`
   );
 }

@@ -18,7 +18,7 @@ const runs: Array<{ title: string; command: string; args: string[] }> = [
   { title: 'end to end, file emitter', command: process.execPath, args: [join(here, 'e2e-bench.js'), lines, '120', 'file'] },
   { title: 'end to end, blackhole emitter', command: process.execPath, args: [join(here, 'e2e-bench.js'), lines, '120', 'blackhole'] },
   { title: 'end to end latency at 20,000 lines/s', command: process.execPath, args: [join(here, 'latency-bench.js'), '20000', '5'] },
-  { title: 'baseline: rsyslog on this machine', command: 'bash', args: [join(here, '../../bench/rsyslog-baseline.sh'), lines, '120'] },
+  { title: 'mega-collector against a tuned rsyslog, interleaved, medians of three', command: process.execPath, args: [join(here, 'compare.js'), lines, '120', '3'] },
 ];
 
 let failed = 0;

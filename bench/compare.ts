@@ -1,0 +1,109 @@
+/**
+ * Us against the tuned rsyslog on the same corpus, in the same run, interleaved (ours, peer, ours,
+ * peer, ...), so that whatever else the machine does colours both alike. Every run of either is checked
+ * line for line against the corpus; a run that loses, duplicates or changes a line fails the benchmark.
+ * Prints medians, the spread, and the ratios the README's performance table quotes.
+ *
+ *   node dist/bench/compare.js [lines=1000000] [lineBytes=120] [runs=3]
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isExact, verifyOutput, writeCorpus } from './corpus.js';
+import { runE2eOnInput } from './e2e-bench.js';
+import { rsyslogAvailable, runTunedRsyslog } from './rsyslog-tuned.js';
+
+interface Sample {
+  readonly seconds: number;
+  /** Both processes (collector + aggregator, or sender + receiver). */
+  readonly cpuSeconds: number;
+  /** The part beside the application: our collector, rsyslog's sending daemon. */
+  readonly senderCpuSeconds: number;
+  readonly senderRssMiB: number;
+  readonly receiverRssMiB: number;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function spread(values: readonly number[], digits: number): string {
+  return `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
+}
+
+export async function compare(lines: number, lineBytes: number, runs: number): Promise<boolean> {
+  const root = mkdtempSync(join(tmpdir(), 'mc-compare-'));
+  try {
+    const input = join(root, 'input.log');
+    writeCorpus(input, lines, lineBytes);
+    const ours: Sample[] = [];
+    const peer: Sample[] = [];
+    for (let i = 0; i < runs; i++) {
+      const oursDir = join(root, `ours-${i}`);
+      mkdirSync(oursDir);
+      const r = await runE2eOnInput(oursDir, input, lines, lineBytes, 'file');
+      ours.push({
+        seconds: r.seconds,
+        cpuSeconds: r.collectorCpuSeconds + r.aggregatorCpuSeconds,
+        senderCpuSeconds: r.collectorCpuSeconds,
+        senderRssMiB: r.collectorPeakRssMiB,
+        receiverRssMiB: r.aggregatorPeakRssMiB,
+      });
+      rmSync(oursDir, { recursive: true, force: true });
+      console.log(`run ${i + 1} mega-collector: ${r.seconds.toFixed(2)} s, CPU ${(r.collectorCpuSeconds + r.aggregatorCpuSeconds).toFixed(2)} s, exact`);
+      if (!rsyslogAvailable()) continue;
+      const peerDir = join(root, `peer-${i}`);
+      mkdirSync(peerDir);
+      const p = await runTunedRsyslog(peerDir, input, lines, lineBytes);
+      const count = verifyOutput(p.output, lines, lineBytes);
+      if (!isExact(count)) throw new Error(`rsyslog run ${i + 1} is not the corpus: ${JSON.stringify(count)}`);
+      peer.push({
+        seconds: p.seconds,
+        cpuSeconds: p.senderCpuSeconds + p.receiverCpuSeconds,
+        senderCpuSeconds: p.senderCpuSeconds,
+        senderRssMiB: p.senderPeakRssMiB,
+        receiverRssMiB: p.receiverPeakRssMiB,
+      });
+      rmSync(peerDir, { recursive: true, force: true });
+      console.log(`run ${i + 1} rsyslog (tuned): ${p.seconds.toFixed(2)} s, CPU ${(p.senderCpuSeconds + p.receiverCpuSeconds).toFixed(2)} s, exact`);
+    }
+    const perM = 1_000_000 / lines;
+    const row = (name: string, s: readonly Sample[]): string => {
+      const secs = s.map((x) => x.seconds);
+      return (
+        `| ${name} | ${median(secs).toFixed(2)} s (${spread(secs, 2)}) | ${Math.round(lines / median(secs)).toLocaleString('en-US')} | ` +
+        `${(median(s.map((x) => x.cpuSeconds)) * perM).toFixed(2)} | ${(median(s.map((x) => x.senderCpuSeconds)) * perM).toFixed(2)} | ` +
+        `${median(s.map((x) => x.senderRssMiB)).toFixed(0)} / ${median(s.map((x) => x.receiverRssMiB)).toFixed(0)} MiB |`
+      );
+    };
+    console.log(`\n${lines.toLocaleString('en-US')} lines of ${lineBytes} B, ${runs} interleaved runs each, medians (spread):\n`);
+    console.log('| shipper | time | lines/s | CPU s per 1M lines (both) | CPU s per 1M lines (sending side) | peak RSS sending / receiving |');
+    console.log('| --- | --- | --- | --- | --- | --- |');
+    console.log(row('mega-collector → aggregator (durable acks) → file', ours));
+    if (peer.length === 0) {
+      console.log('\n(rsyslog not installed: `apt-get install rsyslog` to compare; no ratios printed)');
+      return true;
+    }
+    console.log(row('rsyslog 8, tuned: imfile → omfwd TCP → imtcp → omfile', peer));
+    const m = (s: readonly Sample[], f: (x: Sample) => number): number => median(s.map(f));
+    console.log('\nratios (ours / rsyslog; lines/s: higher is better, CPU and RSS: lower is better):');
+    console.log(`  lines/s            ${(m(peer, (x) => x.seconds) / m(ours, (x) => x.seconds)).toFixed(2)}x`);
+    console.log(`  CPU, both          ${(m(ours, (x) => x.cpuSeconds) / m(peer, (x) => x.cpuSeconds)).toFixed(2)}x`);
+    console.log(`  CPU, sending side  ${(m(ours, (x) => x.senderCpuSeconds) / m(peer, (x) => x.senderCpuSeconds)).toFixed(2)}x`);
+    console.log(`  peak RSS, sending  ${(m(ours, (x) => x.senderRssMiB) / m(peer, (x) => x.senderRssMiB)).toFixed(1)}x`);
+    return true;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [lines, lineBytes, runs] = process.argv.slice(2);
+  compare(Number(lines ?? 1_000_000), Number(lineBytes ?? 120), Number(runs ?? 3)).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
