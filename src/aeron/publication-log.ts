@@ -47,8 +47,7 @@ export class PublicationLog {
     const framed = fragmentedLength(length, this.maxPayload);
     let offset = this.tail % this.termLength;
     if (offset + framed > this.termLength) {
-      this.writeHeader(this.termFor(this.tail), offset, this.termLength - offset, DataFlag.Unfragmented, FrameType.Pad, this.termIdFor(this.tail));
-      this.tail += this.termLength - offset;
+      this.appendPadding(this.termLength - offset);
       offset = 0;
     }
     const term = this.termFor(this.tail);
@@ -72,6 +71,19 @@ export class PublicationLog {
       remaining -= chunk;
       flags = 0;
     }
+    return this.tail;
+  }
+
+  /**
+   * Appends a PAD frame of `length` bytes (rounded up to 32, at least one header), cut at the term's
+   * end; returns the new tail. Subscribers skip padding wherever it stands (Aeron's
+   * ExclusivePublication.appendPadding), and only its 32-byte header goes on the wire.
+   */
+  appendPadding(length: number): number {
+    const offset = this.tail % this.termLength;
+    const padLength = Math.min(align32(Math.max(length, DATA_HEADER_LENGTH)), this.termLength - offset);
+    this.writeHeader(this.termFor(this.tail), offset, padLength, DataFlag.Unfragmented, FrameType.Pad, this.termIdFor(this.tail));
+    this.tail += padLength;
     return this.tail;
   }
 

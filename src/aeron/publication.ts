@@ -49,6 +49,8 @@ export interface PublicationParams {
   /** Longest wait for an EOS SM after the end of stream (C driver: 5 s). */
   readonly lingerMs?: number;
   readonly retransmitLingerMs?: number;
+  /** Quiet time after the last offer before padding asks the receiver for a new SM position (see requestConsumptionReport). */
+  readonly padIdleMs?: number;
 }
 
 export type PublicationState = 'active' | 'draining' | 'lingering' | 'closed';
@@ -60,6 +62,8 @@ export interface PublicationCounters {
   retransmits: number;
   rewinds: number;
   naksIgnored: number;
+  /** PAD frames appended so that a receiver reports the consumption of the stream's tail. */
+  pads: number;
 }
 
 /**
@@ -75,7 +79,7 @@ export class Publication {
   readonly initialTermId: number;
   readonly termLength: number;
   readonly mtu: number;
-  readonly counters: PublicationCounters = { setupsSent: 0, datagramsSent: 0, heartbeatsSent: 0, retransmits: 0, rewinds: 0, naksIgnored: 0 };
+  readonly counters: PublicationCounters = { setupsSent: 0, datagramsSent: 0, heartbeatsSent: 0, retransmits: 0, rewinds: 0, naksIgnored: 0, pads: 0 };
 
   /** Next byte to send. */
   senderPosition = 0;
@@ -83,6 +87,11 @@ export class Publication {
   senderLimit = 0;
   /** Highest consumption position a receiver reported: everything from here up is retained for a rejoin. */
   consumedPosition = 0;
+  /** A position whose consumption someone waits to see reported (0: none). */
+  private reportTarget = 0;
+  /** The receiver window of the latest SM: a receiver reports a new position after a quarter of it. */
+  private receiverWindow = 0;
+  private lastOfferMs = Number.NEGATIVE_INFINITY;
   private hasInitialConnection = false;
   private isSetupElicited = false;
   private isEndOfStream = false;
@@ -99,6 +108,7 @@ export class Publication {
   private readonly connectionTimeoutMs: number;
   private readonly lingerMs: number;
   private readonly retransmitLingerMs: number;
+  private readonly padIdleMs: number;
   /** Producer window: how far offers may run ahead of the sender position. */
   private readonly producerWindow: number;
 
@@ -116,6 +126,7 @@ export class Publication {
     this.connectionTimeoutMs = p.connectionTimeoutMs ?? 5000;
     this.lingerMs = p.lingerMs ?? 5000;
     this.retransmitLingerMs = p.retransmitLingerMs ?? 10;
+    this.padIdleMs = p.padIdleMs ?? 20;
     // term/2 past the sender position, as Aeron's publication limit. Since the sender stays within one
     // receiver window (<= term/2) of consumption, the tail is at most one term past the consumption
     // position: every unconsumed byte stays in the 3 partitions, available for NAKs and a rejoin.
@@ -155,7 +166,32 @@ export class Publication {
     if (this.stateValue !== 'active') return OfferResult.Closed;
     if (!this.isConnected(nowMs)) return OfferResult.NotConnected;
     if (this.log.tail + this.log.growthFor(length) > this.senderPosition + this.producerWindow) return OfferResult.BackPressured;
+    this.lastOfferMs = nowMs;
     return this.log.append(buf, start, length);
+  }
+
+  /**
+   * Asks for a status message showing consumption at or past `position` (a producer position that
+   * offer() returned). A receiver reports a new consumption position only after a quarter window of
+   * progress past its last report (the C image's SM threshold), so the last few KiB of a stream that
+   * then goes quiet would never be reported. Once the publication is idle (everything sent, no offer
+   * for padIdleMs) and the unreported tail is shorter than that threshold, doWork appends one PAD
+   * frame long enough to cross it: subscribers skip padding, their position moves past it, and the
+   * receiver's next SM reports a position beyond `position`. Costs one 32-byte datagram per quiet
+   * spell, and term space the receiver never stores.
+   */
+  requestConsumptionReport(position: number): void {
+    if (position > this.reportTarget) this.reportTarget = position;
+  }
+
+  private padForReport(nowMs: number): void {
+    if (this.stateValue !== 'active' || this.reportTarget <= this.consumedPosition) return;
+    if (this.senderPosition < this.log.tail || nowMs - this.lastOfferMs < this.padIdleMs || !this.isConnected(nowMs)) return;
+    const threshold = Math.floor(this.receiverWindow / 4);
+    const needed = this.consumedPosition + threshold + DATA_HEADER_LENGTH - this.log.tail;
+    if (needed <= 0 || this.log.tail + needed > this.senderPosition + this.producerWindow) return;
+    this.log.appendPadding(needed);
+    this.counters.pads++;
   }
 
   /** Handles one datagram from a receiver. Frames for other sessions/streams are ignored. */
@@ -208,6 +244,7 @@ export class Publication {
     if (position < 0) return;
     this.senderLimit = Math.max(this.senderLimit, position + sm.receiverWindow);
     this.consumedPosition = Math.max(this.consumedPosition, position);
+    this.receiverWindow = sm.receiverWindow;
   }
 
   private onErr(err: ReturnType<typeof decodeErr>): void {
@@ -274,6 +311,7 @@ export class Publication {
       this.sendSetup(nowMs);
       sent++;
     }
+    this.padForReport(nowMs);
     let dataSent = 0;
     const limit = Math.min(this.senderLimit, this.log.tail);
     while (this.senderPosition < limit && dataSent < maxDatagrams) {
@@ -314,6 +352,7 @@ export class Publication {
     let next = this.lastDataOrHeartbeatMs + this.heartbeatIntervalMs;
     if (!this.hasInitialConnection || this.isSetupElicited) next = Math.min(next, this.lastSetupMs + this.setupIntervalMs);
     next = Math.min(next, this.lingerDeadlineMs);
+    if (this.reportTarget > this.consumedPosition) next = Math.min(next, this.lastOfferMs + this.padIdleMs);
     return Math.max(0, next - nowMs);
   }
 

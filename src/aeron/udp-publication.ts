@@ -30,7 +30,9 @@ interface Waiter {
   readonly timer: AeronTimerHandle;
   readonly signal?: AbortSignal;
   readonly onAbort: () => void;
-  readonly kind: 'connected' | 'progress' | 'closed';
+  readonly kind: 'connected' | 'progress' | 'closed' | 'consumed';
+  /** For 'consumed': the position a receiver must report. */
+  readonly position?: number;
 }
 
 /**
@@ -149,7 +151,25 @@ export class UdpPublication {
     return this.wait('progress', timeoutMs, signal);
   }
 
-  private wait(kind: Waiter['kind'], timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  /** The highest consumption position a receiver reported in a status message. */
+  get consumedPosition(): number {
+    return this.publication.consumedPosition;
+  }
+
+  /**
+   * Resolves true once a receiver's status message shows consumption at or past `position` (a value
+   * offer() returned): its subscribers have read everything up to there. False when the publication
+   * closes first, or on abort. No timeout: a receiver that is away is waited for (it rejoins at its
+   * last consumption position).
+   */
+  waitForConsumed(position: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.publication.consumedPosition >= position) return Promise.resolve(true);
+    if (this.socketClosed) return Promise.resolve(false);
+    this.publication.requestConsumptionReport(position);
+    return this.wait('consumed', 2_147_483_647, signal, position);
+  }
+
+  private wait(kind: Waiter['kind'], timeoutMs: number, signal?: AbortSignal, position?: number): Promise<boolean> {
     return new Promise((resolve) => {
       if (signal?.aborted) {
         resolve(false);
@@ -167,6 +187,7 @@ export class UdpPublication {
         timer: this.clock.setTimeout(() => finish(false), timeoutMs),
         onAbort: () => finish(false),
         ...(signal === undefined ? {} : { signal }),
+        ...(position === undefined ? {} : { position }),
       };
       signal?.addEventListener('abort', waiter.onAbort, { once: true });
       this.waiters.push(waiter);
@@ -187,8 +208,16 @@ export class UdpPublication {
     if (this.waiters.length > 0) {
       const connected = this.publication.isConnected(now);
       const closed = this.publication.state === 'closed';
+      const consumed = this.publication.consumedPosition;
       for (const w of [...this.waiters]) {
-        if ((w.kind === 'connected' && connected) || (w.kind === 'progress' && (moved || closed)) || (w.kind === 'closed' && closed)) w.resolve(true);
+        if (
+          (w.kind === 'connected' && connected) ||
+          (w.kind === 'progress' && (moved || closed)) ||
+          (w.kind === 'closed' && closed) ||
+          (w.kind === 'consumed' && consumed >= (w.position ?? 0))
+        ) {
+          w.resolve(true);
+        }
       }
     }
     if (this.publication.state === 'closed') {
