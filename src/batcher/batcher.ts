@@ -1,4 +1,4 @@
-import type { Batch, EmitResult, Emitter } from '../emitters/emitter.js';
+import type { Batch, Confirmation, EmitResult, Emitter } from '../emitters/emitter.js';
 import { ErrorCode, McError, errorMessage } from '../errors.js';
 import type { DeliveredPosition, Spool, SpoolReader, SpoolRecord } from '../spool/spool.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -29,6 +29,11 @@ export interface BatcherOptions {
   readonly logger?: Logger;
   /** Called after every emit attempt (for metrics). */
   readonly onBatch?: (event: BatchEvent) => void;
+  /**
+   * Most batches emitted and awaiting their emitter's confirmation (see EmitResult.confirmed) before
+   * the next emit waits; default 1024. Each holds only its end position, not its entries.
+   */
+  readonly maxUnconfirmed?: number;
 }
 
 export interface BatcherStats {
@@ -38,8 +43,10 @@ export interface BatcherStats {
   readonly entries: number;
   /** Entries moved to the dead-letter file. */
   readonly deadLettered: number;
-  /** Entries read from the spool and not yet confirmed (open, cut and in-flight batches). */
+  /** Entries read from the spool and not yet confirmed (open, cut, in-flight and unconfirmed batches). */
   readonly pending: number;
+  /** Entries emitted and awaiting the emitter's confirmation. */
+  readonly unconfirmed: number;
 }
 
 /** Wait before offering a batch again after a retryable result without retryAfterMs. */
@@ -60,12 +67,24 @@ interface PendingBatch {
   cause: BatchCause;
 }
 
+/** An emitted batch whose emitter confirms later; its entries are already released. */
+interface Unconfirmed {
+  readonly batch: PendingBatch;
+  readonly entries: number;
+  readonly deadLettered: number;
+  readonly confirmed: Confirmation;
+}
+
+const DEFAULT_MAX_UNCONFIRMED = 1024;
+
 /**
  * Reads the spool in order and hands batches to the emitter: a batch is cut when it holds
  * `maxBatchSize` entries or `maxDelayMs` after its first entry arrived, whichever comes first. One
  * emit is in flight at a time (order), while the next batch fills; the spool's delivered position
- * moves only after the emitter confirms. Reading pauses while a full batch waits for the emitter, so
- * memory stays bounded by about two batches (plus one spool record).
+ * moves only after the emitter confirms. An emitter that confirms after emit returns (a result with
+ * `confirmed`) gets the next batches meanwhile, up to maxUnconfirmed; confirmations are taken in emit
+ * order, and the delivered position follows them. Reading pauses while a full batch waits for the
+ * emitter, so memory stays bounded by about two batches (plus one spool record).
  */
 export class Batcher {
   private readonly spool: Spool;
@@ -80,6 +99,16 @@ export class Batcher {
   private openTimer: TimerHandle | undefined;
   private readonly ready: PendingBatch[] = [];
   private inFlight: PendingBatch | undefined;
+  private readonly unconfirmed: Unconfirmed[] = [];
+  private readonly maxUnconfirmed: number;
+  private unconfirmedEntries = 0;
+  /** The emit loop has ended: nothing more will be added to unconfirmed. */
+  private emitDone = false;
+  /** Wakes the confirm loop (a batch awaits confirmation, or emitting ended). */
+  private wakeConfirmer: (() => void) | undefined;
+  /** Wakes the emit loop waiting for room among the unconfirmed batches. */
+  private wakeForRoom: (() => void) | undefined;
+  private confirmLoopDone: Promise<void> = Promise.resolve();
   private nextId = 1;
   private started = false;
   private stopping = false;
@@ -110,6 +139,7 @@ export class Batcher {
     this.clock = options.clock ?? systemClock;
     this.log = options.logger ?? NO_LOG;
     this.onBatch = options.onBatch;
+    this.maxUnconfirmed = Math.max(1, options.maxUnconfirmed ?? DEFAULT_MAX_UNCONFIRMED);
   }
 
   /** Starts reading the spool from its delivered position and emitting. Call once. */
@@ -118,7 +148,11 @@ export class Batcher {
     this.started = true;
     const reader = this.spool.reader();
     this.readLoopDone = this.readLoop(reader);
-    this.emitLoopDone = this.emitLoop();
+    this.emitLoopDone = this.emitLoop().finally(() => {
+      this.emitDone = true;
+      this.wakeConfirmer?.();
+    });
+    this.confirmLoopDone = this.confirmLoop();
   }
 
   /**
@@ -137,6 +171,8 @@ export class Batcher {
     const deadline = this.clock.setTimeout(() => {
       this.emitAbort.abort(new McError(ErrorCode.ShuttingDown, `batcher stop deadline of ${deadlineMs} ms passed`));
       this.wakeEmitter?.();
+      this.wakeForRoom?.();
+      this.wakeConfirmer?.();
     }, deadlineMs);
     this.readAbort.abort(new McError(ErrorCode.ShuttingDown, 'batcher stopping'));
     this.wakeReader?.();
@@ -144,13 +180,16 @@ export class Batcher {
     this.cutOpen('drain');
     this.wakeEmitter?.();
     await this.emitLoopDone;
+    // Confirmations still due are awaited within the same deadline; what is unconfirmed then stays
+    // in the spool and is emitted again after a restart.
+    await this.confirmLoopDone;
     this.clock.clearTimeout(deadline);
   }
 
   stats(): BatcherStats {
-    let pending = (this.open?.entries.length ?? 0) + (this.inFlight?.entries.length ?? 0);
+    let pending = (this.open?.entries.length ?? 0) + (this.inFlight?.entries.length ?? 0) + this.unconfirmedEntries;
     for (const b of this.ready) pending += b.entries.length;
-    return { batches: this.batches, entries: this.entries, deadLettered: this.deadLettered, pending };
+    return { batches: this.batches, entries: this.entries, deadLettered: this.deadLettered, pending, unconfirmed: this.unconfirmedEntries };
   }
 
   // ---- reading ----
@@ -233,7 +272,7 @@ export class Batcher {
 
   /** A record with nothing to emit: its end becomes the end of the latest pending batch, or is delivered now. */
   private attachEnd(end: DeliveredPosition): void {
-    const latest = this.open ?? this.ready[this.ready.length - 1] ?? this.inFlight;
+    const latest = this.open ?? this.ready[this.ready.length - 1] ?? this.inFlight ?? this.unconfirmed[this.unconfirmed.length - 1]?.batch;
     if (latest !== undefined) latest.end = end;
     else this.spool.markDelivered(end);
   }
@@ -285,7 +324,9 @@ export class Batcher {
       this.wakeReader?.();
       this.inFlight = next;
       try {
-        await this.deliver(next);
+        await this.waitForRoom();
+        const { deadLettered, confirmed } = await this.deliver(next);
+        this.settle(next, deadLettered, confirmed);
       } catch (err) {
         if (!this.emitAbort.signal.aborted) this.log.error({ err: errorMessage(err) }, 'batcher: emit loop failed');
         return;
@@ -295,8 +336,70 @@ export class Batcher {
     }
   }
 
-  /** Emits one batch until the emitter confirms it (ok or fatal); throws only when aborted. */
-  private async deliver(pending: PendingBatch): Promise<void> {
+  /** Waits while maxUnconfirmed batches await confirmation; throws only when aborted. */
+  private async waitForRoom(): Promise<void> {
+    while (this.unconfirmed.length >= this.maxUnconfirmed) {
+      this.emitAbort.signal.throwIfAborted();
+      await new Promise<void>((r) => {
+        this.wakeForRoom = r;
+      });
+      this.wakeForRoom = undefined;
+    }
+  }
+
+  /**
+   * A batch the emitter took: confirmed now when it needs no later confirmation and none is due
+   * before it, else queued for the confirm loop (which keeps emit order).
+   */
+  private settle(pending: PendingBatch, deadLettered: number, confirmed: Confirmation | undefined): void {
+    if (confirmed === undefined && this.unconfirmed.length === 0) {
+      this.confirm(pending, pending.entries.length, deadLettered);
+      return;
+    }
+    const entries = pending.entries.length;
+    // The emitter has what it needs: only the end position is kept (attachEnd may still move it).
+    const batch: PendingBatch = { entries: [], end: pending.end, cause: pending.cause };
+    this.unconfirmed.push({ batch, entries, deadLettered, confirmed: confirmed ?? Promise.resolve(true) });
+    this.unconfirmedEntries += entries;
+    this.wakeConfirmer?.();
+  }
+
+  /** Takes confirmations in emit order and moves the delivered position with them. */
+  private async confirmLoop(): Promise<void> {
+    const aborted = new Promise<false>((resolve) => {
+      if (this.emitAbort.signal.aborted) resolve(false);
+      else this.emitAbort.signal.addEventListener('abort', () => resolve(false), { once: true });
+    });
+    for (;;) {
+      const head = this.unconfirmed[0];
+      if (head === undefined) {
+        if (this.emitDone || this.emitAbort.signal.aborted) return;
+        await new Promise<void>((r) => {
+          this.wakeConfirmer = r;
+        });
+        this.wakeConfirmer = undefined;
+        continue;
+      }
+      const ok = await Promise.race([head.confirmed.catch(() => false), aborted]);
+      if (!ok) {
+        this.log.warn(
+          { batches: this.unconfirmed.length, entries: this.unconfirmedEntries },
+          'batcher: emitted batches were not confirmed; they stay in the spool and are emitted again after a restart',
+        );
+        return;
+      }
+      this.unconfirmed.shift();
+      this.unconfirmedEntries -= head.entries;
+      this.confirm(head.batch, head.entries, head.deadLettered);
+      this.wakeForRoom?.();
+    }
+  }
+
+  /**
+   * Emits one batch until the emitter takes it (ok or fatal, with the rejected entries dead-lettered);
+   * throws only when aborted.
+   */
+  private async deliver(pending: PendingBatch): Promise<{ deadLettered: number; confirmed: Confirmation | undefined }> {
     const batch: Batch = { id: this.nextId++, entries: pending.entries };
     for (;;) {
       this.emitAbort.signal.throwIfAborted();
@@ -314,10 +417,7 @@ export class Batcher {
       } catch (err) {
         this.log.warn({ err: errorMessage(err) }, 'batcher: onBatch hook threw');
       }
-      if (result.kind === 'ok') {
-        this.confirm(pending, 0);
-        return;
-      }
+      if (result.kind === 'ok') return { deadLettered: 0, confirmed: result.confirmed };
       if (result.kind === 'fatal') {
         const rejected = [...new Set(result.rejected)].filter((i) => Number.isInteger(i) && i >= 0 && i < batch.entries.length);
         rejected.sort((a, b) => a - b);
@@ -327,8 +427,7 @@ export class Batcher {
             result.error.message,
           );
         }
-        this.confirm(pending, rejected.length);
-        return;
+        return { deadLettered: rejected.length, confirmed: result.confirmed };
       }
       this.emitAbort.signal.throwIfAborted();
       this.log.warn({ batch: batch.id, entries: batch.entries.length, err: result.error.message }, 'batcher: emit failed; offering the batch again');
@@ -348,9 +447,9 @@ export class Batcher {
     }
   }
 
-  private confirm(pending: PendingBatch, deadLettered: number): void {
+  private confirm(pending: PendingBatch, entries: number, deadLettered: number): void {
     this.batches++;
-    this.entries += pending.entries.length;
+    this.entries += entries;
     this.deadLettered += deadLettered;
     this.spool.markDelivered(pending.end);
   }

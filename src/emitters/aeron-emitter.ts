@@ -9,7 +9,7 @@ import { systemClock, systemRandom } from '../util/clock.js';
 import type { Clock, Random } from '../util/clock.js';
 import { formatBatch } from './aeron-format.js';
 import type { FormattedBatch } from './aeron-format.js';
-import { OK, retryable } from './emitter.js';
+import { retryable } from './emitter.js';
 import type { Batch, EmitResult, Emitter } from './emitter.js';
 
 export interface AeronEmitterDeps {
@@ -54,13 +54,18 @@ interface Progress {
   readonly entryCount: number;
   readonly formatted: FormattedBatch;
   next: number;
+  /** The producer position after this batch's last offered message. */
+  end: number;
 }
 
 /**
  * The Aeron emitter: publishes each batch on a pure-TypeScript Aeron UDP publication.
- * - ok: every message is in the publication's log (offered), what Aeron's own clients mean by success.
+ * - ok, with `confirmed`: every message is in the publication's log (offered); `confirmed` resolves
+ *   true once a receiver's status message shows its subscribers consumed up to the batch's last
+ *   message, and false if the publication closes first. Only then does the spool count the batch as
+ *   delivered, so a batch a subscriber never read is emitted again after a restart (at least once).
  *   Offered data is retained until consumed; a receiver that restarts rejoins at its last consumption
- *   position (see Publication), so nothing offered is lost; close() drains to the receiver's EOS SM.
+ *   position (see Publication); close() drains to the receiver's EOS SM.
  * - retryable: no receiver within publication_timeout, or back pressure beyond max_retries.
  * - fatal: entries whose message exceeds max_message_size (the rest are published).
  */
@@ -120,7 +125,7 @@ export class AeronEmitter implements Emitter {
     let p = this.progress;
     if (p === undefined || p.batchId !== batch.id || p.entryCount !== batch.entries.length) {
       const formatted = formatBatch(batch.entries, this.config.dataFormat, this.config.maxMessageSize);
-      p = { batchId: batch.id, entryCount: batch.entries.length, formatted, next: 0 };
+      p = { batchId: batch.id, entryCount: batch.entries.length, formatted, next: 0, end: pub.publication.producerPosition };
       if (formatted.rejected.length > 0) {
         this.metrics.dropped.inc(formatted.rejected.length);
         this.deps.logger?.warn({ batch: batch.id, rejected: formatted.rejected.length, maxMessageSize: this.config.maxMessageSize }, 'aeron: entries larger than max_message_size go to the dead-letter file');
@@ -148,6 +153,7 @@ export class AeronEmitter implements Emitter {
         const r = pub.offer(bytes);
         if (r > 0) {
           p.next++;
+          p.end = r;
           sent++;
           sentBytes += bytes.length;
           failures = 0;
@@ -182,14 +188,16 @@ export class AeronEmitter implements Emitter {
       flush();
     }
     this.progress = undefined;
+    const confirmed = pub.waitForConsumed(p.end);
     if (p.formatted.rejected.length > 0) {
       return {
         kind: 'fatal',
         error: new McError(ErrorCode.EmitRejected, `${p.formatted.rejected.length} entries exceed max_message_size ${this.config.maxMessageSize}`),
         rejected: [...p.formatted.rejected].sort((a, b) => a - b),
+        confirmed,
       };
     }
-    return OK;
+    return { kind: 'ok', confirmed };
   }
 
   /** Sends everything offered, EOS until the receiver confirms (or linger ends), then closes. Idempotent. */

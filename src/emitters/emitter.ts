@@ -10,16 +10,28 @@ export interface Batch {
   readonly entries: readonly Entry[];
 }
 
+/**
+ * For an emitter whose delivery is confirmed after emit returns (Aeron: a receiver's status message
+ * shows its subscribers consumed the batch). Resolves true once every entry the result says was
+ * delivered is where the emitter promises it is; false when that will never be known (the emitter
+ * closed first): those entries stay in the spool and are emitted again after a restart. Never rejects.
+ * Confirmations resolve in emit order.
+ */
+export type Confirmation = Promise<boolean>;
+
 export type EmitResult =
-  /** Every entry is delivered and durable where the emitter promises it is. */
-  | { readonly kind: 'ok' }
+  /**
+   * Every entry is delivered and durable where the emitter promises it is; with `confirmed`, only
+   * once that resolves true (the batcher then keeps several batches in flight).
+   */
+  | { readonly kind: 'ok'; readonly confirmed?: Confirmation }
   /** Nothing (or not everything) is confirmed; the same batch should be offered again later. */
   | { readonly kind: 'retryable'; readonly error: Error; readonly retryAfterMs?: number }
   /**
    * Some entries can never be accepted (e.g. larger than the emitter's maximum message size). Every
    * entry NOT listed in `rejected` is delivered; the listed ones go to the dead-letter file.
    */
-  | { readonly kind: 'fatal'; readonly error: Error; readonly rejected: readonly number[] };
+  | { readonly kind: 'fatal'; readonly error: Error; readonly rejected: readonly number[]; readonly confirmed?: Confirmation };
 
 export interface Emitter {
   /** Short name for logs and metrics labels: "blackhole", "file", "text", "aeron". */

@@ -21,7 +21,7 @@ function poll<T>(fn: () => T) {
 
 async function setup(
   respond?: (batch: Batch, signal: AbortSignal) => EmitResult | Promise<EmitResult>,
-  opts: { maxBatchSize?: number; maxDelayMs?: number; dir?: string } = {},
+  opts: { maxBatchSize?: number; maxDelayMs?: number; dir?: string; maxUnconfirmed?: number } = {},
 ) {
   let dir = opts.dir;
   if (dir === undefined) {
@@ -58,6 +58,7 @@ async function setup(
     maxDelayMs: opts.maxDelayMs ?? 1000,
     clock,
     onBatch: (e) => events.push(e),
+    ...(opts.maxUnconfirmed === undefined ? {} : { maxUnconfirmed: opts.maxUnconfirmed }),
   });
   let stopped = false;
   cleanups.push(async () => {
@@ -241,5 +242,101 @@ describe('Batcher', () => {
     expect(letters.map((l) => l.data.toString('hex'))).toEqual(['ffffff']);
     expect(letters[0]!.reason).toMatch(/undecodable/);
     await poll(() => t.spool.stats().pendingEntries).toBe(0);
+  });
+
+  describe('confirmations after emit (EmitResult.confirmed)', () => {
+    /** An emitter that takes every batch at once and confirms when the test says so. */
+    function confirming() {
+      const confirms = new Map<number, (ok: boolean) => void>();
+      const respond = (b: Batch): EmitResult => ({ kind: 'ok', confirmed: new Promise<boolean>((r) => confirms.set(b.id, r)) });
+      return { confirms, respond };
+    }
+
+    it('emits the next batches while earlier ones await confirmation, and moves the delivered position in emit order only', async () => {
+      const c = confirming();
+      const t = await setup(c.respond, { maxBatchSize: 5, maxDelayMs: 1000 });
+      t.batcher.start();
+      await t.spool.append(makeBatch(0, 25), 25);
+      await poll(() => t.calls.length).toBe(5);
+      expect(t.batcher.stats().unconfirmed).toBe(25);
+      expect(t.spool.stats().pendingEntries).toBe(25);
+      c.confirms.get(2)!(true);
+      await t.clock.advanceAsync(10);
+      expect(t.spool.stats().pendingEntries).toBe(25);
+      c.confirms.get(1)!(true);
+      await poll(() => t.spool.stats().pendingEntries).toBe(15);
+      for (const id of [3, 4, 5]) c.confirms.get(id)!(true);
+      await poll(() => t.spool.stats().pendingEntries).toBe(0);
+      expect(t.batcher.stats()).toMatchObject({ batches: 5, entries: 25, unconfirmed: 0, pending: 0 });
+      expect(lines(t.emitter.entries)).toEqual(range(0, 25));
+    });
+
+    it('holds at most maxUnconfirmed batches awaiting confirmation', async () => {
+      const c = confirming();
+      const t = await setup(c.respond, { maxBatchSize: 5, maxDelayMs: 1000, maxUnconfirmed: 2 });
+      t.batcher.start();
+      await t.spool.append(makeBatch(0, 20), 20);
+      await poll(() => t.calls.length).toBe(2);
+      await t.clock.advanceAsync(2000);
+      expect(t.calls).toHaveLength(2);
+      c.confirms.get(1)!(true);
+      await poll(() => t.calls.length).toBe(3);
+      expect(t.spool.stats().pendingEntries).toBe(15);
+      await t.stop(100);
+    });
+
+    it('a confirmation that resolves false leaves its batch and every later one in the spool; a restart emits them again', async () => {
+      const c = confirming();
+      const t = await setup(c.respond, { maxBatchSize: 5, maxDelayMs: 1000 });
+      t.batcher.start();
+      await t.spool.append(makeBatch(0, 15), 15);
+      await poll(() => t.calls.length).toBe(3);
+      c.confirms.get(1)!(true);
+      c.confirms.get(2)!(false);
+      c.confirms.get(3)!(true);
+      await poll(() => t.spool.stats().pendingEntries).toBe(10);
+      await t.clock.advanceAsync(100);
+      expect(t.spool.stats().pendingEntries).toBe(10);
+      await t.stop(1000);
+      await t.spool.close();
+
+      const t2 = await setup(undefined, { maxBatchSize: 5, dir: t.dir });
+      expect(t2.spool.stats().pendingEntries).toBe(10);
+      t2.batcher.start();
+      await poll(() => t2.emitter.entries.length).toBe(10);
+      expect(lines(t2.emitter.entries)).toEqual(range(5, 10));
+    });
+
+    it('stop() waits for confirmations until its deadline, then leaves what is unconfirmed in the spool', async () => {
+      const c = confirming();
+      const t = await setup(c.respond, { maxBatchSize: 5, maxDelayMs: 1000 });
+      t.batcher.start();
+      await t.spool.append(makeBatch(0, 10), 10);
+      await poll(() => t.calls.length).toBe(2);
+      const stopping = t.batcher.stop(1000);
+      c.confirms.get(1)!(true);
+      await poll(() => t.spool.stats().pendingEntries).toBe(5);
+      let done = false;
+      void stopping.then(() => (done = true));
+      await t.clock.advanceAsync(999);
+      expect(done).toBe(false);
+      await t.clock.advanceAsync(1);
+      await stopping;
+      expect(t.spool.stats().pendingEntries).toBe(5);
+      expect(t.batcher.stats()).toMatchObject({ entries: 5, unconfirmed: 5 });
+    });
+
+    it('a batch the emitter confirms at once waits behind earlier unconfirmed ones', async () => {
+      let id = 0;
+      const c = confirming();
+      const t = await setup((b) => (++id === 1 ? c.respond(b) : OK), { maxBatchSize: 5, maxDelayMs: 1000 });
+      t.batcher.start();
+      await t.spool.append(makeBatch(0, 10), 10);
+      await poll(() => t.calls.length).toBe(2);
+      await t.clock.advanceAsync(10);
+      expect(t.spool.stats().pendingEntries).toBe(10);
+      c.confirms.get(1)!(true);
+      await poll(() => t.spool.stats().pendingEntries).toBe(0);
+    });
   });
 });
