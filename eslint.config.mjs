@@ -23,7 +23,7 @@ export default tseslint.config(
   },
   {
     // Tool configuration files must default-export.
-    files: ['vitest.config.ts'],
+    files: ['vitest*.config.ts'],
     rules: { 'no-restricted-syntax': 'off' },
   },
   {
