@@ -7,6 +7,16 @@ export interface UdpChannel {
   readonly mtu?: number;
   readonly termLength?: number;
   readonly sessionId?: number;
+  /** `init-term-id=`: the first term's id (random otherwise, as the driver). */
+  readonly initialTermId?: number;
+  /** `linger=`: longest wait for the receiver's end-of-stream answer on close, in ms. */
+  readonly lingerMs?: number;
+  /** `interface=host[:port]`: the local address (and port) the publication sends from. */
+  readonly localHost?: string;
+  readonly localPort?: number;
+  /** `so-sndbuf=` / `so-rcvbuf=`: socket buffer sizes in bytes. */
+  readonly socketSendBuffer?: number;
+  readonly socketReceiveBuffer?: number;
   /** The channel text as given, for labels and logs. */
   readonly text: string;
 }
@@ -28,6 +38,48 @@ function parseSize(value: string, what: string): number {
   const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : unit === 'g' ? 1024 * 1024 * 1024 : 1;
   return Number(m[1]) * mult;
 }
+
+/** Aeron URIs write durations as nanoseconds, or with a unit: "5s", "500ms", "100us", "10ns". */
+function parseDurationMs(value: string, what: string): number {
+  const m = /^(\d+)(ns|us|ms|s)?$/.exec(value.trim());
+  if (m === null) throw new AeronChannelError(`${what}="${value}" is not a duration (e.g. 5s, 500ms, or nanoseconds)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ns';
+  return unit === 's' ? n * 1000 : unit === 'ms' ? n : unit === 'us' ? n / 1000 : n / 1e6;
+}
+
+function parseBoolean(value: string, what: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new AeronChannelError(`${what}="${value}" must be true or false`);
+}
+
+/** 224.0.0.0/4 or ff00::/8. */
+function isMulticast(host: string): boolean {
+  const first = /^(\d+)\./.exec(host);
+  if (first !== null) return Number(first[1]) >= 224 && Number(first[1]) <= 239;
+  return /^ff[0-9a-f]{2}:/i.test(host);
+}
+
+/**
+ * What each channel parameter a user of Aeron (or Telegraf's Aeron output) writes does here: honoured,
+ * accepted because it changes nothing for a publication without a driver, or refused with the reason.
+ * Anything not listed is refused too: no parameter is ever silently ignored.
+ */
+const UNSUPPORTED: Record<string, string> = {
+  control: 'multi-destination-cast (control=) is not supported yet',
+  'control-mode': 'multi-destination-cast (control-mode=) is not supported yet',
+  ttl: 'ttl= applies to multicast, which is not supported yet',
+  'term-id': 'starting mid-stream (term-id=, term-offset=) is not supported: the publication starts at position 0 of init-term-id',
+  'term-offset': 'starting mid-stream (term-id=, term-offset=) is not supported: the publication starts at position 0 of init-term-id',
+  'response-endpoint': 'response channels are not supported',
+  'response-correlation-id': 'response channels are not supported',
+  cc: 'congestion control other than the default static window is not supported',
+  'congestion-control': 'congestion control other than the default static window is not supported',
+  fc: 'flow control strategies need several receivers (multicast or multi-destination), which are not supported yet',
+  'flow-control': 'flow control strategies need several receivers (multicast or multi-destination), which are not supported yet',
+};
+const HONOURED = new Set(['endpoint', 'mtu', 'term-length', 'session-id', 'init-term-id', 'linger', 'interface', 'so-sndbuf', 'so-rcvbuf', 'reliable', 'sparse', 'eos', 'alias', 'tags']);
 
 function parseEndpoint(value: string, allowPortZero: boolean): { host: string; port: number } {
   let host: string;
@@ -74,11 +126,42 @@ export function parseUdpChannel(text: string, opts: { allowPortZero?: boolean } 
   }
   const endpoint = params.get('endpoint');
   if (endpoint === undefined) throw new AeronChannelError(`channel "${text}" has no endpoint=host:port`);
-  if (params.has('control') || params.has('control-mode')) {
-    throw new AeronChannelError('multi-destination and response channels (control=, control-mode=) are not supported');
+  for (const key of params.keys()) {
+    const reason = UNSUPPORTED[key];
+    if (reason !== undefined) throw new AeronChannelError(`channel parameter ${key}= is refused: ${reason}`);
+    if (!HONOURED.has(key)) throw new AeronChannelError(`channel parameter ${key}= is not supported by this publication`);
   }
   const { host, port } = parseEndpoint(endpoint, opts.allowPortZero === true);
-  if (host === 'localhost') throw new AeronChannelError('use 127.0.0.1 rather than localhost, so both ends agree on the address family');
+  if (isMulticast(host)) throw new AeronChannelError(`endpoint ${host} is a multicast group: multicast is not supported yet; use a unicast endpoint`);
+  // reliable=false would let the receiver skip lost data: never for a shipper that promises no loss.
+  if (params.has('reliable') && !parseBoolean(params.get('reliable') as string, 'reliable')) {
+    throw new AeronChannelError('channel parameter reliable=false is refused: an unreliable stream gives up lost data');
+  }
+  // eos=false would make a subscriber take a closed publication for a lost one; we always end cleanly.
+  if (params.has('eos') && !parseBoolean(params.get('eos') as string, 'eos')) {
+    throw new AeronChannelError('channel parameter eos=false is refused: the publication always ends its stream with end of stream');
+  }
+  // sparse= only decides how a driver allocates its log files; these term buffers live in memory.
+  if (params.has('sparse')) parseBoolean(params.get('sparse') as string, 'sparse');
+  const extra: Partial<Record<'initialTermId' | 'lingerMs' | 'localPort' | 'socketSendBuffer' | 'socketReceiveBuffer', number>> & { localHost?: string } = {};
+  const initText = params.get('init-term-id');
+  if (initText !== undefined) {
+    if (!/^-?\d+$/.test(initText) || Number(initText) < -(2 ** 31) || Number(initText) >= 2 ** 31) throw new AeronChannelError(`init-term-id=${initText} is not a 32-bit integer`);
+    extra.initialTermId = Number(initText);
+  }
+  const lingerText = params.get('linger');
+  if (lingerText !== undefined) extra.lingerMs = parseDurationMs(lingerText, 'linger');
+  const iface = params.get('interface');
+  if (iface !== undefined) {
+    if (iface.includes('/')) throw new AeronChannelError(`interface=${iface}: subnet notation is for multicast; give the local address to send from`);
+    const local = iface.includes(':') && !iface.startsWith('[') && iface.indexOf(':') === iface.lastIndexOf(':') ? parseEndpoint(iface, true) : iface.startsWith('[') ? parseEndpoint(iface, true) : { host: iface, port: 0 };
+    extra.localHost = local.host;
+    if (local.port !== 0) extra.localPort = local.port;
+  }
+  const sndbuf = params.get('so-sndbuf');
+  if (sndbuf !== undefined) extra.socketSendBuffer = parseSize(sndbuf, 'so-sndbuf');
+  const rcvbuf = params.get('so-rcvbuf');
+  if (rcvbuf !== undefined) extra.socketReceiveBuffer = parseSize(rcvbuf, 'so-rcvbuf');
   let mtu: number | undefined;
   let termLength: number | undefined;
   let sessionId: number | undefined;
@@ -97,5 +180,13 @@ export function parseUdpChannel(text: string, opts: { allowPortZero?: boolean } 
     if (!/^-?\d+$/.test(sessionText)) throw new AeronChannelError(`session-id=${sessionText} is not an integer`);
     sessionId = Number(sessionText) | 0;
   }
-  return { host, port, text: trimmed, ...(mtu === undefined ? {} : { mtu }), ...(termLength === undefined ? {} : { termLength }), ...(sessionId === undefined ? {} : { sessionId }) };
+  return {
+    host,
+    port,
+    text: trimmed,
+    ...(mtu === undefined ? {} : { mtu }),
+    ...(termLength === undefined ? {} : { termLength }),
+    ...(sessionId === undefined ? {} : { sessionId }),
+    ...extra,
+  };
 }

@@ -77,7 +77,8 @@ export class UdpPublication {
     });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(0, () => {
+      // interface= names the local address (and port) to send from; any address otherwise.
+      socket.bind(channel.localPort ?? 0, channel.localHost, () => {
         socket.off('error', reject);
         resolve();
       });
@@ -88,20 +89,20 @@ export class UdpPublication {
     const target = isIP(channel.host) !== 0 ? channel.host : (await lookup(channel.host, { family: isIPv6(channel.host) ? 6 : 4 })).address;
     const bufferBytes = o.socketBufferBytes ?? 2 * 1024 * 1024;
     try {
-      socket.setSendBufferSize(bufferBytes);
-      socket.setRecvBufferSize(Math.min(bufferBytes, 1024 * 1024));
+      socket.setSendBufferSize(channel.socketSendBuffer ?? bufferBytes);
+      socket.setRecvBufferSize(channel.socketReceiveBuffer ?? Math.min(bufferBytes, 1024 * 1024));
     } catch {
       // The kernel caps buffer sizes (net.core.wmem_max); the defaults still work, more slowly.
     }
     const publication = new Publication({
       sessionId: channel.sessionId ?? randomSessionId(random),
       streamId: o.streamId,
-      initialTermId: randomInt32(random),
+      initialTermId: channel.initialTermId ?? randomInt32(random),
       termLength: o.termLength ?? channel.termLength ?? DEFAULT_TERM_LENGTH,
       mtu: o.mtu ?? channel.mtu ?? DEFAULT_MTU,
       send: (d) => socket.send(d, channel.port, target),
       ...(o.connectionTimeoutMs === undefined ? {} : { connectionTimeoutMs: o.connectionTimeoutMs }),
-      ...(o.lingerMs === undefined ? {} : { lingerMs: o.lingerMs }),
+      ...((o.lingerMs ?? channel.lingerMs) === undefined ? {} : { lingerMs: o.lingerMs ?? channel.lingerMs }),
     });
     const p = new UdpPublication(socket, channel, publication, clock, o.dutyCycleMs ?? 10, errors);
     socket.on('message', (msg) => {

@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { OfferResult } from '../aeron/publication.js';
 import { UdpPublication } from '../aeron/udp-publication.js';
 import type { AeronEmitterConfig } from '../config/aeron-config.js';
-import { ErrorCode, McError } from '../errors.js';
+import { ConfigError, ErrorCode, McError, errorMessage } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { systemClock, systemRandom } from '../util/clock.js';
 import type { Clock, Random } from '../util/clock.js';
@@ -105,11 +105,18 @@ export class AeronEmitter implements Emitter {
       random: this.random,
       ...(this.deps.lingerMs === undefined ? {} : { lingerMs: this.deps.lingerMs }),
       ...(this.deps.connectionTimeoutMs === undefined ? {} : { connectionTimeoutMs: this.deps.connectionTimeoutMs }),
-    }).then((p) => {
-      this.publication = p;
-      this.deps.logger?.info({ channel: this.config.channel.text, streamId: this.config.streamId, sessionId: p.sessionId, localPort: p.localPort }, 'aeron publication open');
-      return p;
-    });
+    }).then(
+      (p) => {
+        this.publication = p;
+        this.deps.logger?.info({ channel: this.config.channel.text, streamId: this.config.streamId, sessionId: p.sessionId, localPort: p.localPort }, 'aeron publication open');
+        return p;
+      },
+      (err: unknown) => {
+        this.opening = undefined;
+        // An endpoint that does not resolve, or an interface= address this host does not have.
+        throw new ConfigError([`AGGREGATOR_AERON_CONFIGURATION: channel ${this.config.channel.text} cannot be opened: ${errorMessage(err)}`]);
+      },
+    );
     return this.opening;
   }
 

@@ -69,4 +69,58 @@ describe('aggregator: Aeron emitter selected by AGGREGATOR_AERON_CONFIGURATION (
     const status = await runAggregator({ AGGREGATOR_SPOOL_DIR: join(dir, 'spool') }, ['spool', 'status']);
     expect(status.stdout).toMatch(/dead letters:\s+1/);
   });
+
+  it('a channel host that does not resolve, or a parameter it cannot honour, stops start-up with exit 2 naming the variable', async () => {
+    const spool = join(dir, 'spool-unresolvable');
+    const unresolvable = await runAggregator({
+      AGGREGATOR_SPOOL_DIR: spool,
+      AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel: 'aeron:udp?endpoint=no-such-host.invalid:40123', stream_id: 10 }),
+    });
+    expect(unresolvable.code).toBe(2);
+    expect(unresolvable.stderr).toMatch(/AGGREGATOR_AERON_CONFIGURATION: channel aeron:udp\?endpoint=no-such-host.invalid:40123 cannot be opened/);
+    // One line for the operator (besides the JSON log records of start-up), no stack trace.
+    expect(unresolvable.stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).toHaveLength(1);
+    expect(unresolvable.stderr).not.toMatch(/\n\s+at /);
+    const multicast = await runAggregator({
+      AGGREGATOR_SPOOL_DIR: spool,
+      AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel: 'aeron:udp?endpoint=224.0.1.1:40123|interface=127.0.0.1', stream_id: 10 }),
+    });
+    expect(multicast.code).toBe(2);
+    expect(multicast.stderr).toMatch(/AGGREGATOR_AERON_CONFIGURATION.*multicast is not supported yet/);
+  });
+
+  it('publishes on a channel written with localhost and the parameters it honours', async () => {
+    const got: string[] = [];
+    const local = await UdpReceiver.open({
+      channel: 'aeron:udp?endpoint=127.0.0.1:0',
+      streamId: 11,
+      onMessage: (buffer, offset, length) => got.push(buffer.toString('utf8', offset, offset + length)),
+    });
+    const agg2 = await startAggregator({
+      env: {
+        AGGREGATOR_SPOOL_DIR: join(dir, 'spool-localhost'),
+        AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '20ms',
+        AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({
+          channel: `aeron:udp?endpoint=localhost:${local.port}|init-term-id=12345|linger=1s|interface=127.0.0.1|so-sndbuf=256k|sparse=true`,
+          stream_id: 11,
+        }),
+      },
+    });
+    try {
+      const client = createIngestClient(agg2.address);
+      const stream = client.open();
+      const { entries, entryCount } = buildEntries(['via localhost', 'second'].map((l) => ({ data: Buffer.from(l) })));
+      stream.send({ sequence: 1, entries, entryCount });
+      expect((await stream.waitForAcks(1))[0]?.code).toBe('OK');
+      const deadline = Date.now() + 15_000;
+      while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      expect(got).toEqual(['via localhost', 'second']);
+      await stream.finish();
+      client.close();
+      expect(await agg2.stop()).toBe(0);
+    } finally {
+      await agg2.kill();
+      await local.close();
+    }
+  });
 });

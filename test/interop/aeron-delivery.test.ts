@@ -22,13 +22,13 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
     while (cleanups.length > 0) await cleanups.pop()?.().catch(() => undefined);
   });
 
-  async function setup(driverEnv: Record<string, string> = {}) {
+  async function setup(driverEnv: Record<string, string> = {}, channelExtra = '', host = '127.0.0.1') {
     const dir = await mkdtemp(join(tmpdir(), 'mc-interop-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const driver: MediaDriver = await startMediaDriver(driverEnv);
     cleanups.push(() => driver.stop());
     const port = await freeUdpPort();
-    const channel = `aeron:udp?endpoint=127.0.0.1:${port}|term-length=1m`;
+    const channel = `aeron:udp?endpoint=${host}:${port}|term-length=1m${channelExtra}`;
     const env = {
       AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
       AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '20ms',
@@ -63,6 +63,20 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
     expect(payloads).toEqual(Array.from({ length: total }, (_, i) => entryText(i, 50)));
     // The tail of the stream is confirmed too (the publication pads past the driver's SM threshold).
     await until('every batch confirmed', async () => (await pending(agg)) === 0);
+    expect(await agg.stop()).toBe(0);
+  });
+
+  it('a channel as Aeron\'s samples write it (localhost) with init-term-id, linger, interface and socket buffers', async () => {
+    const t = await setup({}, '|init-term-id=2147483645|linger=1s|interface=127.0.0.1|so-sndbuf=256k|so-rcvbuf=128k|sparse=true', 'localhost');
+    const payloads: string[] = [];
+    const sub = await t.subscribe(payloads);
+    const agg = await t.start();
+    // Enough to cross several 1 MiB terms, so the term id wraps past INT32_MAX from init-term-id.
+    await shipEntries(agg, 0, 3000, 3);
+    await until('every entry at basic_subscriber', () => payloads.length >= 3000, 60_000);
+    expect(countEntries(payloads, 3000, 3)).toEqual({ lost: 0, duplicated: 0, changed: 0 });
+    await until('every batch confirmed', async () => (await pending(agg)) === 0);
+    expect(sub.images.some((line) => line.startsWith('Available image'))).toBe(true);
     expect(await agg.stop()).toBe(0);
   });
 
