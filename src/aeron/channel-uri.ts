@@ -14,6 +14,11 @@ export interface UdpChannel {
   /** `interface=host[:port]`: the local address (and port) the publication sends from. */
   readonly localHost?: string;
   readonly localPort?: number;
+  /**
+   * A multicast endpoint: data goes to the group `host`, receivers answer on the control group (the
+   * data group's last byte plus one, same port), which the publication joins on `localHost`.
+   */
+  readonly multicast?: { readonly controlGroup: string; readonly ttl?: number };
   /** `so-sndbuf=` / `so-rcvbuf=`: socket buffer sizes in bytes. */
   readonly socketSendBuffer?: number;
   readonly socketReceiveBuffer?: number;
@@ -69,7 +74,6 @@ function isMulticast(host: string): boolean {
 const UNSUPPORTED: Record<string, string> = {
   control: 'multi-destination-cast (control=) is not supported yet',
   'control-mode': 'multi-destination-cast (control-mode=) is not supported yet',
-  ttl: 'ttl= applies to multicast, which is not supported yet',
   'term-id': 'starting mid-stream (term-id=, term-offset=) is not supported: the publication starts at position 0 of init-term-id',
   'term-offset': 'starting mid-stream (term-id=, term-offset=) is not supported: the publication starts at position 0 of init-term-id',
   'response-endpoint': 'response channels are not supported',
@@ -79,7 +83,25 @@ const UNSUPPORTED: Record<string, string> = {
   fc: 'flow control strategies need several receivers (multicast or multi-destination), which are not supported yet',
   'flow-control': 'flow control strategies need several receivers (multicast or multi-destination), which are not supported yet',
 };
-const HONOURED = new Set(['endpoint', 'mtu', 'term-length', 'session-id', 'init-term-id', 'linger', 'interface', 'so-sndbuf', 'so-rcvbuf', 'reliable', 'sparse', 'eos', 'alias', 'tags']);
+const HONOURED = new Set(['ttl', 'endpoint', 'mtu', 'term-length', 'session-id', 'init-term-id', 'linger', 'interface', 'so-sndbuf', 'so-rcvbuf', 'reliable', 'sparse', 'eos', 'alias', 'tags']);
+
+/**
+ * The control group of a multicast data group: its last byte plus one, which is why Aeron requires the
+ * data group's last byte to be odd (aeron_ipv4_multicast_control_address).
+ */
+function multicastOf(group: string, ttlText: string | undefined): { controlGroup: string; ttl?: number } {
+  let ttl: number | undefined;
+  if (ttlText !== undefined) {
+    if (!/^\d+$/.test(ttlText) || Number(ttlText) > 255) throw new AeronChannelError(`ttl=${ttlText} must be an integer from 0 to 255`);
+    ttl = Number(ttlText);
+  }
+  if (group.includes(':')) throw new AeronChannelError(`endpoint ${group}: IPv6 multicast is not supported yet; use an IPv4 group`);
+  const bytes = group.split('.').map(Number);
+  const last = bytes[3] as number;
+  if (bytes.length !== 4 || bytes.some((b) => !Number.isInteger(b) || b < 0 || b > 255)) throw new AeronChannelError(`endpoint ${group} is not an IPv4 address`);
+  if ((last & 1) === 0) throw new AeronChannelError(`endpoint ${group}: a multicast data group's last byte must be odd (its control group is the next address)`);
+  return { controlGroup: [bytes[0], bytes[1], bytes[2], last + 1].join('.'), ...(ttl === undefined ? {} : { ttl }) };
+}
 
 function parseEndpoint(value: string, allowPortZero: boolean): { host: string; port: number } {
   let host: string;
@@ -132,7 +154,8 @@ export function parseUdpChannel(text: string, opts: { allowPortZero?: boolean } 
     if (!HONOURED.has(key)) throw new AeronChannelError(`channel parameter ${key}= is not supported by this publication`);
   }
   const { host, port } = parseEndpoint(endpoint, opts.allowPortZero === true);
-  if (isMulticast(host)) throw new AeronChannelError(`endpoint ${host} is a multicast group: multicast is not supported yet; use a unicast endpoint`);
+  const multicast = isMulticast(host) ? multicastOf(host, params.get('ttl')) : undefined;
+  if (multicast === undefined && params.has('ttl')) throw new AeronChannelError('channel parameter ttl= is refused: it applies to multicast endpoints only');
   // reliable=false would let the receiver skip lost data: never for a shipper that promises no loss.
   if (params.has('reliable') && !parseBoolean(params.get('reliable') as string, 'reliable')) {
     throw new AeronChannelError('channel parameter reliable=false is refused: an unreliable stream gives up lost data');
@@ -153,7 +176,7 @@ export function parseUdpChannel(text: string, opts: { allowPortZero?: boolean } 
   if (lingerText !== undefined) extra.lingerMs = parseDurationMs(lingerText, 'linger');
   const iface = params.get('interface');
   if (iface !== undefined) {
-    if (iface.includes('/')) throw new AeronChannelError(`interface=${iface}: subnet notation is for multicast; give the local address to send from`);
+    if (iface.includes('/')) throw new AeronChannelError(`interface=${iface}: subnet notation is not supported; give the local interface's address (e.g. interface=192.168.1.10)`);
     const local = iface.includes(':') && !iface.startsWith('[') && iface.indexOf(':') === iface.lastIndexOf(':') ? parseEndpoint(iface, true) : iface.startsWith('[') ? parseEndpoint(iface, true) : { host: iface, port: 0 };
     extra.localHost = local.host;
     if (local.port !== 0) extra.localPort = local.port;
@@ -187,6 +210,7 @@ export function parseUdpChannel(text: string, opts: { allowPortZero?: boolean } 
     ...(mtu === undefined ? {} : { mtu }),
     ...(termLength === undefined ? {} : { termLength }),
     ...(sessionId === undefined ? {} : { sessionId }),
+    ...(multicast === undefined ? {} : { multicast }),
     ...extra,
   };
 }

@@ -87,6 +87,11 @@ export class Publication {
   senderLimit = 0;
   /** Highest consumption position a receiver reported: everything from here up is retained for a rejoin. */
   consumedPosition = 0;
+  /**
+   * Consumption every live receiver has reported (the lowest of their latest SM positions; never moves
+   * back): what a confirmation waits for. One receiver on unicast; several on multicast.
+   */
+  confirmedPosition = 0;
   /** A position whose consumption someone waits to see reported (0: none). */
   private reportTarget = 0;
   /** The receiver window of the latest SM: a receiver reports a new position after a quarter of it. */
@@ -96,7 +101,8 @@ export class Publication {
   private isSetupElicited = false;
   private isEndOfStream = false;
   private receivedEosSm = false;
-  private readonly receivers = new Map<bigint, number>();
+  /** Live receivers by receiver id: when their last SM came and the position it reported. */
+  private readonly receivers = new Map<bigint, { at: number; position: number }>();
   private lastSetupMs = Number.NEGATIVE_INFINITY;
   private lastDataOrHeartbeatMs = Number.NEGATIVE_INFINITY;
   private retransmit: { termId: number; termOffset: number; length: number; untilMs: number } | undefined;
@@ -148,11 +154,23 @@ export class Publication {
 
   /** A receiver sent a normal SM within the connection timeout. */
   isConnected(nowMs: number): boolean {
-    for (const [id, at] of this.receivers) {
-      if (at > nowMs - this.connectionTimeoutMs) return true;
-      this.receivers.delete(id);
+    let connected = false;
+    let gone = false;
+    for (const [id, r] of this.receivers) {
+      if (r.at > nowMs - this.connectionTimeoutMs) connected = true;
+      else {
+        this.receivers.delete(id);
+        gone = true;
+      }
     }
-    return false;
+    if (gone) this.updateConfirmed();
+    return connected;
+  }
+
+  private updateConfirmed(): void {
+    let lowest = Number.POSITIVE_INFINITY;
+    for (const r of this.receivers.values()) lowest = Math.min(lowest, r.position);
+    if (lowest !== Number.POSITIVE_INFINITY && lowest > this.confirmedPosition) this.confirmedPosition = lowest;
   }
 
   /**
@@ -185,10 +203,10 @@ export class Publication {
   }
 
   private padForReport(nowMs: number): void {
-    if (this.stateValue !== 'active' || this.reportTarget <= this.consumedPosition) return;
+    if (this.stateValue !== 'active' || this.reportTarget <= this.confirmedPosition) return;
     if (this.senderPosition < this.log.tail || nowMs - this.lastOfferMs < this.padIdleMs || !this.isConnected(nowMs)) return;
     const threshold = Math.floor(this.receiverWindow / 4);
-    const needed = this.consumedPosition + threshold + DATA_HEADER_LENGTH - this.log.tail;
+    const needed = this.confirmedPosition + threshold + DATA_HEADER_LENGTH - this.log.tail;
     if (needed <= 0 || this.log.tail + needed > this.senderPosition + this.producerWindow) return;
     this.log.appendPadding(needed);
     this.counters.pads++;
@@ -230,17 +248,21 @@ export class Publication {
       this.retransmit = undefined;
       return;
     }
+    const position = Math.min(computePosition(sm.consumptionTermId, sm.consumptionTermOffset, this.termLength, this.initialTermId), this.senderPosition);
     if ((sm.flags & SmFlag.Eos) !== 0) {
+      // A receiver answering our end of stream has consumed up to its position; then it leaves.
+      if (position >= 0) this.receivers.set(sm.receiverId, { at: nowMs, position });
+      this.updateConfirmed();
       this.receivers.delete(sm.receiverId);
       // Only an EOS SM answering our own end of stream ends the linger; one from a receiver that
       // left earlier must not cut short the wait for the current one.
       if (this.isEndOfStream) this.receivedEosSm = true;
-    } else {
-      this.receivers.set(sm.receiverId, nowMs);
+    } else if (position >= 0) {
+      this.receivers.set(sm.receiverId, { at: nowMs, position: Math.max(position, this.receivers.get(sm.receiverId)?.position ?? 0) });
+      this.updateConfirmed();
     }
     this.hasInitialConnection = true;
     this.isSetupElicited = false;
-    const position = Math.min(computePosition(sm.consumptionTermId, sm.consumptionTermOffset, this.termLength, this.initialTermId), this.senderPosition);
     if (position < 0) return;
     this.senderLimit = Math.max(this.senderLimit, position + sm.receiverWindow);
     this.consumedPosition = Math.max(this.consumedPosition, position);
@@ -352,7 +374,7 @@ export class Publication {
     let next = this.lastDataOrHeartbeatMs + this.heartbeatIntervalMs;
     if (!this.hasInitialConnection || this.isSetupElicited) next = Math.min(next, this.lastSetupMs + this.setupIntervalMs);
     next = Math.min(next, this.lingerDeadlineMs);
-    if (this.reportTarget > this.consumedPosition) next = Math.min(next, this.lastOfferMs + this.padIdleMs);
+    if (this.reportTarget > this.confirmedPosition) next = Math.min(next, this.lastOfferMs + this.padIdleMs);
     return Math.max(0, next - nowMs);
   }
 

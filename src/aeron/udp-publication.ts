@@ -68,7 +68,8 @@ export class UdpPublication {
     const channel = typeof o.channel === 'string' ? parseUdpChannel(o.channel) : o.channel;
     const clock = o.clock ?? systemAeronClock;
     const random = o.random ?? Math.random;
-    const socket = createSocket({ type: isIPv6(channel.host) ? 'udp6' : 'udp4' });
+    const multicast = channel.multicast;
+    const socket = createSocket({ type: isIPv6(channel.host) ? 'udp6' : 'udp4', reuseAddr: multicast !== undefined });
     // Send failures (e.g. ICMP port unreachable while no receiver listens) are counted, never thrown:
     // the protocol recovers through SETUP, NAKs and heartbeats.
     const errors = { count: 0 };
@@ -77,8 +78,12 @@ export class UdpPublication {
     });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      // interface= names the local address (and port) to send from; any address otherwise.
-      socket.bind(channel.localPort ?? 0, channel.localHost, () => {
+      // Unicast: interface= names the local address (and port) to send from; any address otherwise.
+      // Multicast, as the C sender: bound to the channel's port on every address, a member of the
+      // control group, where receivers send their SMs and NAKs.
+      const bindPort = multicast === undefined ? (channel.localPort ?? 0) : channel.port;
+      const bindHost = multicast === undefined ? channel.localHost : undefined;
+      socket.bind(bindPort, bindHost, () => {
         socket.off('error', reject);
         resolve();
       });
@@ -87,6 +92,13 @@ export class UdpPublication {
     // replies from (a wildcard-bound receiver on a multi-homed host), as the C sender does. The
     // endpoint is resolved once, so each send goes to an IP literal without a lookup per datagram.
     const target = isIP(channel.host) !== 0 ? channel.host : (await lookup(channel.host, { family: isIPv6(channel.host) ? 6 : 4 })).address;
+    if (multicast !== undefined) {
+      socket.addMembership(multicast.controlGroup, channel.localHost);
+      if (channel.localHost !== undefined) socket.setMulticastInterface(channel.localHost);
+      // Aeron leaves the system's TTL (1) unless ttl= asks for more.
+      if (multicast.ttl !== undefined && multicast.ttl > 0) socket.setMulticastTTL(multicast.ttl);
+      socket.setMulticastLoopback(true);
+    }
     const bufferBytes = o.socketBufferBytes ?? 2 * 1024 * 1024;
     try {
       socket.setSendBufferSize(channel.socketSendBuffer ?? bufferBytes);
@@ -152,19 +164,19 @@ export class UdpPublication {
     return this.wait('progress', timeoutMs, signal);
   }
 
-  /** The highest consumption position a receiver reported in a status message. */
-  get consumedPosition(): number {
-    return this.publication.consumedPosition;
+  /** The consumption every live receiver has reported in its status messages. */
+  get confirmedPosition(): number {
+    return this.publication.confirmedPosition;
   }
 
   /**
-   * Resolves true once a receiver's status message shows consumption at or past `position` (a value
-   * offer() returned): its subscribers have read everything up to there. False when the publication
+   * Resolves true once every live receiver's status messages show consumption at or past `position`
+   * (a value offer() returned): their subscribers have read everything up to there. False when the publication
    * closes first, or on abort. No timeout: a receiver that is away is waited for (it rejoins at its
    * last consumption position).
    */
   waitForConsumed(position: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.publication.consumedPosition >= position) return Promise.resolve(true);
+    if (this.publication.confirmedPosition >= position) return Promise.resolve(true);
     if (this.socketClosed) return Promise.resolve(false);
     this.publication.requestConsumptionReport(position);
     return this.wait('consumed', 2_147_483_647, signal, position);
@@ -209,7 +221,7 @@ export class UdpPublication {
     if (this.waiters.length > 0) {
       const connected = this.publication.isConnected(now);
       const closed = this.publication.state === 'closed';
-      const consumed = this.publication.consumedPosition;
+      const consumed = this.publication.confirmedPosition;
       for (const w of [...this.waiters]) {
         if (
           (w.kind === 'connected' && connected) ||

@@ -80,6 +80,33 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
     expect(await agg.stop()).toBe(0);
   });
 
+  it('multicast (interface=, ttl=): two media drivers\' subscribers both get every entry; a batch is confirmed once both consumed it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mc-interop-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const drivers = [await startMediaDriver(), await startMediaDriver()];
+    for (const d of drivers) cleanups.push(() => d.stop());
+    const port = await freeUdpPort();
+    const channel = `aeron:udp?endpoint=224.0.1.1:${port}|interface=127.0.0.1`;
+    const seen: string[][] = [[], []];
+    for (let i = 0; i < 2; i++) {
+      const s = await startSubscriber(drivers[i] as MediaDriver, channel, STREAM, seen[i]);
+      cleanups.push(() => s.stop('SIGKILL'));
+    }
+    const agg = await startAggregator({
+      env: {
+        AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
+        AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '20ms',
+        AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel: `${channel}|ttl=1|term-length=1m`, stream_id: STREAM }),
+      },
+    });
+    cleanups.push(() => agg.kill());
+    await shipEntries(agg, 0, 3000, 100);
+    await until('every entry at both subscribers', () => seen.every((p) => p.length >= 3000), 60_000);
+    for (const p of seen) expect(countEntries(p, 3000, 100)).toEqual({ lost: 0, duplicated: 0, changed: 0 });
+    await until('every batch confirmed', async () => (await pending(agg)) === 0);
+    expect(await agg.stop()).toBe(0);
+  });
+
   it('kill -9 of the aggregator while its subscriber is dead and not yet noticed: lost = 0 after restarts', async () => {
     const t = await setup();
     const payloads: string[] = [];

@@ -95,7 +95,7 @@ describe('AGGREGATOR_AERON_CONFIGURATION', () => {
     });
 
     it.each([
-      ['ttl=4', /ttl= is refused: .*multicast/],
+      ['ttl=4', /ttl= is refused: it applies to multicast endpoints only/],
       ['control=10.0.0.1:4000', /control= is refused: multi-destination/],
       ['control-mode=dynamic', /control-mode= is refused/],
       ['term-id=5', /term-id= is refused/],
@@ -111,9 +111,16 @@ describe('AGGREGATOR_AERON_CONFIGURATION', () => {
       expect(() => parseUdpChannel(`aeron:udp?endpoint=10.0.0.5:1|${param}`)).toThrow(message);
     });
 
-    it('refuses a multicast endpoint with a clear reason rather than never connecting', () => {
-      expect(() => parseUdpChannel('aeron:udp?endpoint=224.0.1.1:40456|interface=127.0.0.1')).toThrow(/multicast is not supported yet/);
-      expect(() => parseUdpChannel('aeron:udp?endpoint=[ff02::1]:40456')).toThrow(/multicast/);
+    it('multicast: the control group is the data group plus one, interface= and ttl= are honoured', () => {
+      expect(parseUdpChannel('aeron:udp?endpoint=224.0.1.1:40456|interface=127.0.0.1|ttl=8')).toMatchObject({
+        host: '224.0.1.1',
+        port: 40456,
+        localHost: '127.0.0.1',
+        multicast: { controlGroup: '224.0.1.2', ttl: 8 },
+      });
+      expect(() => parseUdpChannel('aeron:udp?endpoint=224.0.1.2:40456')).toThrow(/last byte must be odd/);
+      expect(() => parseUdpChannel('aeron:udp?endpoint=224.0.1.1:40456|ttl=300')).toThrow(/ttl=300 must be an integer from 0 to 255/);
+      expect(() => parseUdpChannel('aeron:udp?endpoint=[ff02::1]:40456')).toThrow(/IPv6 multicast is not supported yet/);
     });
   });
 });

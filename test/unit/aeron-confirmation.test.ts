@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrameType } from '../../src/aeron/frame-codec.js';
+import { FrameType, encodeStatusMessage } from '../../src/aeron/frame-codec.js';
 import { Publication } from '../../src/aeron/publication.js';
 import { Receiver } from '../../src/aeron/receiver.js';
 
@@ -53,7 +53,7 @@ describe('Aeron confirmation: the receiver reports consumption of the stream\'s 
     for (let i = 0; i < 10; i++) end = w.pub.offer(Buffer.from(`message ${i}`), w.now());
     w.step(2000);
     expect(w.received).toHaveLength(10);
-    expect(w.pub.consumedPosition).toBeLessThan(end);
+    expect(w.pub.confirmedPosition).toBeLessThan(end);
     expect(w.pub.counters.pads).toBe(0);
   });
 
@@ -64,7 +64,7 @@ describe('Aeron confirmation: the receiver reports consumption of the stream\'s 
     for (let i = 0; i < 10; i++) end = w.pub.offer(Buffer.from(`message ${i}`), w.now());
     w.pub.requestConsumptionReport(end);
     w.step(300);
-    expect(w.pub.consumedPosition).toBeGreaterThanOrEqual(end);
+    expect(w.pub.confirmedPosition).toBeGreaterThanOrEqual(end);
     expect(w.pub.counters.pads).toBe(1);
     expect(w.received).toEqual(Array.from({ length: 10 }, (_, i) => `message ${i}`));
     // The pad crossed the wire as a bare 32-byte PAD header.
@@ -75,7 +75,7 @@ describe('Aeron confirmation: the receiver reports consumption of the stream\'s 
     for (let i = 10; i < 20; i++) next = w.pub.offer(Buffer.from(`message ${i}`), w.now());
     w.pub.requestConsumptionReport(next);
     w.step(300);
-    expect(w.pub.consumedPosition).toBeGreaterThanOrEqual(next);
+    expect(w.pub.confirmedPosition).toBeGreaterThanOrEqual(next);
     expect(w.received).toEqual(Array.from({ length: 20 }, (_, i) => `message ${i}`));
   });
 
@@ -93,7 +93,7 @@ describe('Aeron confirmation: the receiver reports consumption of the stream\'s 
     for (let i = 0; i < 20; i++) end = w.pub.offer(Buffer.alloc(1000, 0x61), w.now());
     w.pub.requestConsumptionReport(end);
     w.step(500);
-    expect(w.pub.consumedPosition).toBeGreaterThanOrEqual(end);
+    expect(w.pub.confirmedPosition).toBeGreaterThanOrEqual(end);
     expect(w.pub.counters.pads).toBeLessThanOrEqual(1);
   });
 
@@ -112,9 +112,33 @@ describe('Aeron confirmation: the receiver reports consumption of the stream\'s 
       }
       w.pub.requestConsumptionReport(end);
       w.step(200);
-      expect(w.pub.consumedPosition).toBeGreaterThanOrEqual(end);
+      expect(w.pub.confirmedPosition).toBeGreaterThanOrEqual(end);
     }
     expect(end).toBeGreaterThan(65536);
     expect(w.received).toEqual(sent);
+  });
+
+  it('with several receivers (multicast), confirms what the slowest live one consumed; one that times out stops holding it back', () => {
+    const sent: Buffer[] = [];
+    const pub = new Publication({ sessionId: 1, streamId: 2, initialTermId: 0, termLength: 65536, mtu: 1408, send: (d) => sent.push(d) });
+    const sm = (receiverId: bigint, position: number) =>
+      encodeStatusMessage({ flags: 0, sessionId: 1, streamId: 2, consumptionTermId: 0, consumptionTermOffset: position, receiverWindow: 32768, receiverId });
+    pub.onControl(sm(1n, 0), 0);
+    pub.onControl(sm(2n, 0), 0);
+    let end = 0;
+    for (let i = 0; i < 10; i++) end = pub.offer(Buffer.alloc(100), 1);
+    pub.doWork(1);
+    pub.onControl(sm(1n, end), 2);
+    expect(pub.confirmedPosition).toBe(0);
+    pub.onControl(sm(2n, 640), 3);
+    expect(pub.confirmedPosition).toBe(640);
+    pub.onControl(sm(2n, end), 4);
+    expect(pub.confirmedPosition).toBe(end);
+    // Receiver 2 goes silent behind; receiver 1 keeps reporting: after the 5 s liveness, 1 alone counts.
+    for (let i = 0; i < 10; i++) end = pub.offer(Buffer.alloc(100), 5);
+    pub.doWork(5);
+    for (let t = 100; t <= 5200; t += 100) pub.onControl(sm(1n, end), t);
+    expect(pub.isConnected(5200)).toBe(true);
+    expect(pub.confirmedPosition).toBe(end);
   });
 });
