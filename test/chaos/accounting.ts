@@ -45,9 +45,11 @@ export function addTallies(a: Tally, b: Tally): Tally {
   };
 }
 
+/** The key of a line: its first word (a line may start with spaces, see `LineBook.next`). */
 export function keyOf(line: string): string {
-  const space = line.indexOf(' ');
-  return space === -1 ? line : line.slice(0, space);
+  const start = line.length - line.trimStart().length;
+  const space = line.indexOf(' ', start);
+  return space === -1 ? line.slice(start) : line.slice(start, space);
 }
 
 export interface TallyOptions {
@@ -70,12 +72,15 @@ export class LineBook {
     return this.expected.size;
   }
 
-  /** Makes the next unique line of `file` with `padding` bytes of padding after the key, and records it. */
-  next(file: string, padding: number, fill = 'x'): string {
+  /**
+   * Makes the next unique line of `file` with `padding` bytes of padding after the key (and `lead` spaces
+   * before it, so that two generations of a file can share their first bytes), and records it.
+   */
+  next(file: string, padding: number, fill = 'x', lead = 0): string {
     const n = this.seq.get(file) ?? 0;
     this.seq.set(file, n + 1);
     const key = `${this.scenario}-${file}-${String(n).padStart(8, '0')}`;
-    const line = `${key} ${fill.repeat(padding)}`;
+    const line = `${' '.repeat(lead)}${key} ${fill.repeat(padding)}`;
     this.expected.set(key, line);
     return line;
   }
@@ -88,7 +93,7 @@ export class LineBook {
   }
 
   owns(line: string): boolean {
-    return line.startsWith(`${this.scenario}-`);
+    return keyOf(line).startsWith(`${this.scenario}-`);
   }
 
   /** Keys of written lines not (yet) in `delivered`. */
