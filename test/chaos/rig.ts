@@ -34,6 +34,8 @@ export interface RigOptions {
   readonly out?: string;
   readonly spoolDir?: string;
   readonly aggregatorEnv?: Record<string, string>;
+  /** Create the output's directory before starting the aggregator (default true). */
+  readonly makeOutDir?: boolean;
 }
 
 export class ChaosRig {
@@ -46,6 +48,8 @@ export class ChaosRig {
   readonly collectors = new Map<string, CollectorProcess>();
   private port = 0;
   private readonly mounts: string[] = [];
+  /** Lines that were in the output when the operator removed it (they were delivered then). */
+  private readonly removed: string[] = [];
 
   constructor(
     name: string,
@@ -78,7 +82,7 @@ export class ChaosRig {
 
   async startAggregator(extra: Record<string, string> = {}): Promise<AggregatorProcess> {
     if (this.port === 0) this.port = await freePort();
-    mkdirSync(join(this.out, '..'), { recursive: true });
+    if (this.options.makeOutDir !== false) mkdirSync(join(this.out, '..'), { recursive: true });
     this.aggregator = await startAggregator({ env: this.aggregatorEnv(extra) });
     return this.aggregator;
   }
@@ -100,13 +104,34 @@ export class ChaosRig {
     return c;
   }
 
-  /** Mounts a tmpfs of `size` (e.g. "20m") on a new directory under the run's directory (root only). */
-  mountTmpfs(name: string, size: string): string {
-    const at = join(this.dir, name);
+  /** Mounts a tmpfs of `size` (e.g. "20m") on `at`, created if missing (root only); unmounted by cleanup. */
+  mountTmpfs(at: string, size: string): string {
     mkdirSync(at, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', at]);
     this.mounts.push(at);
     return at;
+  }
+
+  /**
+   * `rm -rf` of the output's directory, as an operator does it. The aggregator is paused (SIGSTOP) while
+   * the output is read one last time and removed, so what was in the file when it went counts as
+   * delivered and nothing the emitter writes afterwards can be mistaken for it.
+   */
+  async removeOutputDir(): Promise<void> {
+    const child = this.aggregator?.child;
+    child?.kill('SIGSTOP');
+    try {
+      this.removed.push(...this.output.poll());
+      execFileSync('rm', ['-rf', join(this.out, '..')]);
+    } finally {
+      child?.kill('SIGCONT');
+    }
+  }
+
+  /** Everything delivered: what removed outputs held, then the lines of the file the output path names now. */
+  delivered(): readonly string[] {
+    const now = this.output.poll();
+    return this.removed.length === 0 ? now : [...this.removed, ...now];
   }
 
   /**
@@ -119,10 +144,10 @@ export class ChaosRig {
     let lastCount = -1;
     let lastChange = Date.now();
     for (;;) {
-      const lines = this.output.poll();
+      const lines = this.delivered();
       if (book.missing(lines) === 0) {
         await sleep(300); // let late replays land, so duplicates are counted
-        return this.output.poll();
+        return this.delivered();
       }
       if (lines.length !== lastCount) {
         lastCount = lines.length;

@@ -33,13 +33,14 @@ export interface ProcessRunOptions {
   readonly files?: readonly string[];
   readonly collectorEnv?: Record<string, string>;
   readonly aggregatorEnv?: Record<string, string>;
+  readonly makeOutDir?: boolean;
   readonly glob?: (rig: ChaosRig) => string;
   readonly tallyOptions?: (rig: ChaosRig, book: LineBook) => TallyOptions;
   during(run: SimpleRun, writer: Writer): Promise<{ problems?: string[]; note?: string }>;
 }
 
 export async function writeDuring(options: ProcessRunOptions): Promise<RunOutcome> {
-  const rig = new ChaosRig(slug(options.scenario), { aggregatorEnv: options.aggregatorEnv ?? {} });
+  const rig = new ChaosRig(slug(options.scenario), { aggregatorEnv: options.aggregatorEnv ?? {}, makeOutDir: options.makeOutDir ?? true });
   try {
     const book = new LineBook(slug(options.scenario));
     const files = logFiles(rig, options.files ?? ['a', 'b', 'c']);

@@ -21,6 +21,7 @@ export class ChaosTableReporter implements Reporter {
           continue;
         }
         const result = test.result();
+        if (result.state === 'skipped' || result.state === 'pending') continue; // filtered out with -t
         const error = result.state === 'failed' ? (result.errors?.[0]?.message ?? 'failed') : result.state;
         rows.push({ scenario: test.name, runs: 0, tally: ZERO_TALLY, result: `FAIL: ${error.split('\n')[0]}`, note: '', seed: CHAOS_SEED });
       }
