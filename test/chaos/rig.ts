@@ -98,8 +98,8 @@ export class ChaosRig {
     };
   }
 
-  async startCollector(name: string, files = join(this.logs, '*.log'), extra: Record<string, string> = {}): Promise<CollectorProcess> {
-    const c = await startCollector(this.collectorEnv(name, files, extra));
+  async startCollector(name: string, files = join(this.logs, '*.log'), extra: Record<string, string> = {}, timeoutMs = 20_000): Promise<CollectorProcess> {
+    const c = await startCollector(this.collectorEnv(name, files, extra), [], timeoutMs);
     this.collectors.set(name, c);
     return c;
   }
@@ -135,11 +135,11 @@ export class ChaosRig {
   }
 
   /**
-   * Polls the output until every line of `book` is there, or nothing new arrived for CHAOS_QUIET_SECONDS,
-   * or `maxMs` passed. Returns the output's lines.
+   * Polls the output until every line of `book` is there, or nothing new arrived for CHAOS_QUIET_SECONDS
+   * (or `minQuietMs`, when a row waits on a slower timer), or `maxMs` passed. Returns the output's lines.
    */
-  async drain(book: LineBook, maxMs = 90_000): Promise<readonly string[]> {
-    const quietMs = CHAOS_QUIET_SECONDS * 1000;
+  async drain(book: LineBook, minQuietMs = 0, maxMs = 90_000): Promise<readonly string[]> {
+    const quietMs = Math.max(CHAOS_QUIET_SECONDS * 1000, minQuietMs);
     const until = Date.now() + maxMs;
     let lastCount = -1;
     let lastChange = Date.now();

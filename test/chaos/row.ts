@@ -40,6 +40,8 @@ export interface RowOptions {
   /** kill -9 rows: replays after a crash are allowed (and counted). */
   readonly duplicatesAllowed?: boolean;
   readonly runs?: number;
+  /** A row about refusals (e.g. a program that must not start): writes no lines. */
+  readonly noLines?: boolean;
 }
 
 export type RunScenario = (random: Random, run: number) => Promise<RunOutcome>;
@@ -49,7 +51,7 @@ function judge(tally: Tally, problems: readonly string[], options: RowOptions): 
   if (tally.lost > 0) reasons.push(`${tally.lost} lost`);
   if (tally.changed > 0) reasons.push(`${tally.changed} changed`);
   if (tally.duplicated > 0 && options.duplicatesAllowed !== true) reasons.push(`${tally.duplicated} duplicated`);
-  if (tally.written === 0 && problems.length === 0) reasons.push('nothing written');
+  if (tally.written === 0 && options.noLines !== true && problems.length === 0) reasons.push('nothing written');
   reasons.push(...problems);
   return reasons.length === 0 ? 'ok' : `FAIL: ${reasons.join('; ')}`;
 }
