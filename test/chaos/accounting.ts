@@ -45,7 +45,7 @@ export function addTallies(a: Tally, b: Tally): Tally {
   };
 }
 
-/** The key of a line: its first word (a line may start with spaces, see `LineBook.next`). */
+/** The key of a line: its first word (a line may start with blanks, see `LineBook.next`). */
 export function keyOf(line: string): string {
   const start = line.length - line.trimStart().length;
   const space = line.indexOf(' ', start);
@@ -73,14 +73,14 @@ export class LineBook {
   }
 
   /**
-   * Makes the next unique line of `file` with `padding` bytes of padding after the key (and `lead` spaces
-   * before it, so that two generations of a file can share their first bytes), and records it.
+   * Makes the next unique line of `file` with `padding` bytes of padding after the key, and records it.
+   * `lead` (blanks only) goes before the key, so that files can share their first bytes.
    */
-  next(file: string, padding: number, fill = 'x', lead = 0): string {
+  next(file: string, padding: number, fill = 'x', lead = ''): string {
     const n = this.seq.get(file) ?? 0;
     this.seq.set(file, n + 1);
     const key = `${this.scenario}-${file}-${String(n).padStart(8, '0')}`;
-    const line = `${' '.repeat(lead)}${key} ${fill.repeat(padding)}`;
+    const line = `${lead}${key} ${fill.repeat(padding)}`;
     this.expected.set(key, line);
     return line;
   }

@@ -76,7 +76,33 @@ async function symlinkFirst(random: Random, scenario: string): Promise<RunOutcom
   }
 }
 
+/**
+ * Two files whose first kilobyte is the same (a common header, here 1,100 blanks before the first key),
+ * written side by side: distinct files (distinct inodes) must both be read in full.
+ */
+async function sharedHeader(random: Random, scenario: string): Promise<RunOutcome> {
+  const rig = new ChaosRig(slug(scenario));
+  try {
+    const book = new LineBook(slug(scenario));
+    const files = new Map([
+      ['a', join(rig.logs, 'a.log')],
+      ['b', join(rig.logs, 'b.log')],
+    ]);
+    for (const [name, path] of files) appendFileSync(path, `${book.next(name, 80, 'x', ' '.repeat(1100))}\n`);
+    await rig.startAggregator();
+    await rig.startCollector('c1');
+    const writer = startWriting({ book, random, files, linesPerSecond: 2000 });
+    await sleep(CHAOS_SECONDS * 1000);
+    await writer.stop();
+    const lines = await rig.drain(book);
+    return { tally: book.tally(lines) };
+  } finally {
+    await rig.cleanup();
+  }
+}
+
 describe('chaos: discovery', () => {
+  it('two files sharing their first KiB', ({ task }) => chaosRow(task, (r) => sharedHeader(r, task.name)));
   it('files churning at 100/s (created, written, deleted)', ({ task }) => chaosRow(task, (r) => churn(r, task.name)));
   it('symlink created before its target', ({ task }) => chaosRow(task, (r) => symlinkFirst(r, task.name)));
 });

@@ -48,6 +48,8 @@ export class ChaosRig {
   readonly collectors = new Map<string, CollectorProcess>();
   private port = 0;
   private readonly mounts: string[] = [];
+  /** How the last drain ended: every line there, no progress for the quiet time, or the deadline. */
+  drainEnd: 'complete' | 'stalled' | 'deadline' = 'complete';
   /** Lines that were in the output when the operator removed it (they were delivered then). */
   private readonly removed: string[] = [];
 
@@ -146,6 +148,7 @@ export class ChaosRig {
     for (;;) {
       const lines = this.delivered();
       if (book.missing(lines) === 0) {
+        this.drainEnd = 'complete';
         await sleep(300); // let late replays land, so duplicates are counted
         return this.delivered();
       }
@@ -153,7 +156,10 @@ export class ChaosRig {
         lastCount = lines.length;
         lastChange = Date.now();
       }
-      if (Date.now() - lastChange > quietMs || Date.now() > until) return lines;
+      if (Date.now() - lastChange > quietMs || Date.now() > until) {
+        this.drainEnd = Date.now() > until ? 'deadline' : 'stalled';
+        return lines;
+      }
       await sleep(250);
     }
   }

@@ -34,6 +34,8 @@ export interface ProcessRunOptions {
   readonly collectorEnv?: Record<string, string>;
   readonly aggregatorEnv?: Record<string, string>;
   readonly makeOutDir?: boolean;
+  /** Wait at least this long without progress before counting what is missing as lost. */
+  readonly minQuietMs?: number;
   readonly glob?: (rig: ChaosRig) => string;
   readonly tallyOptions?: (rig: ChaosRig, book: LineBook) => TallyOptions;
   during(run: SimpleRun, writer: Writer): Promise<{ problems?: string[]; note?: string }>;
@@ -53,9 +55,10 @@ export async function writeDuring(options: ProcessRunOptions): Promise<RunOutcom
     } finally {
       await writer.stop();
     }
-    const lines = await rig.drain(book);
+    const lines = await rig.drain(book, options.minQuietMs ?? 0);
     const tally: Tally = book.tally(lines, options.tallyOptions?.(rig, book) ?? {});
-    return { tally, problems: result.problems ?? [], note: result.note ?? '' };
+    const drained = rig.drainEnd === 'complete' ? '' : rig.drainEnd === 'stalled' ? 'delivery stalled' : 'drain deadline (90 s) reached while lines still arrived';
+    return { tally, problems: result.problems ?? [], note: [result.note ?? '', drained].filter((n) => n !== '').join(', ') };
   } finally {
     await rig.cleanup();
   }
