@@ -42,7 +42,8 @@ function loop(target: Target, how: 'kill' | 'stop', random: Random, scenario: st
       const until = Date.now() + CHAOS_SECONDS * 1000;
       const problems: string[] = [];
       let n = 0;
-      while (Date.now() < until) {
+      // At least three deaths per run, however slowly the programs restart on a busy machine.
+      while (Date.now() < until || n < 3) {
         await sleep(random.ms(200, 1500));
         const p = await restart(rig, target, random, how);
         if (p !== undefined) problems.push(p);
