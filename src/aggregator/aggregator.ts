@@ -8,6 +8,7 @@ import { LogOnlyNotifier } from '../emitters/notifier.js';
 import type { Notifier } from '../emitters/notifier.js';
 import { PagerDutyNotifier } from '../emitters/pagerduty-notifier.js';
 import { RetryingEmitter } from '../emitters/retrying-emitter.js';
+import { appendDeadLetters } from '../spool/dead-letters.js';
 import { Spool } from '../spool/spool.js';
 import { createAggregatorMetrics } from '../telemetry/aggregator-metrics.js';
 import type { AggregatorMetrics } from '../telemetry/aggregator-metrics.js';
@@ -117,13 +118,18 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
 
     const ingest = new IngestService({
       sink: spool,
-      limits: { maxChunkBytes: config.maxChunkBytes, maxLineBytes: config.maxLineBytes },
+      limits: config.limits,
+      deadLetters: {
+        add: async (data, entryCount, reason) => {
+          await appendDeadLetters(config.spoolDir, [{ data, entryCount, reason, timeMs: clock.now() }]);
+        },
+      },
       maxSpoolBytes: config.spoolMaxBytes,
       metrics,
       logger: logger.child({ component: 'ingest' }),
       clock,
     });
-    const grpc = await startGrpcServer({ address: config.listenAddress, tls: config.tls, ingest, maxChunkBytes: config.maxChunkBytes });
+    const grpc = await startGrpcServer({ address: config.listenAddress, tls: config.tls, ingest, maxChunkBytes: config.limits.maxChunkBytes, metrics });
     cleanup.push(() => grpc.shutdown(0));
 
     let shuttingDown = false;

@@ -3,6 +3,8 @@ import { HealthImplementation } from 'grpc-health-check';
 import { formatHostPort, parseHostPort } from '../config/address.js';
 import type { TlsMaterial } from '../config/aggregator-config.js';
 import { loadIngestApi } from '../wire/grpc-api.js';
+import type { AggregatorMetrics } from '../telemetry/aggregator-metrics.js';
+import { guardCompressedFlag } from './grpc-compression-guard.js';
 import type { IngestService } from './ingest-service.js';
 
 export const INGEST_SERVICE_NAME = 'megacollector.v1.Ingest';
@@ -13,6 +15,31 @@ export interface GrpcServerOptions {
   readonly ingest: IngestService;
   /** Largest Chunk.entries accepted by admission; gRPC's own message limit sits above it so an oversized chunk gets an INVALID_ARGUMENT ack instead of a broken stream. */
   readonly maxChunkBytes: number;
+  /** Counts messages refused before decoding. */
+  readonly metrics?: AggregatorMetrics;
+}
+
+/**
+ * The Ingest service definition with a request deserializer that counts what it cannot decode (grpc-js
+ * then ends the call with INTERNAL): a refusal the metrics see, not only the client.
+ */
+function countingService(service: grpc.ServiceDefinition, metrics: AggregatorMetrics | undefined): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, def] of Object.entries(service)) {
+    const inner = def.requestDeserialize;
+    out[name] = {
+      ...def,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          return inner(bytes);
+        } catch (err) {
+          metrics?.messagesUndecodable.inc({ reason: 'not_a_chunk' });
+          throw err;
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
 }
 
 export interface RunningGrpcServer {
@@ -38,7 +65,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
   });
   const api = loadIngestApi();
-  server.addService(api.service, { ship: options.ingest.ship });
+  server.addService(countingService(api.service, options.metrics), { ship: options.ingest.ship });
+  const unguard = guardCompressedFlag(() => options.metrics?.messagesUndecodable.inc({ reason: 'compressed_without_encoding' }));
   const health = new HealthImplementation({ '': 'SERVING', [INGEST_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   const address = formatHostPort(parseHostPort(options.address));
@@ -53,6 +81,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     health,
     shutdown: (graceMs) =>
       new Promise<void>((resolve) => {
+        unguard();
         health.setStatus('', 'NOT_SERVING');
         health.setStatus(INGEST_SERVICE_NAME, 'NOT_SERVING');
         const timer = setTimeout(() => {

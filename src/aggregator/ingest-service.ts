@@ -1,4 +1,4 @@
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AggregatorMetrics, RefuseReason } from '../telemetry/aggregator-metrics.js';
 import type { Clock } from '../util/clock.js';
@@ -6,6 +6,8 @@ import { systemClock } from '../util/clock.js';
 import { ErrorCode, McError, errorMessage } from '../errors.js';
 import { AckCode } from '../wire/grpc-api.js';
 import type { AckMessage, ChunkMessage } from '../wire/grpc-api.js';
+import { partitionOversized } from '../wire/entry-batch-fit.js';
+import { writeLimits } from '../wire/ingest-limits.js';
 import type { AdmissionLimits } from './admission.js';
 import { admitChunk } from './admission.js';
 
@@ -16,9 +18,17 @@ export interface ChunkSink {
   readonly bytes: number;
 }
 
+/** Where lines over AGGREGATOR_MAX_LINE_BYTES go instead of the spool (the dead-letter file). */
+export interface DeadLetterSink {
+  /** Durable on resolve. `data` is an EntryBatch. */
+  add(data: Buffer, entryCount: number, reason: string): Promise<void>;
+}
+
 export interface IngestServiceOptions {
   readonly sink: ChunkSink;
   readonly limits: AdmissionLimits;
+  /** Keeps lines over limits.maxLineBytes (a chunk holding one is accepted without it). */
+  readonly deadLetters: DeadLetterSink;
   /** Spool bound, to refuse at once (in stream order) what cannot fit. */
   readonly maxSpoolBytes: number;
   readonly metrics?: AggregatorMetrics;
@@ -28,6 +38,8 @@ export interface IngestServiceOptions {
   readonly retryAfterMs?: number;
   /** Chunks of one stream awaiting their ack before the stream is paused (HTTP/2 flow control). */
   readonly maxInflightChunksPerStream?: number;
+  /** Chunk bytes of one stream awaiting their ack before it is paused (default 2 × maxChunkBytes). */
+  readonly maxInflightBytesPerStream?: number;
 }
 
 type ShipCall = grpc.ServerDuplexStream<ChunkMessage, AckMessage>;
@@ -38,6 +50,7 @@ interface StreamState {
   /** Resolves after the ack of the last chunk received so far is written. */
   tail: Promise<void>;
   inflight: number;
+  inflightBytes: number;
   paused: boolean;
   closed: boolean;
   /** After a spool-full refusal, later chunks of this stream are refused too until this time. */
@@ -73,6 +86,7 @@ export class IngestService {
       call,
       tail: Promise.resolve(),
       inflight: 0,
+      inflightBytes: 0,
       paused: false,
       closed: false,
       refuseUntil: 0,
@@ -81,9 +95,14 @@ export class IngestService {
     this.options.metrics?.streamsOpen.inc();
     const log = this.options.logger?.child({ stream: state.id, peer: call.getPeer() });
     log?.debug('stream opened');
-    // Bounds memory per stream (chunks may be up to AGGREGATOR_MAX_CHUNK_BYTES each) while keeping enough
-    // appends in flight to fill a group commit.
+    // The limits go out in the response headers at once, before the first ack: a collector waits for
+    // them before it sends, and never builds a chunk or a line beyond them.
+    call.sendMetadata(writeLimits(new grpc.Metadata(), this.options.limits));
+    // Bounds memory per stream (chunks may be up to AGGREGATOR_MAX_CHUNK_BYTES each, and a paused
+    // stream holds at most one more message than this) while keeping enough appends in flight to fill
+    // a group commit.
     const maxInflight = this.options.maxInflightChunksPerStream ?? 64;
+    const maxInflightBytes = this.options.maxInflightBytesPerStream ?? 2 * this.options.limits.maxChunkBytes;
 
     const close = (why: string): void => {
       if (state.closed) return;
@@ -95,8 +114,10 @@ export class IngestService {
 
     call.on('data', (chunk: ChunkMessage) => {
       const ackPromise = this.handleChunk(state, chunk);
+      const bytes = Buffer.isBuffer(chunk.entries) ? chunk.entries.length : 0;
       state.inflight++;
-      if (!state.paused && state.inflight >= maxInflight) {
+      state.inflightBytes += bytes;
+      if (!state.paused && (state.inflight >= maxInflight || state.inflightBytes >= maxInflightBytes)) {
         state.paused = true;
         call.pause();
       }
@@ -104,8 +125,9 @@ export class IngestService {
         .then(() => ackPromise)
         .then((ack) => {
           state.inflight--;
+          state.inflightBytes -= bytes;
           if (!state.closed) call.write(ack);
-          if (state.paused && state.inflight < maxInflight / 2) {
+          if (state.paused && state.inflight < maxInflight / 2 && state.inflightBytes < maxInflightBytes / 2) {
             state.paused = false;
             call.resume();
           }
@@ -129,10 +151,11 @@ export class IngestService {
     call.on('close', () => close('closed'));
   };
 
-  private refuse(chunk: ChunkMessage, reason: RefuseReason, code: AckCode, message: string, retryAfterMs = 0): AckMessage {
+  /** `entries`: the entries the server counted in the chunk (never the client's entry_count). */
+  private refuse(chunk: ChunkMessage, entries: number, reason: RefuseReason, code: AckCode, message: string, retryAfterMs = 0): AckMessage {
     const m = this.options.metrics;
     m?.chunksRefused.inc({ reason });
-    m?.entriesRefused.inc({ reason }, Number.isFinite(chunk.entryCount) ? chunk.entryCount : 0);
+    m?.entriesRefused.inc({ reason }, entries);
     return { sequence: chunk.sequence, code, message, retryAfterMs };
   }
 
@@ -140,15 +163,17 @@ export class IngestService {
   private handleChunk(state: StreamState, chunk: ChunkMessage): Promise<AckMessage> {
     const m = this.options.metrics;
     m?.chunksReceived.inc();
-    m?.entriesReceived.inc(chunk.entryCount);
-    m?.bytesReceived.inc(chunk.entries?.length ?? 0);
-    if (this.shuttingDown) {
-      return Promise.resolve(this.refuse(chunk, 'shutting_down', AckCode.UNAVAILABLE, 'aggregator is shutting down; reconnect and resend'));
-    }
+    m?.bytesReceived.inc(Buffer.isBuffer(chunk.entries) ? chunk.entries.length : 0);
+    // The scan comes first, also when shutting down: metrics count what the server saw.
     const admission = admitChunk(chunk, this.options.limits);
+    m?.entriesReceived.inc(admission.ok ? admission.entryCount : admission.entriesSeen);
     if (!admission.ok) {
       this.options.logger?.warn({ stream: state.id, sequence: chunk.sequence, reason: admission.reason }, 'chunk refused: invalid');
-      return Promise.resolve(this.refuse(chunk, 'invalid', AckCode.INVALID_ARGUMENT, admission.reason));
+      return Promise.resolve(this.refuse(chunk, admission.entriesSeen, 'invalid', AckCode.INVALID_ARGUMENT, admission.reason));
+    }
+    const entries = admission.entryCount;
+    if (this.shuttingDown) {
+      return Promise.resolve(this.refuse(chunk, entries, 'shutting_down', AckCode.UNAVAILABLE, 'aggregator is shutting down; reconnect and resend'));
     }
     if (admission.entryCount === 0) {
       m?.chunksAcked.inc();
@@ -161,31 +186,53 @@ export class IngestService {
     // and the stream's order would be lost.
     if (now < state.refuseUntil || this.options.sink.bytes + chunk.entries.length > this.options.maxSpoolBytes) {
       if (now >= state.refuseUntil) state.refuseUntil = now + retryAfterMs;
-      return Promise.resolve(this.spoolFull(chunk, retryAfterMs));
+      return Promise.resolve(this.spoolFull(chunk, entries, retryAfterMs));
     }
-    return this.options.sink.append(chunk.entries, admission.entryCount).then(
-      (): AckMessage => {
+    return this.store(state, chunk, admission.oversizedLines).then(
+      (kept): AckMessage => {
         m?.chunksAcked.inc();
-        m?.entriesAcked.inc(admission.entryCount);
+        m?.entriesAcked.inc(kept);
         return { sequence: chunk.sequence, code: AckCode.OK, message: '', retryAfterMs: 0 };
       },
       (err: unknown): AckMessage => {
         if (err instanceof McError && err.code === ErrorCode.SpoolFull) {
           state.refuseUntil = Math.max(state.refuseUntil, this.clock.now() + retryAfterMs);
-          return this.spoolFull(chunk, retryAfterMs);
+          return this.spoolFull(chunk, entries, retryAfterMs);
         }
         if (err instanceof McError && err.code === ErrorCode.SpoolClosed) {
-          return this.refuse(chunk, 'shutting_down', AckCode.UNAVAILABLE, 'aggregator is shutting down; reconnect and resend');
+          return this.refuse(chunk, entries, 'shutting_down', AckCode.UNAVAILABLE, 'aggregator is shutting down; reconnect and resend');
         }
         // A disk error: the chunk is not durable, so it must not be acked; the client resends it.
         this.options.logger?.error({ stream: state.id, sequence: chunk.sequence, err: errorMessage(err) }, 'spool append failed');
-        return this.refuse(chunk, 'spool_error', AckCode.UNAVAILABLE, `spool append failed: ${errorMessage(err)}`, retryAfterMs);
+        return this.refuse(chunk, entries, 'spool_error', AckCode.UNAVAILABLE, `spool append failed: ${errorMessage(err)}`, retryAfterMs);
       },
     );
   }
 
-  private spoolFull(chunk: ChunkMessage, retryAfterMs: number): AckMessage {
-    return this.refuse(chunk, 'spool_full', AckCode.RESOURCE_EXHAUSTED, 'spool is full; resend later', retryAfterMs);
+  /**
+   * Makes the chunk durable; resolves with the entries now in the spool. Lines over the line limit
+   * (from a collector that does not know the limit, or a hostile one) go to the dead-letter file
+   * first, so the chunk's other lines are accepted and none is lost: after a crash between the two
+   * writes the unacked chunk is resent, and the dead letters are duplicated, never missing.
+   */
+  private async store(state: StreamState, chunk: ChunkMessage, oversizedLines: number): Promise<number> {
+    if (oversizedLines === 0) {
+      const entries = chunk.entryCount;
+      await this.options.sink.append(chunk.entries, entries);
+      return entries;
+    }
+    const max = this.options.limits.maxLineBytes;
+    const parts = partitionOversized(chunk.entries, max);
+    const reason = `line longer than AGGREGATOR_MAX_LINE_BYTES (${max} bytes)`;
+    this.options.logger?.warn({ stream: state.id, sequence: chunk.sequence, lines: parts.oversizedCount, maxLineBytes: max }, 'lines over the line limit: kept in the dead-letter file, the rest of the chunk accepted');
+    if (parts.oversized !== undefined) await this.options.deadLetters.add(parts.oversized, parts.oversizedCount, reason);
+    this.options.metrics?.entriesOversized.inc(parts.oversizedCount);
+    if (parts.kept !== undefined) await this.options.sink.append(parts.kept, parts.keptCount);
+    return parts.keptCount;
+  }
+
+  private spoolFull(chunk: ChunkMessage, entries: number, retryAfterMs: number): AckMessage {
+    return this.refuse(chunk, entries, 'spool_full', AckCode.RESOURCE_EXHAUSTED, 'spool is full; resend later', retryAfterMs);
   }
 
   /**

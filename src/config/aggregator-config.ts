@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.js';
 import { aeronConfigSchema } from './aeron-config.js';
 import type { AeronEmitterConfig } from './aeron-config.js';
 import { readPemSetting } from './pem.js';
+import type { IngestLimits } from '../wire/ingest-limits.js';
 import { boolean, bytes, durationMs, hostPort, integer, json, oneOf, option, resolveOptions, text } from './options.js';
 import type { OptionValues } from './options.js';
 
@@ -35,6 +36,9 @@ export const notifyConfigSchema = z
   })
   .strict();
 export type NotifyConfig = z.infer<typeof notifyConfigSchema>;
+
+/** 1 GiB: with gRPC's 2 GiB message ceiling, a chunk always fits in one message with room to spare. */
+const MAX_CHUNK_BYTES_CEILING = 1024 * 1024 * 1024;
 
 const BLACKHOLE: EmitterSelection = Object.freeze({ kind: 'blackhole' });
 
@@ -164,14 +168,32 @@ export const aggregatorOptions = {
   maxChunkBytes: option({
     env: 'AGGREGATOR_MAX_CHUNK_BYTES',
     default: '16MiB',
-    description: 'largest accepted chunk (encoded entries); larger ones are answered INVALID_ARGUMENT',
+    description: 'largest accepted chunk (encoded entries), advertised to collectors; larger ones are answered INVALID_ARGUMENT (at most 1GiB)',
     schema: bytes({ min: 1024 }),
   }),
   maxLineBytes: option({
     env: 'AGGREGATOR_MAX_LINE_BYTES',
     default: '4MiB',
-    description: 'largest accepted single entry; a chunk holding a larger one is answered INVALID_ARGUMENT',
+    description: 'largest single entry, advertised to collectors (they split longer lines); a longer one that still arrives goes to the dead-letter file, the rest of its chunk is accepted (default capped at AGGREGATOR_MAX_CHUNK_BYTES)',
     schema: bytes({ min: 1 }),
+  }),
+  maxEntriesPerChunk: option({
+    env: 'AGGREGATOR_MAX_ENTRIES_PER_CHUNK',
+    default: '65536',
+    description: 'most entries in one chunk, advertised to collectors; bounds the memory one chunk costs downstream (more: INVALID_ARGUMENT)',
+    schema: integer({ min: 1, max: 100_000_000 }),
+  }),
+  maxTags: option({
+    env: 'AGGREGATOR_MAX_TAGS',
+    default: '64',
+    description: 'most tags in one chunk, advertised to collectors (more: INVALID_ARGUMENT)',
+    schema: integer({ min: 0, max: 1_000_000 }),
+  }),
+  maxTagBytes: option({
+    env: 'AGGREGATOR_MAX_TAG_BYTES',
+    default: '4KiB',
+    description: 'most key+value bytes of all tags of one chunk, advertised to collectors; tags repeat in every emitted entry (more: INVALID_ARGUMENT)',
+    schema: bytes({ min: 0 }),
   }),
   metricsAddress: option({
     env: 'AGGREGATOR_METRICS_ADDRESS',
@@ -224,6 +246,8 @@ export interface AggregatorConfig {
   readonly spoolSegmentBytes: number;
   readonly maxChunkBytes: number;
   readonly maxLineBytes: number;
+  /** Every chunk limit (maxChunkBytes and maxLineBytes included), as advertised to collectors. */
+  readonly limits: IngestLimits;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: string;
 }
@@ -278,6 +302,16 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
   if (v.maxChunkBytes > v.spoolMaxBytes) {
     problems.push(`${aggregatorOptions.maxChunkBytes.env}: must not exceed ${aggregatorOptions.spoolMaxBytes.env}`);
   }
+  if (v.maxChunkBytes > MAX_CHUNK_BYTES_CEILING) {
+    problems.push(`${aggregatorOptions.maxChunkBytes.env}: must not exceed 1GiB (a chunk must fit in one gRPC message, at most 2GiB, with room to spare)`);
+  }
+  // A line limit above the chunk limit contradicts itself (no chunk could carry such a line). Set
+  // explicitly, it is refused; the default is capped instead, so a small chunk limit alone still works.
+  const lineGiven = (flags.get(aggregatorOptions.maxLineBytes.env) ?? env[aggregatorOptions.maxLineBytes.env] ?? '') !== '';
+  if (lineGiven && v.maxLineBytes > v.maxChunkBytes) {
+    problems.push(`${aggregatorOptions.maxLineBytes.env}: must not exceed ${aggregatorOptions.maxChunkBytes.env} (no chunk could carry such a line)`);
+  }
+  const maxLineBytes = Math.min(v.maxLineBytes, v.maxChunkBytes);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -295,7 +329,14 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
     spoolMaxBytes: v.spoolMaxBytes,
     spoolSegmentBytes: v.spoolSegmentBytes,
     maxChunkBytes: v.maxChunkBytes,
-    maxLineBytes: v.maxLineBytes,
+    maxLineBytes,
+    limits: Object.freeze({
+      maxChunkBytes: v.maxChunkBytes,
+      maxLineBytes,
+      maxEntriesPerChunk: v.maxEntriesPerChunk,
+      maxTags: v.maxTags,
+      maxTagBytes: v.maxTagBytes,
+    }),
     shutdownTimeoutMs: v.shutdownTimeoutMs,
     logLevel: v.logLevel,
   });

@@ -5,6 +5,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * several). Counters follow `mega_aggregator_<what>_<unit>_total`; "sent"-like counters move only
  * after success, and refusals carry a closed set of reasons.
  */
+export const UNDECODABLE_REASONS = ['compressed_without_encoding', 'not_a_chunk'] as const;
+export type UndecodableReason = (typeof UNDECODABLE_REASONS)[number];
+
 /** spool_error: the append failed on disk (not durable, so not acked; the client resends). */
 export type RefuseReason = 'invalid' | 'spool_full' | 'shutting_down' | 'spool_error';
 
@@ -26,6 +29,10 @@ export interface AggregatorMetrics {
   readonly notificationsSent: Counter<'action' | 'outcome'>;
   readonly emitDuration: Histogram;
   readonly streamsOpen: Gauge;
+  /** Lines over AGGREGATOR_MAX_LINE_BYTES, set aside in the dead-letter file (the rest of their chunk is accepted). */
+  readonly entriesOversized: Counter;
+  /** gRPC messages that could not be decoded (no Chunk reached the service; the stream ended with an error status). */
+  readonly messagesUndecodable: Counter<'reason'>;
   /** Where the spool gauges read from at scrape time (set once the spool is open). */
   setSpoolProbe(probe: () => { bytes: number; pendingEntries: number }): void;
 }
@@ -131,5 +138,20 @@ export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = 
       help: 'Collector streams currently open',
       registers,
     }),
+    entriesOversized: new Counter({
+      name: 'mega_aggregator_entries_oversized_total',
+      help: 'Entries longer than AGGREGATOR_MAX_LINE_BYTES, written to the dead-letter file instead of the spool',
+      registers,
+    }),
+    messagesUndecodable: ((): Counter<'reason'> => {
+      const c = new Counter({
+        name: 'mega_aggregator_messages_undecodable_total',
+        help: 'gRPC messages refused before decoding, by reason (compressed flag without grpc-encoding, not a Chunk); the stream ends with an error status',
+        labelNames: ['reason'],
+        registers,
+      });
+      for (const reason of UNDECODABLE_REASONS) c.inc({ reason }, 0);
+      return c;
+    })(),
   };
 }

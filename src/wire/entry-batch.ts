@@ -110,6 +110,9 @@ export class EntryBatchWriter {
   private runs: PendingRun[] = [];
   private current: PendingRun | undefined;
   private count = 0;
+  private longest = 0;
+  /** Bytes of the run heads (path, file_id) of the runs so far. */
+  private headBytes = 0;
 
   constructor(
     private readonly header: Buffer,
@@ -122,9 +125,25 @@ export class EntryBatchWriter {
     return this.count;
   }
 
-  /** Bytes `finish()` would return, give or take a few bytes of run prefixes. */
+  /** Length of the longest line data added since the last `finish()`. */
+  get longestLine(): number {
+    return this.longest;
+  }
+
+  /**
+   * An upper bound of `byteLength` after adding a line of `dataLen` bytes at `offset` to the run of
+   * `head` (with any flags): what a chunk builder checks before adding, so a chunk never outgrows
+   * its limit.
+   */
+  byteLengthWith(head: RunHead, dataLen: number, offset: number): number {
+    const body = LINE_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(offset) + 6;
+    const run = this.current === undefined || this.current.head !== head ? head.encoded.length + 8 : 0;
+    return this.byteLength + 1 + varintSize(body) + body + run;
+  }
+
+  /** Bytes `finish()` would return, or a few more (run length prefixes are counted as 8 bytes). */
   get byteLength(): number {
-    return this.header.length + this.used + this.runs.length * 8 + (this.current === undefined ? 0 : 8);
+    return this.header.length + this.used + this.headBytes + this.runs.length * 8 + (this.current === undefined ? 0 : 8);
   }
 
   private ensure(extra: number): void {
@@ -144,8 +163,10 @@ export class EntryBatchWriter {
     if (this.current === undefined || this.current.head !== head) {
       if (this.current !== undefined) this.runs.push(this.current);
       this.current = { head, start: this.used, end: this.used };
+      this.headBytes += head.encoded.length;
     }
     const dataLen = end - start;
+    if (dataLen > this.longest) this.longest = dataLen;
     const bodyLen =
       LINE_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(offset) + (flags === 0 ? 0 : 1 + varintSize(flags));
     this.ensure(1 + varintSize(bodyLen) + bodyLen);
@@ -191,18 +212,41 @@ export class EntryBatchWriter {
     this.runs = [];
     this.current = undefined;
     this.count = 0;
+    this.longest = 0;
+    this.headBytes = 0;
     return out;
   }
 }
 
 export interface ScanLimits {
-  /** Largest `data` of one line accepted. */
+  /** Longest `data` of one line; longer lines are counted in `oversizedLines`, not refused here. */
   readonly maxLineBytes: number;
+  /** Most entries; one more throws ScanError as soon as it is met (default: no bound). */
+  readonly maxEntries?: number;
+  /** Most tags of the batch (default: no bound). */
+  readonly maxTags?: number;
+  /** Most key + value bytes of all tags of the batch (default: no bound). */
+  readonly maxTagBytes?: number;
 }
 
 export interface ScanResult {
   readonly entryCount: number;
   readonly lineBytes: number;
+  /** Lines longer than `maxLineBytes`. */
+  readonly oversizedLines: number;
+  /** Length of the longest line's data. */
+  readonly longestLine: number;
+}
+
+/** A malformed or over-limit batch; `entriesSeen` counts the Line messages met before the fault. */
+export class ScanError extends WireError {
+  constructor(
+    message: string,
+    readonly entriesSeen: number,
+  ) {
+    super(message);
+    this.name = 'ScanError';
+  }
 }
 
 function checkUtf8(buf: Buffer, start: number, end: number, what: string): void {
@@ -211,55 +255,77 @@ function checkUtf8(buf: Buffer, start: number, end: number, what: string): void 
 
 /**
  * Validates an EntryBatch without building objects: every field's wire type and length, UTF-8 of the
- * string fields, line sizes. Unknown fields (from newer collectors) are skipped. Throws WireError.
+ * string fields, entry and tag bounds, line sizes. Unknown fields (from newer collectors) are skipped.
+ * Allocates nothing per entry (three readers per call, re-aimed at each nested message), and stops
+ * at the first entry past `maxEntries`, so a hostile batch of millions of empty lines costs one pass
+ * over its first `maxEntries`. Throws ScanError.
  */
 export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
-  const r = new WireReader(buf);
+  const maxEntries = limits.maxEntries ?? Number.POSITIVE_INFINITY;
+  const maxTags = limits.maxTags ?? Number.POSITIVE_INFINITY;
+  const maxTagBytes = limits.maxTagBytes ?? Number.POSITIVE_INFINITY;
   let entryCount = 0;
-  let lineBytes = 0;
-  while (!r.done) {
-    const tag = r.varint();
-    if (tag === TAG_COLLECTOR_ID) {
-      const s = r.lengthDelimited();
-      checkUtf8(buf, s, r.pos, 'collector_id');
-    } else if (tag === TAG_TAGS) {
-      const s = r.lengthDelimited();
-      const t = new WireReader(buf, s, r.pos);
-      while (!t.done) {
-        const ft = t.varint();
-        if (ft === TAG_KEY || ft === TAG_VALUE) {
-          const fs = t.lengthDelimited();
-          checkUtf8(buf, fs, t.pos, 'tag');
-        } else t.skip(ft & 7);
-      }
-    } else if (tag === TAG_RUNS) {
-      const s = r.lengthDelimited();
-      const run = new WireReader(buf, s, r.pos);
-      while (!run.done) {
-        const ft = run.varint();
-        if (ft === TAG_PATH || ft === TAG_FILE_ID) {
-          const fs = run.lengthDelimited();
-          checkUtf8(buf, fs, run.pos, ft === TAG_PATH ? 'path' : 'file_id');
-        } else if (ft === TAG_LINES) {
-          const ls = run.lengthDelimited();
-          const line = new WireReader(buf, ls, run.pos);
-          while (!line.done) {
-            const lt = line.varint();
-            if (lt === TAG_DATA) {
-              const ds = line.lengthDelimited();
-              const len = line.pos - ds;
-              if (len > limits.maxLineBytes) throw new WireError(`line of ${len} bytes exceeds the limit of ${limits.maxLineBytes}`);
-              lineBytes += len;
-            } else if (lt === TAG_OFFSET || lt === TAG_FLAGS) line.varint();
-            else if (lt === TAG_TIME) line.skip(WIRE_FIXED64);
-            else line.skip(lt & 7);
-          }
-          entryCount++;
-        } else run.skip(ft & 7);
-      }
-    } else r.skip(tag & 7);
+  try {
+    const r = new WireReader(buf);
+    const sub = new WireReader(buf, 0, 0);
+    const line = new WireReader(buf, 0, 0);
+    let lineBytes = 0;
+    let oversizedLines = 0;
+    let longestLine = 0;
+    let tags = 0;
+    let tagBytes = 0;
+    while (!r.done) {
+      const tag = r.varint();
+      if (tag === TAG_COLLECTOR_ID) {
+        const s = r.lengthDelimited();
+        checkUtf8(buf, s, r.pos, 'collector_id');
+      } else if (tag === TAG_TAGS) {
+        if (++tags > maxTags) throw new WireError(`more than ${maxTags} tags`);
+        sub.pos = r.lengthDelimited();
+        sub.end = r.pos;
+        while (!sub.done) {
+          const ft = sub.varint();
+          if (ft === TAG_KEY || ft === TAG_VALUE) {
+            const fs = sub.lengthDelimited();
+            checkUtf8(buf, fs, sub.pos, 'tag');
+            tagBytes += sub.pos - fs;
+            if (tagBytes > maxTagBytes) throw new WireError(`tags hold more than ${maxTagBytes} bytes`);
+          } else sub.skip(ft & 7);
+        }
+      } else if (tag === TAG_RUNS) {
+        sub.pos = r.lengthDelimited();
+        sub.end = r.pos;
+        while (!sub.done) {
+          const ft = sub.varint();
+          if (ft === TAG_PATH || ft === TAG_FILE_ID) {
+            const fs = sub.lengthDelimited();
+            checkUtf8(buf, fs, sub.pos, ft === TAG_PATH ? 'path' : 'file_id');
+          } else if (ft === TAG_LINES) {
+            if (entryCount >= maxEntries) throw new WireError(`more than ${maxEntries} entries`);
+            line.pos = sub.lengthDelimited();
+            line.end = sub.pos;
+            while (!line.done) {
+              const lt = line.varint();
+              if (lt === TAG_DATA) {
+                const ds = line.lengthDelimited();
+                const len = line.pos - ds;
+                if (len > limits.maxLineBytes) oversizedLines++;
+                if (len > longestLine) longestLine = len;
+                lineBytes += len;
+              } else if (lt === TAG_OFFSET || lt === TAG_FLAGS) line.varint();
+              else if (lt === TAG_TIME) line.skip(WIRE_FIXED64);
+              else line.skip(lt & 7);
+            }
+            entryCount++;
+          } else sub.skip(ft & 7);
+        }
+      } else r.skip(tag & 7);
+    }
+    return { entryCount, lineBytes, oversizedLines, longestLine };
+  } catch (err) {
+    if (err instanceof WireError) throw new ScanError(err.message, entryCount);
+    throw err;
   }
-  return { entryCount, lineBytes };
 }
 
 const EMPTY: Buffer = Buffer.alloc(0);

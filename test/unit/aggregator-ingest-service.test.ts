@@ -2,19 +2,35 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { admitChunk } from '../../src/aggregator/admission.js';
 import { IngestService } from '../../src/aggregator/ingest-service.js';
-import type { ChunkSink } from '../../src/aggregator/ingest-service.js';
+import type { ChunkSink, DeadLetterSink } from '../../src/aggregator/ingest-service.js';
 import { ErrorCode, McError } from '../../src/errors.js';
 import { createAggregatorMetrics } from '../../src/telemetry/aggregator-metrics.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
+import { decodeEntries } from '../../src/wire/entry-batch.js';
 import type { AckMessage, ChunkMessage } from '../../src/wire/grpc-api.js';
+import { readLimits } from '../../src/wire/ingest-limits.js';
+import type * as grpc from '@grpc/grpc-js';
 import { buildEntries } from '../helpers/ingest-client.js';
 
-const limits = { maxChunkBytes: 64 * 1024, maxLineBytes: 1024 };
+const limits = { maxChunkBytes: 64 * 1024, maxLineBytes: 1024, maxEntriesPerChunk: 100, maxTags: 4, maxTagBytes: 64 };
+
+/** Dead letters kept in memory (durable at once). */
+class MemoryDeadLetters implements DeadLetterSink {
+  readonly letters: Array<{ data: Buffer; entryCount: number; reason: string }> = [];
+  add(data: Buffer, entryCount: number, reason: string): Promise<void> {
+    this.letters.push({ data, entryCount, reason });
+    return Promise.resolve();
+  }
+}
 
 /** Stands in for grpc-js's ServerDuplexStream: the handler only uses events, write, end, pause, resume. */
 class FakeCall extends EventEmitter {
   readonly written: AckMessage[] = [];
+  readonly metadata: grpc.Metadata[] = [];
   ended = false;
+  sendMetadata(md: grpc.Metadata): void {
+    this.metadata.push(md);
+  }
   paused = false;
   write(ack: AckMessage): boolean {
     this.written.push(ack);
@@ -69,25 +85,39 @@ function setup(maxSpoolBytes = 1024 * 1024) {
   const sink = new ManualSink();
   const clock = new ManualClock();
   const metrics = createAggregatorMetrics({ defaultMetrics: false });
-  const service = new IngestService({ sink, limits, maxSpoolBytes, clock, metrics });
+  const deadLetters = new MemoryDeadLetters();
+  const service = new IngestService({ sink, limits, deadLetters, maxSpoolBytes, clock, metrics });
   const call = new FakeCall();
   service.ship(call as never);
-  return { sink, clock, metrics, service, call };
+  return { sink, clock, metrics, service, call, deadLetters };
 }
 
 describe('admission', () => {
   it('accepts a well-formed chunk and reports its entries', () => {
     const c = buildEntries([{ data: Buffer.from('a') }, { data: Buffer.from([0xff]) }]);
-    expect(admitChunk({ sequence: 1, ...c }, limits)).toEqual({ ok: true, entryCount: 2, lineBytes: 2 });
+    expect(admitChunk({ sequence: 1, ...c }, limits)).toEqual({ ok: true, entryCount: 2, lineBytes: 2, oversizedLines: 0 });
   });
 
-  it('refuses garbage, a wrong entry_count, a line over the limit and a chunk over the limit', () => {
+  it('accepts a chunk with a line over the limit and reports the line (it goes to the dead letters)', () => {
+    const long = buildEntries([{ data: Buffer.from('short') }, { data: Buffer.alloc(2000) }]);
+    expect(admitChunk({ sequence: 1, ...long }, limits)).toMatchObject({ ok: true, entryCount: 2, oversizedLines: 1 });
+  });
+
+  it('refuses more entries, tags or tag bytes than the limits, counting only the entries it saw', () => {
+    const many = buildEntries(Array.from({ length: 101 }, () => ({ data: Buffer.alloc(0) })));
+    expect(admitChunk({ sequence: 1, ...many }, limits)).toMatchObject({ ok: false, entriesSeen: 100, reason: expect.stringMatching(/more than 100 entries/) });
+    const tags = Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: 'v' }));
+    const tagged = buildEntries([{ data: Buffer.from('x') }], { tags });
+    expect(admitChunk({ sequence: 1, ...tagged }, limits)).toMatchObject({ ok: false, reason: expect.stringMatching(/more than 4 tags/) });
+    const fat = buildEntries([{ data: Buffer.from('x') }], { tags: [{ key: 'k', value: 'v'.repeat(64) }] });
+    expect(admitChunk({ sequence: 1, ...fat }, limits)).toMatchObject({ ok: false, reason: expect.stringMatching(/more than 64 bytes/) });
+  });
+
+  it('refuses garbage, a wrong entry_count and a chunk over the limit', () => {
     expect(admitChunk({ sequence: 1, entries: Buffer.from([0x1a, 0x05, 0x01]), entryCount: 1 }, limits)).toMatchObject({ ok: false });
     const c = buildEntries([{ data: Buffer.from('a') }]);
     expect(admitChunk({ sequence: 1, entries: c.entries, entryCount: 2 }, limits)).toMatchObject({ ok: false, reason: expect.stringMatching(/entry_count/) });
-    const long = buildEntries([{ data: Buffer.alloc(2000) }]);
-    expect(admitChunk({ sequence: 1, ...long }, limits)).toMatchObject({ ok: false, reason: expect.stringMatching(/line of 2000 bytes/) });
-    const big = buildEntries(Array.from({ length: 100 }, () => ({ data: Buffer.alloc(1000) })));
+    const big = buildEntries(Array.from({ length: 70 }, () => ({ data: Buffer.alloc(1000) })));
     expect(admitChunk({ sequence: 1, ...big }, limits)).toMatchObject({ ok: false, reason: expect.stringMatching(/exceeds the limit of 65536/) });
   });
 });
@@ -168,7 +198,7 @@ describe('ingest service', () => {
 
   it('pauses a stream with too many chunks awaiting acks and resumes it as acks go out', async () => {
     const sink = new ManualSink();
-    const service = new IngestService({ sink, limits, maxSpoolBytes: 1 << 20, maxInflightChunksPerStream: 4 });
+    const service = new IngestService({ sink, limits, deadLetters: new MemoryDeadLetters(), maxSpoolBytes: 1 << 20, maxInflightChunksPerStream: 4 });
     const call = new FakeCall();
     service.ship(call as never);
     for (let s = 1; s <= 4; s++) call.emit('data', chunk(s));
@@ -177,5 +207,61 @@ describe('ingest service', () => {
     await flush();
     expect(call.paused).toBe(false);
     expect(call.written).toHaveLength(4);
+  });
+
+  it('pauses a stream whose chunks awaiting acks hold 2 × maxChunkBytes, and resumes it as acks go out', async () => {
+    const sink = new ManualSink();
+    const service = new IngestService({ sink, limits, deadLetters: new MemoryDeadLetters(), maxSpoolBytes: 1 << 30 });
+    const call = new FakeCall();
+    service.ship(call as never);
+    // ~61 KB chunks: two stay under 2 × 64 KiB, the third passes it.
+    const fat = buildEntries(Array.from({ length: 60 }, () => ({ data: Buffer.alloc(1000, 0x61) })));
+    call.emit('data', { sequence: 1, ...fat });
+    call.emit('data', { sequence: 2, ...fat });
+    expect(call.paused).toBe(false);
+    call.emit('data', { sequence: 3, ...fat });
+    expect(call.paused).toBe(true);
+    for (const p of sink.pending) p.resolve();
+    await flush();
+    expect(call.paused).toBe(false);
+    expect(call.written.map((a) => a.code)).toEqual(['OK', 'OK', 'OK']);
+  });
+
+  it('advertises its limits in the response metadata as the stream opens', () => {
+    const { call } = setup();
+    expect(call.metadata).toHaveLength(1);
+    expect(readLimits(call.metadata[0] as grpc.Metadata)).toEqual(limits);
+  });
+
+  it('keeps a line over the line limit as a dead letter and acks the rest of its chunk into the spool', async () => {
+    const { sink, call, deadLetters, metrics } = setup();
+    const lines = Array.from({ length: 20 }, (_, i) => ({ data: Buffer.from(`short ${i}`) }));
+    lines.splice(7, 0, { data: Buffer.alloc(4096, 0x6c) });
+    call.emit('data', { sequence: 1, ...buildEntries(lines) });
+    await flush();
+    expect(deadLetters.letters).toHaveLength(1);
+    expect(deadLetters.letters[0]?.entryCount).toBe(1);
+    expect(decodeEntries(deadLetters.letters[0]?.data as Buffer)[0]?.line.length).toBe(4096);
+    expect(sink.pending).toHaveLength(1);
+    sink.pending[0]?.resolve();
+    await flush();
+    expect(call.written.map((a) => [a.sequence, a.code])).toEqual([[1, 'OK']]);
+    const kept = decodeEntries(sink.appended[0] as Buffer).map((e) => e.line.toString());
+    expect(kept).toEqual(Array.from({ length: 20 }, (_, i) => `short ${i}`));
+    expect((await metrics.entriesOversized.get()).values[0]?.value).toBe(1);
+    expect((await metrics.entriesAcked.get()).values[0]?.value).toBe(20);
+  });
+
+  it('counts the entries it saw, never the entry_count a client claims', async () => {
+    const { call, metrics } = setup();
+    // One empty line, claiming 2^32 - 1 entries.
+    const one = buildEntries([{ data: Buffer.alloc(0) }]);
+    call.emit('data', { sequence: 1, entries: one.entries, entryCount: 2 ** 32 - 1 });
+    await flush();
+    expect(call.written.map((a) => a.code)).toEqual(['INVALID_ARGUMENT']);
+    const refused = (await metrics.entriesRefused.get()).values.reduce((n, v) => n + v.value, 0);
+    const received = (await metrics.entriesReceived.get()).values[0]?.value;
+    expect(refused).toBe(1);
+    expect(received).toBe(1);
   });
 });

@@ -10,6 +10,9 @@ import {
   encodeEntries,
   scanEntryBatch,
 } from '../../src/wire/entry-batch.js';
+import type { Entry } from '../../src/wire/entry-batch.js';
+import { fitEntryBatch, partitionOversized } from '../../src/wire/entry-batch-fit.js';
+import { WireError } from '../../src/wire/varint.js';
 import { findApiProto } from '../../src/wire/grpc-api.js';
 
 const limits = { maxLineBytes: 1 << 20 };
@@ -27,7 +30,7 @@ describe('EntryBatch encoding', () => {
     expect(w.entryCount).toBe(3);
     const buf = w.finish();
     expect(w.entryCount).toBe(0);
-    expect(scanEntryBatch(buf, limits)).toEqual({ entryCount: 3, lineBytes: 10 });
+    expect(scanEntryBatch(buf, limits)).toEqual({ entryCount: 3, lineBytes: 10, oversizedLines: 0, longestLine: 5 });
     const entries = decodeEntries(buf);
     expect(entries.map((e) => [e.line.toString('hex'), e.offset, e.timeUnixNano, e.flags, e.source.path])).toEqual([
       ['68656c6c6f', 0, 1n, 0, '/var/log/a.log'],
@@ -71,7 +74,8 @@ describe('EntryBatch encoding', () => {
       if (cut === headerLength) continue;
       expect(() => scanEntryBatch(buf.subarray(0, cut), limits)).toThrow();
     }
-    expect(() => scanEntryBatch(buf, { maxLineBytes: 99 })).toThrow(/exceeds the limit/);
+    expect(scanEntryBatch(buf, { maxLineBytes: 99 })).toMatchObject({ entryCount: 1, oversizedLines: 1, longestLine: 100 });
+    expect(() => scanEntryBatch(buf, { maxLineBytes: 100, maxEntries: 0 })).toThrow(/more than 0 entries/);
   });
 
   it('never throws anything but WireError on arbitrary bytes', () => {
@@ -80,7 +84,7 @@ describe('EntryBatch encoding', () => {
         try {
           scanEntryBatch(Buffer.from(bytes), limits);
         } catch (err) {
-          expect((err as Error).name).toBe('WireError');
+          expect(err).toBeInstanceOf(WireError);
         }
       }),
       { numRuns: 2000 },
@@ -109,5 +113,112 @@ describe('EntryBatch encoding', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+/** Rejoins split lines: consecutive pieces of one file with contiguous offsets, up to PARTIAL_LAST. */
+function rejoin(entries: readonly Entry[]): Array<{ offset: number; data: string; flags: number }> {
+  const out: Array<{ offset: number; data: string; flags: number }> = [];
+  let open: { offset: number; data: string; flags: number; next: number } | undefined;
+  for (const e of entries) {
+    if (open !== undefined) {
+      if (e.offset !== open.next) throw new Error(`piece at ${e.offset}, expected ${open.next}`);
+      open.data += e.line.toString('latin1');
+      open.next += e.line.length;
+      if ((e.flags & LineFlag.Partial) === 0) {
+        out.push({ offset: open.offset, data: open.data, flags: e.flags & ~LineFlag.PartialLast });
+        open = undefined;
+      }
+    } else if ((e.flags & LineFlag.Partial) !== 0) {
+      open = { offset: e.offset, data: e.line.toString('latin1'), flags: 0, next: e.offset + e.line.length };
+    } else out.push({ offset: e.offset, data: e.line.toString('latin1'), flags: e.flags & ~LineFlag.PartialLast });
+  }
+  expect(open).toBeUndefined();
+  return out;
+}
+
+describe('fitting a batch to smaller limits', () => {
+  it('writer size estimates are upper bounds of what finish() returns (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.record({ len: fc.nat(3000), file: fc.integer({ min: 0, max: 2 }), offset: fc.maxSafeNat() }), { maxLength: 40 }), (lines) => {
+        const heads = [new RunHead('/a', '1'), new RunHead('/bb/'.repeat(50), '2'), new RunHead('/c', '3'.repeat(300))];
+        const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'k', value: 'v' }]), 8);
+        let bound = 0;
+        for (const l of lines) {
+          const head = heads[l.file] as RunHead;
+          bound = w.byteLengthWith(head, l.len, l.offset);
+          w.addLine(head, Buffer.alloc(l.len), 0, l.len, l.offset, 1n, LineFlag.PartialLast | LineFlag.NoNewline);
+          expect(w.byteLength).toBeLessThanOrEqual(bound);
+        }
+        const estimate = w.byteLength;
+        expect(w.finish().length).toBeLessThanOrEqual(lines.length === 0 ? Infinity : estimate);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('splits long lines into flagged pieces and cuts batches within every limit, losing no byte (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ len: fc.nat(5000), file: fc.integer({ min: 0, max: 1 }), flags: fc.constantFrom(0, LineFlag.NoNewline, LineFlag.Multiline) }), { minLength: 1, maxLength: 30 }),
+        fc.integer({ min: 7, max: 2048 }),
+        fc.integer({ min: 1, max: 20 }),
+        (lines, maxLine, maxEntries) => {
+          const heads = [new RunHead('/a', '1'), new RunHead('/b', '2')];
+          const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'host', value: 'h' }]));
+          const offsets = [0, 0];
+          const want: Array<Array<{ offset: number; data: string; flags: number }>> = [[], []];
+          for (const [n, l] of lines.entries()) {
+            const data = Buffer.alloc(l.len, `${n}:0123456789abcdef;`);
+            const off = offsets[l.file] as number;
+            w.addLine(heads[l.file] as RunHead, data, 0, l.len, off, 9n, l.flags);
+            want[l.file]?.push({ offset: off, data: data.toString('latin1'), flags: l.flags });
+            offsets[l.file] = off + l.len + 1;
+          }
+          const maxChunk = 300 + maxLine;
+          const fitted = fitEntryBatch(w.finish(), { maxChunkBytes: maxChunk, maxLineBytes: maxLine, maxEntriesPerChunk: maxEntries });
+          const all: Entry[] = [];
+          for (const f of fitted) {
+            const scanned = scanEntryBatch(f.payload, { maxLineBytes: maxLine });
+            const fits = f.payload.length <= maxChunk && scanned.oversizedLines === 0 && scanned.entryCount === f.entryCount && f.entryCount <= maxEntries;
+            if (!fits) expect({ bytes: f.payload.length, scanned, entryCount: f.entryCount }).toEqual({ within: { maxChunk, maxLine, maxEntries } });
+            all.push(...decodeEntries(f.payload));
+          }
+          for (const file of [0, 1]) expect(rejoin(all.filter((e) => e.source.fileId === String(file + 1)))).toEqual(want[file]);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('a piece of a longer line stays a non-final piece when cut again', () => {
+    const w = new EntryBatchWriter(encodeBatchHeader('c', []));
+    const head = new RunHead('/a', '1');
+    w.addLine(head, Buffer.from('abcdefgh'), 0, 8, 100, 1n, LineFlag.Partial);
+    w.addLine(head, Buffer.from('ijk'), 0, 3, 108, 1n, LineFlag.PartialLast | LineFlag.NoNewline);
+    const [fitted] = fitEntryBatch(w.finish(), { maxChunkBytes: 1 << 20, maxLineBytes: 3, maxEntriesPerChunk: 100 });
+    const out = decodeEntries((fitted as { payload: Buffer }).payload);
+    expect(out.map((e) => [e.line.toString(), e.offset, e.flags])).toEqual([
+      ['abc', 100, LineFlag.Partial],
+      ['def', 103, LineFlag.Partial],
+      ['gh', 106, LineFlag.Partial],
+      ['ijk', 108, LineFlag.PartialLast | LineFlag.NoNewline],
+    ]);
+  });
+
+  it('partitions the lines over a limit from the rest, keeping order and tags', () => {
+    const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'k', value: 'v' }]));
+    const head = new RunHead('/a', '1');
+    for (const [i, len] of [5, 50, 6, 70].entries()) w.addLine(head, Buffer.alloc(len, 0x61 + i), 0, len, i * 100, 1n);
+    const p = partitionOversized(w.finish(), 10);
+    expect([p.keptCount, p.oversizedCount]).toEqual([2, 2]);
+    expect(decodeEntries(p.kept as Buffer).map((e) => [e.line.length, e.offset, e.tags])).toEqual([
+      [5, 0, [{ key: 'k', value: 'v' }]],
+      [6, 200, [{ key: 'k', value: 'v' }]],
+    ]);
+    expect(decodeEntries(p.oversized as Buffer).map((e) => [e.line.length, e.offset])).toEqual([
+      [50, 100],
+      [70, 300],
+    ]);
   });
 });
