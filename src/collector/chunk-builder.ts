@@ -4,19 +4,26 @@ import type { CursorRange, FileCursor } from './file-cursor.js';
 
 /**
  * Collects entries of any files into one EntryBatch and seals it into a chunk when it holds
- * `maxBytes` or when its first entry is `timeoutMs` old. A chunk remembers, per file cursor, the
- * range of the file it carries, so that its acknowledgement can move exactly those checkpoints.
+ * `maxBytes` or `maxEntries`, or when its first entry is `timeoutMs` old. A chunk never outgrows
+ * `maxBytes`: the tailer asks `fits` before each entry and seals first when it would not (one entry
+ * alone always goes in: the line cutter keeps lines small enough for an empty chunk). A chunk
+ * remembers, per file cursor, the range of the file it carries, so that its acknowledgement can move
+ * exactly those checkpoints.
  */
 export interface SealedChunk {
   readonly id: number;
   readonly payload: Buffer;
   readonly entryCount: number;
   readonly ranges: readonly CursorRange[];
+  /** Length of its longest line (to tell whether it still fits limits learned after it was sealed). */
+  readonly longestLine?: number;
 }
 
 export interface ChunkBuilderOptions {
   readonly maxBytes: number;
   readonly timeoutMs: number;
+  /** Most entries in one chunk (default: no bound). */
+  readonly maxEntries?: number;
 }
 
 export class ChunkBuilder {
@@ -24,6 +31,8 @@ export class ChunkBuilder {
   private ranges = new Map<FileCursor, CursorRange>();
   private timer: TimerHandle | undefined;
   private nextId = 1;
+  private maxBytes: number;
+  private maxEntries: number;
 
   constructor(
     header: Buffer,
@@ -32,6 +41,20 @@ export class ChunkBuilder {
     private readonly onSeal: (chunk: SealedChunk) => void,
   ) {
     this.writer = new EntryBatchWriter(header, Math.min(options.maxBytes + 64 * 1024, 4 * 1024 * 1024));
+    this.maxBytes = options.maxBytes;
+    this.maxEntries = options.maxEntries ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** New bounds (the aggregator advertised its limits); the open chunk is sealed at its next entry if it is past them. */
+  setLimits(maxBytes: number, maxEntries: number): void {
+    this.maxBytes = maxBytes;
+    this.maxEntries = maxEntries;
+  }
+
+  /** Would a line of `dataLen` bytes at `offset` of `cursor` fit in the open chunk? Always true when it is empty. */
+  fits(cursor: FileCursor, dataLen: number, offset: number): boolean {
+    if (this.writer.entryCount === 0) return true;
+    return this.writer.entryCount < this.maxEntries && this.writer.byteLengthWith(cursor.head, dataLen, offset) <= this.maxBytes;
   }
 
   get byteLength(): number {
@@ -39,7 +62,7 @@ export class ChunkBuilder {
   }
 
   get full(): boolean {
-    return this.writer.byteLength >= this.options.maxBytes;
+    return this.writer.byteLength >= this.maxBytes || this.writer.entryCount >= this.maxEntries;
   }
 
   addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, timeUnixNano: bigint, flags: number): void {
@@ -78,10 +101,11 @@ export class ChunkBuilder {
     }
     const entryCount = this.writer.entryCount;
     if (entryCount === 0) return;
+    const longestLine = this.writer.longestLine;
     const payload = this.writer.finish();
     const ranges = [...this.ranges.values()];
     this.ranges = new Map();
-    this.onSeal({ id: this.nextId++, payload, entryCount, ranges });
+    this.onSeal({ id: this.nextId++, payload, entryCount, ranges, longestLine });
   }
 
   close(): void {

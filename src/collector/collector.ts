@@ -4,11 +4,12 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { CollectorConfig } from '../config/collector-config.js';
-import { errorMessage } from '../errors.js';
-import type { McError } from '../errors.js';
+import { ErrorCode, McError, errorMessage } from '../errors.js';
 import type { CollectorMetrics } from '../telemetry/collector-metrics.js';
 import type { Clock, Random, TimerHandle } from '../util/clock.js';
 import { encodeBatchHeader } from '../wire/entry-batch.js';
+import { CONSERVATIVE_LIMITS } from '../wire/ingest-limits.js';
+import type { IngestLimits } from '../wire/ingest-limits.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import { ChunkBuilder } from './chunk-builder.js';
 import type { SealedChunk } from './chunk-builder.js';
@@ -27,6 +28,13 @@ const closeAsync = promisify(closeCb);
 
 /** The read buffer: large reads, and always room for one longest line plus the truncation check. */
 const READ_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * Room kept in a chunk for what surrounds one line: a run head (a path, at most PATH_MAX = 4096
+ * bytes, and a file id) and the line's own fields. A line piece is at most a chunk minus the batch
+ * header minus this, so one piece alone always fits in an empty chunk.
+ */
+const LINE_FRAME_RESERVE = 4096 + 256 + 32;
 
 export interface CollectorDeps {
   readonly config: CollectorConfig;
@@ -66,6 +74,10 @@ export class Collector {
   private saving: Promise<void> | undefined;
   private forceBeginning = false;
   private readonly pendingOpen = new Set<string>();
+  /** The aggregator's limits (CONSERVATIVE_LIMITS until it advertises them). */
+  private limits: IngestLimits = CONSERVATIVE_LIMITS;
+  private header: Buffer = Buffer.alloc(0);
+  private tags: ReadonlyArray<{ key: string; value: string }> = [];
   collectorId = '';
 
   constructor(private readonly deps: CollectorDeps) {
@@ -101,7 +113,14 @@ export class Collector {
     this.registry.restore(loaded.records);
     const tags = [...(cfg.tags ?? []), { key: 'host', value: this.deps.hostname }];
     const header = encodeBatchHeader(this.collectorId, tags);
-    this.builder = new ChunkBuilder(header, { maxBytes: cfg.bufferMaxBytes, timeoutMs: cfg.bufferTimeoutMs }, this.clock, (chunk) => this.onSealed(chunk));
+    this.header = header;
+    this.tags = tags;
+    this.builder = new ChunkBuilder(
+      header,
+      { maxBytes: this.chunkCap, timeoutMs: cfg.bufferTimeoutMs, maxEntries: this.limits.maxEntriesPerChunk },
+      this.clock,
+      (chunk) => this.onSealed(chunk),
+    );
     this.ship = new ShipClient({
       address: cfg.remoteAddress,
       credentials: this.credentials(),
@@ -114,6 +133,7 @@ export class Collector {
       onFatal: (err) => this.deps.onFatal?.(err),
       onSent: () => this.metrics.chunksSent.inc(),
       onReconnect: () => this.metrics.reconnects.inc(),
+      onLimits: (limits) => this.applyLimits(limits),
     });
     this.metrics.setProbe({
       inflightBytes: () => this.inflightBytes,
@@ -144,6 +164,36 @@ export class Collector {
     this.pumpDone = this.pump().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'tailing loop failed'));
     this.scheduleCheckpoint();
     this.log.info({ collectorId: this.collectorId, files: this.tailers.size, restored: loaded.records.length }, 'collector running');
+  }
+
+  /** Largest chunk built: COLLECTOR_BUFFER_MAX_BYTES, or less when the aggregator accepts less. */
+  private get chunkCap(): number {
+    return Math.min(this.config.bufferMaxBytes, this.limits.maxChunkBytes);
+  }
+
+  /**
+   * Longest line piece cut: COLLECTOR_MAX_LINE_BYTES, or less when the aggregator accepts less, and
+   * always small enough to fit in an empty chunk (longer lines become flagged pieces, never truncated).
+   */
+  get maxLineBytes(): number {
+    const room = this.chunkCap - this.header.length - LINE_FRAME_RESERVE;
+    return Math.max(16, Math.min(this.config.maxLineBytes, this.limits.maxLineBytes, room));
+  }
+
+  private applyLimits(limits: IngestLimits): void {
+    this.limits = limits;
+    this.builder?.setLimits(this.chunkCap, limits.maxEntriesPerChunk);
+    const tagBytes = this.tags.reduce((n, t) => n + Buffer.byteLength(t.key) + Buffer.byteLength(t.value), 0);
+    if (this.tags.length > limits.maxTags || tagBytes > limits.maxTagBytes) {
+      // Every chunk would be refused: stop before sending any (nothing is acknowledged, nothing lost).
+      const err = new McError(
+        ErrorCode.Config,
+        `COLLECTOR_TAGS: ${this.tags.length} tags of ${tagBytes} bytes (host included) exceed the aggregator's limits of ${limits.maxTags} tags and ${limits.maxTagBytes} bytes`,
+      );
+      this.log.fatal({ err: err.message }, 'tags exceed what the aggregator accepts');
+      this.ship?.close();
+      this.deps.onFatal?.(err);
+    }
   }
 
   /** The file's size now (a scrape-time fstat: while reading is paused, the tailer does not look). */
@@ -332,8 +382,12 @@ export class Collector {
           this.log.warn({ path }, 'file was truncated while the collector was away; reading it from the start');
         } else this.log.info({ path, offset, fileId: cursor.fileId }, 'tailing new file');
       }
+      const lineLimit = (): number => this.maxLineBytes;
       const tailer = new FileTailer(fd, cursor, path, {
-        maxLineBytes: this.config.maxLineBytes,
+        // Read at every cut: follows the limits the aggregator advertises.
+        get maxLineBytes(): number {
+          return lineLimit();
+        },
         multilineStartPattern: this.config.multilineStartPattern,
         multilineTimeoutMs: this.config.multilineTimeoutMs,
         idleFlushMs: this.config.idleFlushMs,

@@ -3,7 +3,9 @@ import { LineFlag } from '../wire/entry-batch.js';
 /**
  * Cuts entries out of a read buffer without decoding it: `\n` ends a line (a trailing `\r` is
  * stripped), a final line without newline is held until it completes or the caller says to flush it,
- * lines over `maxLineBytes` are split into flagged pieces, and, with a start pattern, lines that do
+ * lines over `maxLineBytes` are split into flagged pieces (never truncated: every piece but the last
+ * is flagged PARTIAL, the last PARTIAL_LAST, each with the file offset of its first byte, so a consumer
+ * rejoins them), and, with a start pattern, lines that do
  * not match it are joined to the entry before them (stack traces). The cutter keeps no copy of the
  * bytes: what it does not consume, the tailer reads again next time, so a held line or a pending
  * multiline entry costs nothing but a re-scan.
@@ -14,6 +16,7 @@ export interface EntryOut {
 }
 
 export interface LineCutterOptions {
+  /** Read at every cut, so it may be a getter that follows limits learned later (the aggregator's). */
   readonly maxLineBytes: number;
   readonly multilineStartPattern?: RegExp | undefined;
 }
@@ -28,10 +31,10 @@ export class LineCutter {
   continuing = false;
   /** Pieces emitted because a line exceeded maxLineBytes. */
   splitPieces = 0;
-  private readonly max: number;
+  private max: number;
   private readonly pattern: RegExp | undefined;
 
-  constructor(options: LineCutterOptions) {
+  constructor(private readonly options: LineCutterOptions) {
     this.max = options.maxLineBytes;
     this.pattern = options.multilineStartPattern;
   }
@@ -42,6 +45,7 @@ export class LineCutter {
    * `flushPartial`: a final line without newline is complete (idle, or the file is done).
    */
   cut(buf: Buffer, from: number, out: EntryOut, flushEntry = false, flushPartial = false): number {
+    this.max = Math.max(1, this.options.maxLineBytes);
     if (this.pattern !== undefined) return this.cutMultiline(buf, from, out, flushEntry || flushPartial, flushPartial);
     const to = buf.length;
     const max = this.max;

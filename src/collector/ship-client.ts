@@ -4,8 +4,11 @@ import { backoffDelayMs } from '../emitters/backoff.js';
 import type { BackoffPolicy } from '../emitters/backoff.js';
 import { ErrorCode, McError } from '../errors.js';
 import type { Clock, Random, TimerHandle } from '../util/clock.js';
+import { fitEntryBatch } from '../wire/entry-batch-fit.js';
 import { AckCode, loadIngestApi } from '../wire/grpc-api.js';
 import type { AckMessage, ChunkMessage } from '../wire/grpc-api.js';
+import { CONSERVATIVE_LIMITS, readLimits } from '../wire/ingest-limits.js';
+import type { IngestLimits } from '../wire/ingest-limits.js';
 import type { SealedChunk } from './chunk-builder.js';
 
 /**
@@ -19,6 +22,12 @@ import type { SealedChunk } from './chunk-builder.js';
  *    one may still be accepted before it: the one way a file's lines can arrive out of order);
  *  - UNAVAILABLE: the aggregator is going away: reconnect and resend;
  *  - INVALID_ARGUMENT: it will never be accepted: dropped, counted and logged as an error.
+ *
+ * Limits: the aggregator advertises its chunk limits in the response headers of each stream. Nothing
+ * is sent on a new stream before they arrive (or, from an aggregator too old to send them, before
+ * `limitsWaitMs` passes; then CONSERVATIVE_LIMITS apply). A queued chunk that does not fit the limits
+ * (sealed before they were known, or under a previous aggregator's) is re-cut into parts that do
+ * (long lines into flagged pieces) and counts as acknowledged once every part is.
  */
 export interface ShipClientOptions {
   readonly address: string;
@@ -34,6 +43,20 @@ export interface ShipClientOptions {
   onSent?(chunk: SealedChunk): void;
   onReconnect?(): void;
   onConnected?(connected: boolean): void;
+  /** The limits in force changed: advertised by the aggregator (`advertised`) or the conservative fallback. */
+  onLimits?(limits: IngestLimits, advertised: boolean): void;
+  /** A chunk was re-cut into `parts` to fit the limits. */
+  onRefit?(chunk: SealedChunk, parts: number): void;
+  /** How long a new stream waits for the limits before assuming an older aggregator (default 2 s). */
+  readonly limitsWaitMs?: number;
+}
+
+/** What goes out as one gRPC Chunk: a whole sealed chunk, or a part of one re-cut to fit the limits. */
+interface Part {
+  readonly payload: Buffer;
+  readonly entryCount: number;
+  readonly longestLine: number;
+  state: 'unsent' | 'sent' | 'done';
 }
 
 interface Queued {
@@ -41,6 +64,10 @@ interface Queued {
   chunk: SealedChunk;
   readonly index: number;
   state: 'unsent' | 'sent' | 'done';
+  /** Made when first sent; more than one when the chunk was re-cut. */
+  parts: Part[] | undefined;
+  /** A part was refused INVALID_ARGUMENT. */
+  rejected: string | undefined;
 }
 
 type ShipCall = grpc.ClientDuplexStream<ChunkMessage, AckMessage>;
@@ -49,6 +76,12 @@ const RELEASED: SealedChunk = Object.freeze({ id: 0, payload: Buffer.alloc(0), e
 
 /** Floor for a RESOURCE_EXHAUSTED hold when the aggregator gives no retry_after_ms. */
 const MIN_HOLD_MS = 100;
+
+const DEFAULT_LIMITS_WAIT_MS = 2000;
+
+function fits(part: Part, limits: IngestLimits): boolean {
+  return part.payload.length <= limits.maxChunkBytes && part.entryCount <= limits.maxEntriesPerChunk && part.longestLine <= limits.maxLineBytes;
+}
 
 export class ShipClient {
   private readonly client: grpc.Client & { Ship(): ShipCall };
@@ -59,7 +92,7 @@ export class ShipClient {
   /** Absolute index from which to look for unsent chunks. */
   private sendFrom = 0;
   private call: ShipCall | undefined;
-  private inflight = new Map<number, Queued>();
+  private inflight = new Map<number, { q: Queued; part: Part }>();
   private sequence = 0;
   private writeBlocked = false;
   private holdUntil = 0;
@@ -69,6 +102,11 @@ export class ShipClient {
   private reconnectTimer: TimerHandle | undefined;
   private attempt = 0;
   private closed = false;
+  /** The limits in force: advertised by the aggregator of the current (or last) stream. */
+  limits: IngestLimits = CONSERVATIVE_LIMITS;
+  /** Sending on the current stream waits for its limits until this time (0: known). */
+  private limitsDeadline = 0;
+  private limitsTimer: TimerHandle | undefined;
   private idleWaiters: Array<() => void> = [];
   unackedBytes = 0;
   unackedChunks = 0;
@@ -91,7 +129,7 @@ export class ShipClient {
   }
 
   enqueue(chunk: SealedChunk): void {
-    this.queue.push({ chunk, index: this.nextIndex++, state: 'unsent' });
+    this.queue.push({ chunk, index: this.nextIndex++, state: 'unsent', parts: undefined, rejected: undefined });
     this.unackedBytes += chunk.payload.length;
     this.unackedChunks++;
     this.pump();
@@ -117,6 +155,7 @@ export class ShipClient {
     this.closed = true;
     if (this.reconnectTimer !== undefined) this.options.clock.clearTimeout(this.reconnectTimer);
     if (this.holdTimer !== undefined) this.options.clock.clearTimeout(this.holdTimer);
+    if (this.limitsTimer !== undefined) this.options.clock.clearTimeout(this.limitsTimer);
     const call = this.call;
     this.call = undefined;
     if (call !== undefined) {
@@ -133,6 +172,28 @@ export class ShipClient {
     this.call = call;
     this.inflight = new Map();
     this.writeBlocked = false;
+    const waitMs = this.options.limitsWaitMs ?? DEFAULT_LIMITS_WAIT_MS;
+    this.limitsDeadline = this.options.clock.now() + waitMs;
+    if (this.limitsTimer !== undefined) this.options.clock.clearTimeout(this.limitsTimer);
+    this.limitsTimer = this.options.clock.setTimeout(() => {
+      this.limitsTimer = undefined;
+      if (call !== this.call || this.limitsDeadline === 0) return;
+      // No advertisement: an aggregator older than the limits. Chunks within the conservative limits
+      // are what it accepts with its defaults.
+      this.limitsDeadline = 0;
+      this.setLimits(CONSERVATIVE_LIMITS, false);
+      this.options.logger.warn({ limits: CONSERVATIVE_LIMITS }, 'the aggregator advertised no limits (an older version?); sending within conservative limits');
+      this.pump();
+    }, waitMs);
+    call.on('metadata', (md: grpc.Metadata) => {
+      if (call !== this.call) return;
+      const limits = readLimits(md);
+      if (limits === undefined && this.limitsDeadline === 0) return;
+      if (limits !== undefined) this.setLimits(limits, true);
+      else if (this.limitsDeadline !== 0) this.setLimits(CONSERVATIVE_LIMITS, false);
+      this.limitsDeadline = 0;
+      this.pump();
+    });
     call.on('data', (ack: AckMessage) => this.onAck(call, ack));
     call.on('error', (err: grpc.ServiceError) => this.onDown(call, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
     call.on('end', () => this.onDown(call, 'stream ended by the aggregator'));
@@ -148,21 +209,64 @@ export class ShipClient {
     this.pump();
   }
 
+  private setLimits(limits: IngestLimits, advertised: boolean): void {
+    const changed = JSON.stringify(limits) !== JSON.stringify(this.limits);
+    this.limits = limits;
+    if (changed && advertised) this.options.logger.info({ limits }, 'the aggregator advertised its limits');
+    this.options.onLimits?.(limits, advertised);
+  }
+
+  /** The chunk as parts within the current limits: re-cuts the unsent parts that do not fit. */
+  private partsOf(q: Queued): Part[] {
+    const chunk = q.chunk;
+    let parts = q.parts;
+    if (parts === undefined) {
+      parts = [{ payload: chunk.payload, entryCount: chunk.entryCount, longestLine: chunk.longestLine ?? 0, state: 'unsent' }];
+      // A chunk from a builder that does not track its longest line: assume the worst.
+      if (chunk.longestLine === undefined) (parts[0] as { longestLine: number }).longestLine = chunk.payload.length;
+    }
+    if (parts.every((p) => p.state !== 'unsent' || fits(p, this.limits))) return (q.parts = parts);
+    const out: Part[] = [];
+    for (const p of parts) {
+      if (p.state !== 'unsent' || fits(p, this.limits)) {
+        out.push(p);
+        continue;
+      }
+      for (const f of fitEntryBatch(p.payload, this.limits)) out.push({ payload: f.payload, entryCount: f.entryCount, longestLine: f.longestLine, state: 'unsent' });
+    }
+    this.options.logger.info({ chunk: chunk.id, bytes: chunk.payload.length, entries: chunk.entryCount, parts: out.length, limits: this.limits }, 'chunk re-cut to fit the aggregator\'s limits');
+    this.options.onRefit?.(chunk, out.length);
+    return (q.parts = out);
+  }
+
   private pump(): void {
     const call = this.call;
     if (call === undefined || this.writeBlocked || this.closed) return;
     if (this.holdUntil > this.options.clock.now()) return;
+    // The limits of this stream's aggregator are not known yet (the timer pumps at the deadline).
+    if (this.limitsDeadline !== 0) return;
     while (this.sendFrom < this.nextIndex) {
       // After a refusal, probe with one chunk at a time until one is accepted: a chunk sent behind
       // a refused one could be accepted before it (space freed in between) and land out of order.
       if (this.probing && this.inflight.size > 0) return;
       const q = this.queue[this.sendFrom - this.base] as Queued;
-      this.sendFrom++;
-      if (q.state !== 'unsent') continue;
+      if (q.state !== 'unsent') {
+        this.sendFrom++;
+        continue;
+      }
+      const parts = this.partsOf(q);
+      const i = parts.findIndex((p) => p.state === 'unsent');
+      if (!parts.some((p, j) => j > i && p.state === 'unsent')) {
+        // The chunk's last unsent part goes out now (or none is left): move on to the next chunk.
+        q.state = 'sent';
+        this.sendFrom++;
+      }
+      const part = parts[i];
+      if (part === undefined) continue;
       const sequence = ++this.sequence;
-      q.state = 'sent';
-      this.inflight.set(sequence, q);
-      const ok = call.write({ sequence, entries: q.chunk.payload, entryCount: q.chunk.entryCount });
+      part.state = 'sent';
+      this.inflight.set(sequence, { q, part });
+      const ok = call.write({ sequence, entries: part.payload, entryCount: part.entryCount });
       this.options.onSent?.(q.chunk);
       if (!ok) {
         // Respect the HTTP/2 flow control: wait for 'drain' rather than buffering without bound.
@@ -174,12 +278,13 @@ export class ShipClient {
 
   private onAck(call: ShipCall, ack: AckMessage): void {
     if (call !== this.call) return;
-    const q = this.inflight.get(ack.sequence);
-    if (q === undefined) {
+    const sent = this.inflight.get(ack.sequence);
+    if (sent === undefined) {
       this.options.logger.warn({ sequence: ack.sequence }, 'ack for an unknown sequence');
       return;
     }
     this.inflight.delete(ack.sequence);
+    const { q, part } = sent;
     switch (ack.code) {
       case AckCode.OK:
         if (!this.connected) {
@@ -188,32 +293,45 @@ export class ShipClient {
         }
         this.attempt = 0;
         this.probing = false;
-        this.options.onAcked(this.done(q));
+        this.partDone(q, part);
         break;
       case AckCode.INVALID_ARGUMENT:
         this.options.logger.error(
-          { chunk: q.chunk.id, entries: q.chunk.entryCount, bytes: q.chunk.payload.length, reason: ack.message },
+          { chunk: q.chunk.id, entries: part.entryCount, bytes: part.payload.length, reason: ack.message },
           'the aggregator rejected a chunk as invalid: it will never be accepted, its lines are DROPPED',
         );
-        this.options.onRejected(this.done(q), ack.message);
+        q.rejected ??= ack.message;
+        this.partDone(q, part);
         break;
       case AckCode.RESOURCE_EXHAUSTED:
         this.probing = true;
-        this.requeue(q);
+        this.requeue(q, part);
         this.hold(Math.max(ack.retryAfterMs, MIN_HOLD_MS));
         break;
       default:
         // UNAVAILABLE (or a code this version does not know): reconnect and resend.
-        this.requeue(q);
+        this.requeue(q, part);
         this.onDown(call, `aggregator answered ${ack.code}: ${ack.message}`);
         call.cancel();
     }
     this.pump();
   }
 
-  private requeue(q: Queued): void {
+  private requeue(q: Queued, part: Part): void {
+    if (q.state === 'done') return;
+    part.state = 'unsent';
     q.state = 'unsent';
     if (q.index < this.sendFrom) this.sendFrom = q.index;
+  }
+
+  /** A part is acknowledged (or refused for good); the chunk is done with its last part. */
+  private partDone(q: Queued, part: Part): void {
+    part.state = 'done';
+    if (q.state === 'done' || !(q.parts ?? []).every((p) => p.state === 'done')) return;
+    const rejected = q.rejected;
+    const chunk = this.done(q);
+    if (rejected === undefined) this.options.onAcked(chunk);
+    else this.options.onRejected(chunk, rejected);
   }
 
   private hold(ms: number): void {
@@ -234,6 +352,7 @@ export class ShipClient {
     this.unackedChunks--;
     const chunk = q.chunk;
     q.chunk = RELEASED;
+    q.parts = undefined;
     let drop = 0;
     while (drop < this.queue.length && (this.queue[drop] as Queued).state === 'done') drop++;
     if (drop > 0 && (drop >= 64 || drop === this.queue.length)) {
@@ -254,8 +373,9 @@ export class ShipClient {
   private onDown(call: ShipCall, reason: string): void {
     if (call !== this.call) return;
     this.call = undefined;
-    for (const q of this.inflight.values()) if (q.state === 'sent') this.requeue(q);
+    for (const { q, part } of this.inflight.values()) if (part.state === 'sent') this.requeue(q, part);
     this.inflight.clear();
+    this.limitsDeadline = 0;
     this.sendFrom = this.base;
     if (this.connected) {
       this.connected = false;

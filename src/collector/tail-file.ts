@@ -16,6 +16,8 @@ import type { EntryOut, LineCutterOptions } from './line-cutter.js';
  */
 export interface TailSink {
   readonly full: boolean;
+  /** Would this line fit in the open chunk? When not, the chunk is sealed before the line is added. */
+  fits?(cursor: FileCursor, dataLen: number, offset: number): boolean;
   addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, timeUnixNano: bigint, flags: number): void;
   noteRange(cursor: FileCursor, endOffset: number, hash: number, hashLength: number, lines: number, bytes: number): void;
   seal(): void;
@@ -60,6 +62,8 @@ export class FileTailer implements EntryOut {
   private sink: TailSink | undefined;
   private linesSinceNote = 0;
   private bytesSinceNote = 0;
+  /** `next` of the last entry of this step: where the noted range ends when the chunk is sealed early. */
+  private lastNext = 0;
 
   constructor(
     readonly fd: number,
@@ -134,6 +138,11 @@ export class FileTailer implements EntryOut {
 
   entry(start: number, end: number, next: number, flags: number): void {
     const sink = this.sink as TailSink;
+    if (sink.fits !== undefined && !sink.fits(this.cursor, end - start, this.viewOffset + start)) {
+      if (this.linesSinceNote > 0) this.note(this.lastNext);
+      sink.seal();
+    }
+    this.lastNext = next;
     sink.addLine(this.cursor, this.view, start, end, this.viewOffset + start, this.time, flags);
     this.linesSinceNote++;
     this.bytesSinceNote += end - start;

@@ -78,10 +78,10 @@ export const collectorOptions = {
   tlsCertificate: option({ env: 'COLLECTOR_TLS_CERTIFICATE', description: 'client certificate, PEM text or path', schema: text({ nonEmpty: true }) }),
   tlsKey: option({ env: 'COLLECTOR_TLS_KEY', description: 'client key, PEM text or path', schema: text({ nonEmpty: true }) }),
   tlsCaCertificate: option({ env: 'COLLECTOR_TLS_CA_CERTIFICATE', description: 'CA that signed the aggregator certificate, PEM text or path', schema: text({ nonEmpty: true }) }),
-  bufferMaxBytes: option({ env: 'COLLECTOR_BUFFER_MAX_BYTES', default: '1MiB', description: 'a chunk is sent when it holds this many bytes', schema: bytes({ min: 1024 }) }),
+  bufferMaxBytes: option({ env: 'COLLECTOR_BUFFER_MAX_BYTES', default: '1MiB', description: 'a chunk is sent when it holds this many bytes (less when the aggregator advertises a smaller chunk limit)', schema: bytes({ min: 1024 }) }),
   bufferTimeoutMs: option({ env: 'COLLECTOR_BUFFER_TIMEOUT', default: '1s', description: 'a chunk is sent when its first line is this old, or at once when every file is read to its end', schema: durationMs({ min: 1 }) }),
   maxInflightBytes: option({ env: 'COLLECTOR_MAX_INFLIGHT_BYTES', default: '64MiB', description: 'unacknowledged bytes before reading pauses', schema: bytes({ min: 64 * 1024 }) }),
-  maxLineBytes: option({ env: 'COLLECTOR_MAX_LINE_BYTES', default: '1MiB', description: 'longer lines are split into flagged pieces and counted', schema: bytes({ min: 16 }) }),
+  maxLineBytes: option({ env: 'COLLECTOR_MAX_LINE_BYTES', default: '1MiB', description: 'longer lines are split into flagged pieces (PARTIAL ... PARTIAL_LAST, rejoinable by offset) and counted; also split at the aggregator\'s advertised line limit', schema: bytes({ min: 16 }) }),
   multilineStartPattern: option({ env: 'COLLECTOR_MULTILINE_START_PATTERN', description: 'regular expression; a line that does not match it continues the previous entry', schema: regex() }),
   multilineTimeoutMs: option({ env: 'COLLECTOR_MULTILINE_TIMEOUT', default: '1s', description: 'a pending multiline entry is sent after the file is idle this long', schema: durationMs({ min: 1 }) }),
   idleFlushMs: option({ env: 'COLLECTOR_IDLE_FLUSH', default: '5s', description: 'a final line without newline is sent (flagged) after the file is idle this long', schema: durationMs({ min: 1 }) }),
@@ -124,6 +124,15 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv, flags?: ReadonlyMap<
   }
   if (options.retryMaxDelayMs < options.retryInitialDelayMs) {
     problems.push('COLLECTOR_RETRY_MAX_DELAY: must not be below COLLECTOR_RETRY_INITIAL_DELAY');
+  }
+  // Contradictory sizes: refused when set explicitly (the default line limit is simply capped by a
+  // small buffer: long lines are split into pieces that fit a chunk).
+  const given = (spec: { env: string }): boolean => (env[spec.env] ?? '') !== '';
+  if (given(collectorOptions.maxLineBytes) && options.maxLineBytes > options.bufferMaxBytes) {
+    problems.push('COLLECTOR_MAX_LINE_BYTES: must not exceed COLLECTOR_BUFFER_MAX_BYTES (no chunk could carry such a line)');
+  }
+  if (options.bufferMaxBytes > options.maxInflightBytes) {
+    problems.push('COLLECTOR_BUFFER_MAX_BYTES: must not exceed COLLECTOR_MAX_INFLIGHT_BYTES (reading would pause before a chunk fills)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({ ...options, tlsCertificate, tlsKey, tlsCaCertificate });

@@ -21,6 +21,7 @@ export interface FitLimits {
 export interface FittedBatch {
   readonly payload: Buffer;
   readonly entryCount: number;
+  readonly longestLine: number;
 }
 
 /** The flags of piece `i` of `n` of a line whose own flags are `flags`. */
@@ -60,12 +61,18 @@ export function fitEntryBatch(batch: Buffer, limits: FitLimits): FittedBatch[] {
       const offset = e.offset + start;
       const full =
         writer.entryCount >= limits.maxEntriesPerChunk || writer.byteLengthWith(head, end - start, offset) > limits.maxChunkBytes;
-      if (writer.entryCount > 0 && full) out.push({ entryCount: writer.entryCount, payload: writer.finish() });
+      if (writer.entryCount > 0 && full) out.push(finishFitted(writer));
       writer.addLine(head, e.line, start, end, offset, e.timeUnixNano, pieceFlags(e.flags, i, n));
     }
   }
-  if (writer.entryCount > 0) out.push({ entryCount: writer.entryCount, payload: writer.finish() });
+  if (writer.entryCount > 0) out.push(finishFitted(writer));
   return out;
+}
+
+function finishFitted(writer: EntryBatchWriter): FittedBatch {
+  const entryCount = writer.entryCount;
+  const longestLine = writer.longestLine;
+  return { entryCount, longestLine, payload: writer.finish() };
 }
 
 export interface Partitioned {

@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { AckCode, loadIngestApi } from '../../src/wire/grpc-api.js';
 import type { AckMessage, ChunkMessage } from '../../src/wire/grpc-api.js';
+import { CONSERVATIVE_LIMITS, writeLimits } from '../../src/wire/ingest-limits.js';
+import type { IngestLimits } from '../../src/wire/ingest-limits.js';
 
 /**
  * A real gRPC Ingest server on 127.0.0.1 (port 0 or a given port) whose answers a test scripts, to
@@ -20,6 +22,8 @@ export type Reply = { readonly code: AckCode; readonly retryAfterMs?: number; re
 export class ScriptedIngestServer {
   readonly received: ReceivedChunk[] = [];
   reply: (chunk: ReceivedChunk, index: number) => Reply = () => ({ code: AckCode.OK });
+  /** Limits sent in the response headers as a stream opens (undefined: none, like an older aggregator). */
+  advertise: IngestLimits | undefined = CONSERVATIVE_LIMITS;
   private server: grpc.Server | undefined;
   private streams = 0;
   port = 0;
@@ -29,6 +33,7 @@ export class ScriptedIngestServer {
     server.addService(loadIngestApi().service, {
       Ship: (call: grpc.ServerDuplexStream<ChunkMessage, AckMessage>) => {
         const stream = ++this.streams;
+        if (this.advertise !== undefined) call.sendMetadata(writeLimits(new grpc.Metadata(), this.advertise));
         call.on('data', (m: ChunkMessage) => {
           const chunk = { stream, sequence: Number(m.sequence), entries: m.entries, entryCount: m.entryCount };
           this.received.push(chunk);
