@@ -101,7 +101,7 @@ describe('aggregator: gRPC ingest to the file emitter (real process)', () => {
     await b.finish();
   });
 
-  it('answers malformed and oversized chunks with INVALID_ARGUMENT, keeps the stream open and leaves other streams alone', async () => {
+  it('answers malformed and oversized chunks with INVALID_ARGUMENT (a too-long line is a dead letter), keeps the stream open and leaves other streams alone', async () => {
     const bad = client.open();
     const good = client.open();
     const refusedBefore = await agg.metric('mega_aggregator_chunks_refused_total', { reason: 'invalid' });
@@ -111,7 +111,7 @@ describe('aggregator: gRPC ingest to the file emitter (real process)', () => {
     const ok = buildEntries([{ data: Buffer.from('counted twice?') }]);
     bad.send({ sequence: 2, entries: ok.entries, entryCount: 5 }); // wrong entry_count
     const huge = buildEntries([{ data: Buffer.alloc(100 * 1024, 0x61) }]);
-    bad.send({ sequence: 3, entries: huge.entries, entryCount: 1 }); // line over AGGREGATOR_MAX_LINE_BYTES
+    bad.send({ sequence: 3, entries: huge.entries, entryCount: 1 }); // line over AGGREGATOR_MAX_LINE_BYTES: a dead letter, acked
     const big = buildEntries(Array.from({ length: 40 }, () => ({ data: Buffer.alloc(30 * 1024, 0x62) })));
     bad.send({ sequence: 4, entries: big.entries, entryCount: big.entryCount }); // chunk over AGGREGATOR_MAX_CHUNK_BYTES
     const fine = buildEntries([{ data: Buffer.from('BAD-stream-still-works') }]);
@@ -123,18 +123,19 @@ describe('aggregator: gRPC ingest to the file emitter (real process)', () => {
     expect(acks.map((x) => [x.sequence, x.code])).toEqual([
       [1, 'INVALID_ARGUMENT'],
       [2, 'INVALID_ARGUMENT'],
-      [3, 'INVALID_ARGUMENT'],
+      [3, 'OK'],
       [4, 'INVALID_ARGUMENT'],
       [5, 'OK'],
     ]);
     expect(acks[1]?.message).toMatch(/entry_count/);
-    expect(acks[2]?.message).toMatch(/exceeds/);
+    expect(acks[3]?.message).toMatch(/exceeds/);
+    expect(await agg.metric('mega_aggregator_entries_oversized_total')).toBe(1);
     expect((await good.waitForAcks(1))[0]?.code).toBe('OK');
 
     const lines = await waitForLines(out(), linesBefore + 2);
     const added = lines.slice(linesBefore).map((l) => l.toString());
     expect(added.sort()).toEqual(['BAD-stream-still-works', 'GOOD-stream']);
-    expect((await agg.metric('mega_aggregator_chunks_refused_total', { reason: 'invalid' })) - refusedBefore).toBe(4);
+    expect((await agg.metric('mega_aggregator_chunks_refused_total', { reason: 'invalid' })) - refusedBefore).toBe(3);
     await bad.finish();
     await good.finish();
   });

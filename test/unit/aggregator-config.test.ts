@@ -118,6 +118,15 @@ describe('aggregator configuration', () => {
     expect(problem({ AGGREGATOR_SPOOL_MAX_BYTES: '1MiB', AGGREGATOR_MAX_CHUNK_BYTES: '2MiB' })).toMatch(/AGGREGATOR_MAX_CHUNK_BYTES/);
   });
 
+  it('refuses contradictory size limits, naming the variables; caps a default line limit at a smaller chunk limit', () => {
+    expect(problem({ AGGREGATOR_MAX_CHUNK_BYTES: '1MiB', AGGREGATOR_MAX_LINE_BYTES: '2MiB' })).toMatch(
+      /AGGREGATOR_MAX_LINE_BYTES: must not exceed AGGREGATOR_MAX_CHUNK_BYTES/,
+    );
+    expect(problem({ AGGREGATOR_SPOOL_MAX_BYTES: '8GiB', AGGREGATOR_MAX_CHUNK_BYTES: '1.5GiB' })).toMatch(/AGGREGATOR_MAX_CHUNK_BYTES: must not exceed 1GiB/);
+    const c = loadAggregatorConfig({ AGGREGATOR_MAX_CHUNK_BYTES: '16KiB' });
+    expect(c.limits).toEqual({ maxChunkBytes: 16 * 1024, maxLineBytes: 16 * 1024, maxEntriesPerChunk: 65_536, maxTags: 64, maxTagBytes: 4096 });
+  });
+
   it('--help is generated from the same table and lists every variable of DESIGN.md', () => {
     const help = formatHelp('mega-aggregator', 'x', aggregatorOptions);
     for (const v of [

@@ -62,6 +62,21 @@ describe('deleted files', () => {
 describe('collector configuration', () => {
   const base = { COLLECTOR_REMOTE_ADDRESS: 'agg:8000', COLLECTOR_FILES: '/var/log/*.log, /srv/**/app.log' };
 
+  it('refuses contradictory sizes, naming the variables (a default line limit is capped instead)', () => {
+    const problem = (env: Record<string, string>): string => {
+      try {
+        loadCollectorConfig({ ...base, ...env });
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      return '';
+    };
+    expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '64KiB', COLLECTOR_MAX_LINE_BYTES: '1MiB' })).toMatch(/COLLECTOR_MAX_LINE_BYTES: must not exceed COLLECTOR_BUFFER_MAX_BYTES/);
+    expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '128MiB' })).toMatch(/COLLECTOR_BUFFER_MAX_BYTES: must not exceed COLLECTOR_MAX_INFLIGHT_BYTES/);
+    expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '64KiB' })).toBe('');
+  });
+
   it('applies DESIGN.md defaults and parses lists, tags and sizes', () => {
     const c = loadCollectorConfig({ ...base, COLLECTOR_TAGS: 'env=prod, team=core' });
     expect(c.files).toEqual(['/var/log/*.log', '/srv/**/app.log']);
@@ -111,5 +126,30 @@ describe('collector configuration', () => {
     );
     const pem = '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----';
     expect(loadCollectorConfig({ ...base, COLLECTOR_TLS: '1', COLLECTOR_TLS_CA_CERTIFICATE: pem }).tlsCaCertificate?.toString()).toBe(pem);
+  });
+});
+
+describe('chunk limits', () => {
+  it('never seals a chunk over its byte or entry bound: it seals before a line that would not fit, with exact ranges', async () => {
+    fx = new TailFixture(undefined, 2048);
+    fx.builder.setLimits(2048, 7);
+    const lines = Array.from({ length: 40 }, (_, i) => `${i} ${'x'.repeat((i * 37) % 300)}`);
+    writeFileSync(fx.path('a.log'), lines.map((l) => `${l}\n`).join(''));
+    const t = fx.tail('a.log');
+    while ((await t.step(fx.builder, fx.buf)) === 'data');
+    fx.builder.seal();
+    expect(fx.chunks.length).toBeGreaterThan(5);
+    let end = 0;
+    for (const c of fx.chunks) {
+      expect(c.payload.length).toBeLessThanOrEqual(2048);
+      expect(c.entryCount).toBeLessThanOrEqual(7);
+      // Each chunk's range starts where the previous one ended and covers exactly its lines.
+      const entries = decodeEntries(c.payload);
+      expect(entries[0]?.offset).toBe(end);
+      const last = entries.at(-1);
+      end = (last?.offset ?? 0) + (last?.line.length ?? 0) + 1;
+      expect(c.ranges.map((r) => [r.endOffset, r.lines])).toEqual([[end, entries.length]]);
+    }
+    expect(fx.chunks.flatMap((c) => decodeEntries(c.payload).map((e) => e.line.toString()))).toEqual(lines);
   });
 });

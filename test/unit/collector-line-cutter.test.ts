@@ -104,3 +104,25 @@ describe('LineCutter', () => {
     );
   });
 });
+
+describe('a line limit that changes (the aggregator advertised a smaller one)', () => {
+  it('splits at the limit read at each cut, into PARTIAL pieces ending with PARTIAL_LAST', () => {
+    let max = 100;
+    const c = new LineCutter({
+      get maxLineBytes(): number {
+        return max;
+      },
+    });
+    const got: Array<[string, number]> = [];
+    const buf = Buffer.from('0123456789abc\nshort\n');
+    const out = { entry: (s: number, e: number, _n: number, f: number) => got.push([buf.toString('latin1', s, e), f]) };
+    max = 5;
+    expect(c.cut(buf, 0, out)).toBe(buf.length);
+    expect(got).toEqual([
+      ['01234', LineFlag.Partial],
+      ['56789', LineFlag.Partial],
+      ['abc', LineFlag.PartialLast],
+      ['short', 0],
+    ]);
+  });
+});

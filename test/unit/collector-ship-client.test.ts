@@ -5,7 +5,9 @@ import { ShipClient } from '../../src/collector/ship-client.js';
 import type { McError } from '../../src/errors.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { systemClock } from '../../src/util/clock.js';
+import { EntryBatchWriter, LineFlag, RunHead, decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
 import { AckCode } from '../../src/wire/grpc-api.js';
+import { CONSERVATIVE_LIMITS } from '../../src/wire/ingest-limits.js';
 import { ScriptedIngestServer } from '../helpers/collector-ingest-server.js';
 
 const chunk = (id: number): SealedChunk => ({ id, payload: Buffer.from(`chunk-${id}`), entryCount: 0, ranges: [] });
@@ -19,7 +21,7 @@ afterEach(() => {
   server = undefined;
 });
 
-function makeClient(port: number, extra: { maxTimes?: number; onFatal?: (e: McError) => void } = {}) {
+function makeClient(port: number, extra: { maxTimes?: number; onFatal?: (e: McError) => void; limitsWaitMs?: number } = {}) {
   const acked: number[] = [];
   const rejected: number[] = [];
   let reconnects = 0;
@@ -34,6 +36,7 @@ function makeClient(port: number, extra: { maxTimes?: number; onFatal?: (e: McEr
     onRejected: (ch) => rejected.push(ch.id),
     onFatal: extra.onFatal ?? (() => undefined),
     onReconnect: () => reconnects++,
+    limitsWaitMs: extra.limitsWaitMs,
   });
   client = c;
   return { c, acked, rejected, reconnects: () => reconnects };
@@ -124,5 +127,62 @@ describe('ShipClient against a real gRPC server', () => {
     });
     expect(fatal.code).toBe('MC_ERR_NOT_CONNECTED');
     expect(fatal.message).toMatch(/gave up after 2/);
+  });
+
+  it('re-cuts a chunk sealed under larger limits into parts within the advertised ones; done when every part is acked', async () => {
+    server = new ScriptedIngestServer();
+    server.advertise = { ...CONSERVATIVE_LIMITS, maxChunkBytes: 1024, maxLineBytes: 100, maxEntriesPerChunk: 5 };
+    const { c, acked } = makeClient(await server.start());
+    const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'host', value: 'h' }]));
+    const head = new RunHead('/a.log', 'id-1');
+    const lines = [Buffer.alloc(450, 0x61), ...Array.from({ length: 12 }, (_, i) => Buffer.from(`line ${i}`))];
+    let offset = 0;
+    for (const l of lines) {
+      w.addLine(head, l, 0, l.length, offset, 1n);
+      offset += l.length + 1;
+    }
+    const longestLine = w.longestLine;
+    const payload = w.finish();
+    c.start();
+    c.enqueue({ id: 7, payload, entryCount: lines.length, ranges: [], longestLine });
+    expect(await c.waitIdle(10_000)).toBe(true);
+    expect(acked).toEqual([7]);
+    expect(server.received.length).toBeGreaterThan(2);
+    const got = server.received.flatMap((r) => {
+      expect(r.entries.length).toBeLessThanOrEqual(1024);
+      expect(r.entryCount).toBeLessThanOrEqual(5);
+      return decodeEntries(r.entries);
+    });
+    // The 450-byte line as five flagged pieces at contiguous offsets, then the short lines unchanged.
+    expect(got.slice(0, 5).map((e) => [e.line.length, e.offset, e.flags])).toEqual([
+      [100, 0, LineFlag.Partial],
+      [100, 100, LineFlag.Partial],
+      [100, 200, LineFlag.Partial],
+      [100, 300, LineFlag.Partial],
+      [50, 400, LineFlag.PartialLast],
+    ]);
+    expect(got.slice(5).map((e) => e.line.toString())).toEqual(lines.slice(1).map((l) => l.toString()));
+    expect(c.limits.maxLineBytes).toBe(100);
+  });
+
+  it('waits for the limits before sending; from an aggregator that advertises none, sends within the conservative limits after limitsWaitMs', async () => {
+    server = new ScriptedIngestServer();
+    server.advertise = undefined;
+    const { c, acked } = makeClient(await server.start(), { limitsWaitMs: 300 });
+    const big = Buffer.alloc(CONSERVATIVE_LIMITS.maxLineBytes + 10, 0x62);
+    const w = new EntryBatchWriter(encodeBatchHeader('c', []));
+    w.addLine(new RunHead('/b.log', 'id-2'), big, 0, big.length, 0, 1n);
+    const started = Date.now();
+    c.start();
+    c.enqueue({ id: 1, payload: w.finish(), entryCount: 1, ranges: [], longestLine: big.length });
+    expect(await c.waitIdle(10_000)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(acked).toEqual([1]);
+    expect(c.limits).toEqual(CONSERVATIVE_LIMITS);
+    // The line over the conservative 1 MiB went out as two pieces.
+    expect(server.received.flatMap((r) => decodeEntries(r.entries)).map((e) => [e.line.length, e.flags])).toEqual([
+      [CONSERVATIVE_LIMITS.maxLineBytes, LineFlag.Partial],
+      [10, LineFlag.PartialLast],
+    ]);
   });
 });
