@@ -133,7 +133,7 @@ export class Collector {
       onFatal: (err) => this.deps.onFatal?.(err),
       onSent: () => this.metrics.chunksSent.inc(),
       onReconnect: () => this.metrics.reconnects.inc(),
-      onLimits: (limits) => this.applyLimits(limits),
+      onLimits: (limits, advertised) => this.applyLimits(limits, advertised),
     });
     this.metrics.setProbe({
       inflightBytes: () => this.inflightBytes,
@@ -180,11 +180,12 @@ export class Collector {
     return Math.max(16, Math.min(this.config.maxLineBytes, this.limits.maxLineBytes, room));
   }
 
-  private applyLimits(limits: IngestLimits): void {
+  private applyLimits(limits: IngestLimits, advertised: boolean): void {
     this.limits = limits;
     this.builder?.setLimits(this.chunkCap, limits.maxEntriesPerChunk);
     const tagBytes = this.tags.reduce((n, t) => n + Buffer.byteLength(t.key) + Buffer.byteLength(t.value), 0);
-    if (this.tags.length > limits.maxTags || tagBytes > limits.maxTagBytes) {
+    // (An older aggregator that advertises nothing has no tag limits: only advertised ones are checked.)
+    if (advertised && (this.tags.length > limits.maxTags || tagBytes > limits.maxTagBytes)) {
       // Every chunk would be refused: stop before sending any (nothing is acknowledged, nothing lost).
       const err = new McError(
         ErrorCode.Config,

@@ -232,7 +232,16 @@ export class ShipClient {
         out.push(p);
         continue;
       }
-      for (const f of fitEntryBatch(p.payload, this.limits)) out.push({ payload: f.payload, entryCount: f.entryCount, longestLine: f.longestLine, state: 'unsent' });
+      let fitted;
+      try {
+        fitted = fitEntryBatch(p.payload, this.limits);
+      } catch (err) {
+        // Not an EntryBatch we can decode (never from our chunk builder): send it as it is.
+        this.options.logger.error({ chunk: chunk.id, err: err instanceof Error ? err.message : String(err) }, 'cannot re-cut a chunk; sending it unchanged');
+        out.push(p);
+        continue;
+      }
+      for (const f of fitted) out.push({ payload: f.payload, entryCount: f.entryCount, longestLine: f.longestLine, state: 'unsent' });
     }
     this.options.logger.info({ chunk: chunk.id, bytes: chunk.payload.length, entries: chunk.entryCount, parts: out.length, limits: this.limits }, 'chunk re-cut to fit the aggregator\'s limits');
     this.options.onRefit?.(chunk, out.length);
