@@ -81,6 +81,7 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
       dir: config.spoolDir,
       maxBytes: config.spoolMaxBytes,
       segmentBytes: config.spoolSegmentBytes,
+      ...(config.spoolMinFreeBytes === undefined ? {} : { minFreeBytes: config.spoolMinFreeBytes }),
       logger: logger.child({ component: 'spool' }),
       clock,
     });

@@ -165,6 +165,12 @@ export const aggregatorOptions = {
     description: 'size at which the spool rolls to a new segment file (delivered segments are deleted)',
     schema: bytes({ min: 4096 }),
   }),
+  spoolMinFreeBytes: option({
+    env: 'AGGREGATOR_SPOOL_MIN_FREE_BYTES',
+    description:
+      "free space kept on the spool's volume: appends that would leave less are refused with RESOURCE_EXHAUSTED (default: 5% of the volume, at most 256MiB)",
+    schema: bytes({ min: 0 }),
+  }),
   maxChunkBytes: option({
     env: 'AGGREGATOR_MAX_CHUNK_BYTES',
     default: '16MiB',
@@ -244,6 +250,8 @@ export interface AggregatorConfig {
   readonly spoolDir: string;
   readonly spoolMaxBytes: number;
   readonly spoolSegmentBytes: number;
+  /** undefined: 5% of the spool's volume, at most 256 MiB (decided by the spool at open). */
+  readonly spoolMinFreeBytes: number | undefined;
   readonly maxChunkBytes: number;
   readonly maxLineBytes: number;
   /** Every chunk limit (maxChunkBytes and maxLineBytes included), as advertised to collectors. */
@@ -328,6 +336,7 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
     spoolDir: v.spoolDir,
     spoolMaxBytes: v.spoolMaxBytes,
     spoolSegmentBytes: v.spoolSegmentBytes,
+    spoolMinFreeBytes: v.spoolMinFreeBytes,
     maxChunkBytes: v.maxChunkBytes,
     maxLineBytes,
     limits: Object.freeze({

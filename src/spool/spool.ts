@@ -1,7 +1,7 @@
 import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ErrorCode, McError, errorMessage } from '../errors.js';
+import { ConfigError, ErrorCode, McError, errorMessage } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { systemClock } from '../util/clock.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
@@ -27,7 +27,11 @@ import {
   segmentFileName,
 } from './segment-format.js';
 import { findNextRecord, scanSegment } from './segment-scan.js';
+import { FreeSpace, defaultMinFreeBytes, effectiveSegmentBytes, statVolume } from './free-space.js';
+import type { StatVolume, VolumeStats } from './free-space.js';
 import { SpoolLock } from './spool-lock.js';
+import { reclaimActive } from './reclaim-active.js';
+import type { ActiveSegmentOps } from './reclaim-active.js';
 
 export type { DeadLetter } from './dead-letters.js';
 
@@ -37,10 +41,18 @@ export interface SpoolOptions {
   readonly maxBytes: number;
   /**
    * Roll to a new segment past this (default 64 MiB; tests use small ones). Capped at a quarter of
-   * `maxBytes`: the segment being appended to is never deleted, so a full spool must consist of
-   * several segments for delivery to free space.
+   * `maxBytes` and a quarter of the volume, so that a full spool consists of several segments and
+   * deleting delivered ones frees space (see also reclaimActive: a fully delivered active segment is
+   * released too when space runs short).
    */
   readonly segmentBytes?: number;
+  /**
+   * AGGREGATOR_SPOOL_MIN_FREE_BYTES: appends are refused (MC_ERR_SPOOL_FULL) while they would leave
+   * less than this free on the spool's volume. Default: 5% of the volume, at most 256 MiB.
+   */
+  readonly minFreeBytes?: number;
+  /** How the volume's size and free space are read (statfs; tests inject their own). */
+  readonly statVolume?: StatVolume;
   readonly logger?: Logger;
   readonly clock?: Clock;
 }
@@ -221,6 +233,11 @@ export class Spool {
   private corruptRanges: number;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** Free-space admission; undefined when the volume cannot be inspected (statfs failed at open). */
+  private readonly freeSpace: FreeSpace | undefined;
+  /** The active segment takes no more appends: the next write rolls first (set while reclaiming it). */
+  private mustRoll = false;
+  private reclaimWanted = false;
   private currentReader: Reader | undefined;
   private readonly deadLetterWrites = new Set<Promise<unknown>>();
 
@@ -235,6 +252,7 @@ export class Spool {
       deadLetters: number;
       corruptRanges: number;
       segmentBytes: number;
+      freeSpace: FreeSpace | undefined;
       clock: Clock;
       log: Log;
     },
@@ -250,6 +268,7 @@ export class Spool {
     this.deadLetterCount = init.deadLetters;
     this.corruptRanges = init.corruptRanges;
     this.segmentBytes = init.segmentBytes;
+    this.freeSpace = init.freeSpace;
     this.clock = init.clock;
     this.log = init.log;
   }
@@ -278,10 +297,25 @@ export class Spool {
   private static async recover(dir: string, options: SpoolOptions, lock: SpoolLock): Promise<Spool> {
     const log: Log = options.logger ?? NO_LOG;
     const clock = options.clock ?? systemClock;
-    const segmentBytes = Math.max(
-      MIN_SEGMENT_BYTES,
-      Math.min(options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, Math.floor(options.maxBytes / 4)),
-    );
+    const volume = await Spool.inspectVolume(dir, options.statVolume ?? statVolume, log);
+    const configuredSegmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    const segmentBytes = effectiveSegmentBytes(configuredSegmentBytes, options.maxBytes, volume?.totalBytes, MIN_SEGMENT_BYTES);
+    let freeSpace: FreeSpace | undefined;
+    if (volume !== undefined) {
+      const minFreeBytes = options.minFreeBytes ?? defaultMinFreeBytes(volume.totalBytes);
+      if (minFreeBytes >= volume.totalBytes) {
+        throw new ConfigError([
+          `AGGREGATOR_SPOOL_MIN_FREE_BYTES: keeping ${minFreeBytes} bytes free leaves no room on the spool's volume of ${volume.totalBytes} bytes (${dir})`,
+        ]);
+      }
+      freeSpace = new FreeSpace(dir, minFreeBytes, volume, options.statVolume ?? statVolume, clock);
+      if (segmentBytes < configuredSegmentBytes && segmentBytes === Math.max(MIN_SEGMENT_BYTES, Math.floor(volume.totalBytes / 4))) {
+        log.warn(
+          { dir, volumeBytes: volume.totalBytes, configuredSegmentBytes, segmentBytes },
+          'spool: the volume is small for the configured segment size; using segments of a quarter of the volume',
+        );
+      }
+    }
     const names = await readdir(dir);
     for (const n of names) if (n.endsWith('.tmp')) await rm(join(dir, n), { force: true });
     const numbers = names
@@ -394,12 +428,24 @@ export class Spool {
       deadLetters,
       corruptRanges,
       segmentBytes,
+      freeSpace,
       clock,
       log,
     });
-    log.info({ ...spool.stats() }, 'spool: opened');
+    log.info({ ...spool.stats(), segmentBytes, minFreeBytes: freeSpace?.minFreeBytes }, 'spool: opened');
     spool.scheduleHousekeeping();
+    // A fully delivered last segment (a stop after a full disk left one) is released at once.
+    spool.reclaimSoon();
     return spool;
+  }
+
+  private static async inspectVolume(dir: string, stat: StatVolume, log: Log): Promise<VolumeStats | undefined> {
+    try {
+      return await stat(dir);
+    } catch (err) {
+      log.warn({ dir, err: errorMessage(err) }, 'spool: cannot read the free space of the volume (statfs); admission checks AGGREGATOR_SPOOL_MAX_BYTES only');
+      return undefined;
+    }
   }
 
   private static async createSegment(dir: string, n: number): Promise<FileHandle> {
@@ -438,10 +484,22 @@ export class Spool {
     }
     const size = RECORD_HEADER_BYTES + data.length;
     if (data.length > MAX_RECORD_PAYLOAD_BYTES || this.diskBytes + this.reservedBytes + size + SEGMENT_HEADER_BYTES > this.maxBytes) {
+      this.reclaimSoon();
       return Promise.reject(
         new McError(
           ErrorCode.SpoolFull,
           `spool is full: ${this.diskBytes + this.reservedBytes} of ${this.maxBytes} bytes used, record needs ${size}`,
+        ),
+      );
+    }
+    const free = this.freeSpace;
+    if (free !== undefined && !free.admits(this.reservedBytes + size + SEGMENT_HEADER_BYTES)) {
+      this.reclaimSoon();
+      return Promise.reject(
+        new McError(
+          ErrorCode.SpoolFull,
+          `spool volume is nearly full: ${free.availableBytes} bytes free, ${free.minFreeBytes} kept free ` +
+            `(AGGREGATOR_SPOOL_MIN_FREE_BYTES), record needs ${size}`,
         ),
       );
     }
@@ -456,7 +514,12 @@ export class Spool {
   private async flushLoop(): Promise<void> {
     // Let appends made in the same tick join the first group.
     await Promise.resolve();
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 || this.reclaimWanted) {
+      if (this.reclaimWanted) {
+        this.reclaimWanted = false;
+        await reclaimActive(this.activeSegmentOps());
+        continue;
+      }
       const group = this.queue;
       this.queue = [];
       await this.writeGroup(group);
@@ -505,7 +568,7 @@ export class Spool {
       for (; index < group.length; index++) {
         const item = group[index] as PendingAppend;
         const seg = this.active;
-        if (seg.size > SEGMENT_HEADER_BYTES && seg.size + item.size > this.segmentBytes) {
+        if (this.mustRoll || (seg.size > SEGMENT_HEADER_BYTES && seg.size + item.size > this.segmentBytes)) {
           if (unsynced.length > 0) await syncActive();
           await this.roll();
           writeStart = this.active.size;
@@ -515,6 +578,7 @@ export class Spool {
         bufs.push(item.header, item.data);
         target.size += item.size;
         this.diskBytes += item.size;
+        this.freeSpace?.noteWritten(item.size);
       }
       index = group.length;
       if (unsynced.length > 0) await syncActive();
@@ -527,6 +591,10 @@ export class Spool {
       this.log.error({ dir: this.dir, segment: this.active.number, err: errorMessage(err) }, 'spool: append failed');
       settle(error);
       await this.undoUnsynced();
+      if (diskFull) {
+        await this.freeSpace?.refresh();
+        this.reclaimSoon();
+      }
     }
   }
 
@@ -544,13 +612,61 @@ export class Spool {
     }
   }
 
+  /**
+   * Space is short: when everything in the active segment is delivered, release it (reclaim-active.ts)
+   * in the flush loop, between group writes.
+   */
+  private reclaimSoon(): void {
+    if (this.closed || !this.activeFullyDelivered()) return;
+    this.reclaimWanted = true;
+    if (this.flushing === undefined) this.flushing = this.flushLoop();
+  }
+
+  private activeFullyDelivered(): boolean {
+    const a = this.active;
+    return (
+      a.size > SEGMENT_HEADER_BYTES &&
+      a.durableEnd === a.size &&
+      this.delivered.segment === a.number &&
+      this.delivered.offset >= a.size
+    );
+  }
+
+  private activeSegmentOps(): ActiveSegmentOps {
+    return {
+      activeFullyDelivered: () => this.activeFullyDelivered(),
+      roll: () => this.roll(),
+      persistDelivered: () => this.persistSoon(),
+      retireActive: () => {
+        this.mustRoll = true;
+      },
+      truncateActive: async () => {
+        const seg = this.active;
+        await this.activeFh.truncate(SEGMENT_HEADER_BYTES);
+        await this.activeFh.datasync();
+        this.diskBytes -= seg.size - SEGMENT_HEADER_BYTES;
+        seg.size = SEGMENT_HEADER_BYTES;
+        seg.durableEnd = SEGMENT_HEADER_BYTES;
+        seg.offsets.length = 0;
+        seg.cumEntries.length = 0;
+      },
+      refreshFreeSpace: async () => {
+        await this.freeSpace?.refresh();
+      },
+      log: this.log,
+      dir: this.dir,
+    };
+  }
+
   /** Seals the active segment (already synced) and starts the next one. */
   private async roll(): Promise<void> {
     const old = this.active;
     const n = old.number + 1;
     const fh = await Spool.createSegment(this.dir, n);
+    this.freeSpace?.noteWritten(SEGMENT_HEADER_BYTES);
     const seg = newSegment(n, SEGMENT_HEADER_BYTES);
     const oldFh = this.activeFh;
+    this.mustRoll = false;
     old.sealed = true;
     this.segments.set(n, seg);
     this.diskBytes += SEGMENT_HEADER_BYTES;
@@ -614,6 +730,7 @@ export class Spool {
   /** Deletes sealed segments that are fully delivered. */
   private scheduleHousekeeping(): void {
     this.housekeeping = this.housekeeping.then(async () => {
+      let freed = false;
       for (const seg of [...this.segments.values()]) {
         if (!seg.sealed) break;
         const done =
@@ -624,12 +741,14 @@ export class Spool {
         try {
           await rm(join(this.dir, segmentFileName(seg.number)), { force: true });
           this.diskBytes -= seg.size;
+          freed = true;
         } catch (err) {
           this.segments.set(seg.number, seg);
           this.log.error({ dir: this.dir, segment: seg.number, err: errorMessage(err) }, 'spool: cannot delete a delivered segment');
           break;
         }
       }
+      if (freed) await this.freeSpace?.refresh();
     });
   }
 

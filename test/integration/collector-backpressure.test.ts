@@ -1,6 +1,4 @@
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +7,7 @@ import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { waitUntil } from '../helpers/collector-delivery.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { freePort } from '../helpers/free-port.js';
 
 /**
  * The aggregator is away while 200 MB of logs pile up: the collector stops reading at
@@ -31,14 +30,6 @@ const MiB = 1024 * 1024;
 const LINE_BYTES = 120;
 /** Generous for Node + gRPC + a 4 MiB in-flight budget; a collector that read everything would need >200 MB. */
 const RSS_BOUND = 160 * MiB;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 /** Writes `totalBytes` of 120-byte lines to `path` in 1 MiB-ish appends; returns the line count. */
 function writeLines(path: string, totalBytes: number, tag: string): number {

@@ -1,0 +1,102 @@
+import { statfs } from 'node:fs/promises';
+import type { Clock } from '../util/clock.js';
+
+/**
+ * Free space on the spool's volume, as part of admission: an append is refused (MC_ERR_SPOOL_FULL, so
+ * RESOURCE_EXHAUSTED to the collector) while it would eat into a reserve of free bytes, long before
+ * the file system answers ENOSPC. The reserve keeps room for what must still be written when the
+ * volume is nearly full: a new segment's header, `delivered.json`, dead letters, other programs.
+ *
+ * statfs is sampled at most every `maxAgeMs` (from admission) and after the spool frees space; bytes
+ * the spool writes in between are subtracted from the last sample, so the estimate only errs on the
+ * safe side for the spool's own writes.
+ */
+
+export interface VolumeStats {
+  /** Size of the file system. */
+  readonly totalBytes: number;
+  /** Bytes an unprivileged writer may still allocate (statfs bavail × bsize). */
+  readonly availableBytes: number;
+}
+
+export type StatVolume = (dir: string) => Promise<VolumeStats>;
+
+export const statVolume: StatVolume = async (dir) => {
+  const s = await statfs(dir);
+  return { totalBytes: s.blocks * s.bsize, availableBytes: s.bavail * s.bsize };
+};
+
+const MiB = 1024 * 1024;
+
+/** The reserve when AGGREGATOR_SPOOL_MIN_FREE_BYTES is not set: 5% of the volume, at most 256 MiB. */
+export function defaultMinFreeBytes(totalBytes: number): number {
+  return Math.min(256 * MiB, Math.ceil(totalBytes * 0.05));
+}
+
+/**
+ * The segment size actually used: the configured one, but at most a quarter of the spool bound and a
+ * quarter of the volume, so that a spool on a volume smaller than one configured segment still rolls,
+ * and deleting delivered segments always frees a useful share of the volume.
+ */
+export function effectiveSegmentBytes(configured: number, maxBytes: number, volumeBytes: number | undefined, minimum: number): number {
+  const caps = [configured, Math.floor(maxBytes / 4)];
+  if (volumeBytes !== undefined && volumeBytes > 0) caps.push(Math.floor(volumeBytes / 4));
+  return Math.max(minimum, Math.min(...caps));
+}
+
+export class FreeSpace {
+  private available: number;
+  private sampledAt: number;
+  /** Bytes the spool wrote since the last sample started (not all of them are in it). */
+  private writtenSince = 0;
+  private writtenTotal = 0;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly dir: string,
+    readonly minFreeBytes: number,
+    initial: VolumeStats,
+    private readonly stat: StatVolume,
+    private readonly clock: Clock,
+    private readonly maxAgeMs = 250,
+  ) {
+    this.available = initial.availableBytes;
+    this.sampledAt = clock.now();
+  }
+
+  /** Estimated free bytes on the volume now. */
+  get availableBytes(): number {
+    return Math.max(0, this.available - this.writtenSince);
+  }
+
+  /** Whether `bytes` more may be written without touching the reserve; starts a fresh sample when the last one is old. */
+  admits(bytes: number): boolean {
+    if (this.clock.now() - this.sampledAt >= this.maxAgeMs) void this.refresh();
+    return this.available - this.writtenSince - bytes >= this.minFreeBytes;
+  }
+
+  /** The spool wrote (or is about to write) `bytes`. */
+  noteWritten(bytes: number): void {
+    this.writtenSince += bytes;
+    this.writtenTotal += bytes;
+  }
+
+  /** Samples statfs again (one sample at a time); a failed sample keeps the old estimate. Never rejects. */
+  refresh(): Promise<void> {
+    this.refreshing ??= (async () => {
+      const before = this.writtenTotal;
+      try {
+        const s = await this.stat(this.dir);
+        // Writes made while statfs ran may be missing from the sample: keep counting them.
+        this.available = s.availableBytes;
+        this.writtenSince = this.writtenTotal - before;
+      } catch {
+        // keep the estimate; the next admission tries again
+      } finally {
+        this.sampledAt = this.clock.now();
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
+}
