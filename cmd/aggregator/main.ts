@@ -19,7 +19,8 @@ const COMMANDS = [
   'Commands:',
   '  (none)                     run the aggregator',
   '  spool status               print the spool\'s segments, bytes, positions and dead-letter count',
-  '  spool replay-dead-letters  hand dead letters to the configured emitter again (aggregator stopped)',
+  '  spool replay-dead-letters  hand dead letters to the configured emitter again and remove those it confirmed',
+  '                             (aggregator stopped; needs an emitter variable: the blackhole is refused)',
 ].join('\n');
 
 /** One line on stderr, then exit: the contract for configuration problems. */

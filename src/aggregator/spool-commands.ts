@@ -1,8 +1,9 @@
-import type { AggregatorConfig } from '../config/aggregator-config.js';
+import { aggregatorOptions } from '../config/aggregator-config.js';
+import type { AggregatorConfig, EmitterSelection } from '../config/aggregator-config.js';
 import { createEmitter } from '../emitters/emitter-registry.js';
 import type { EmitResult } from '../emitters/emitter.js';
 import { backoffDelayMs } from '../emitters/backoff.js';
-import { errorMessage } from '../errors.js';
+import { ConfigError, errorMessage } from '../errors.js';
 import { Spool } from '../spool/spool.js';
 import type { SpoolStats } from '../spool/spool.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -37,24 +38,56 @@ export interface ReplayOutcome {
   readonly stoppedBecause?: string;
 }
 
+/** The emitter variables, named in the refusal when none is set. */
+const EMITTER_VARIABLES = [
+  aggregatorOptions.fileConfiguration.env,
+  aggregatorOptions.textConfiguration.env,
+  aggregatorOptions.aeronConfiguration.env,
+];
+
 /**
- * `mega-aggregator spool replay-dead-letters`: hands every dead letter, oldest first, to the configured
- * emitter again and removes the ones it accepted. Takes the spool's lock, so it refuses to run next
- * to a live aggregator on the same directory. A retryable failure is retried with the configured
- * backoff up to AGGREGATOR_EMIT_MAX_RETRIES times; a dead letter still refused stays in the file, as do
- * all after it (order is kept).
+ * Replay needs an emitter chosen on purpose: without one the aggregator's default, the blackhole,
+ * would "accept" every dead letter and they would be removed, gone for good. Throws ConfigError (the
+ * program exits 2, the file is untouched).
+ */
+export function requireReplayEmitter(config: AggregatorConfig): EmitterSelection {
+  if (config.emitter.kind === 'blackhole') {
+    throw new ConfigError([
+      `spool replay-dead-letters: no emitter configured; set one of ${EMITTER_VARIABLES.join(', ')} ` +
+        '(without one, the dead letters would go to the blackhole); nothing was replayed or removed',
+    ]);
+  }
+  // A dead letter is removed once replayed: it must be on stable storage by then, not in a page cache.
+  return config.emitter.kind === 'file' ? { kind: 'file', config: { ...config.emitter.config, fsync: true } } : config.emitter;
+}
+
+/**
+ * `mega-aggregator spool replay-dead-letters`: hands every dead letter, oldest first, to the explicitly
+ * configured emitter again (refuses without one: see requireReplayEmitter) and removes the ones it
+ * confirmed, and only once the emitter is closed without error (flushed). Takes the spool's lock, so
+ * it refuses to run next to a live aggregator on the same directory. A retryable failure is retried
+ * with the configured backoff up to AGGREGATOR_EMIT_MAX_RETRIES times; a dead letter still refused
+ * stays in the file, as do all after it (order is kept): the file is rewritten atomically with what
+ * remains.
  */
 export async function replayDeadLetters(config: AggregatorConfig, logger: Logger, signal: AbortSignal): Promise<ReplayOutcome> {
-  const spool = await Spool.open({ dir: config.spoolDir, maxBytes: config.spoolMaxBytes, segmentBytes: config.spoolSegmentBytes, logger });
+  const selection = requireReplayEmitter(config);
+  const spool = await Spool.open({
+    dir: config.spoolDir,
+    maxBytes: config.spoolMaxBytes,
+    segmentBytes: config.spoolSegmentBytes,
+    ...(config.spoolMinFreeBytes === undefined ? {} : { minFreeBytes: config.spoolMinFreeBytes }),
+    logger,
+  });
   try {
     const letters = await Spool.readDeadLetters(config.spoolDir);
     if (letters.length === 0) return { total: 0, replayed: 0, entries: 0 };
-    const emitter = await createEmitter(config.emitter, { clock: systemClock, random: systemRandom, logger });
-    await emitter.start?.();
+    const emitter = await createEmitter(selection, { clock: systemClock, random: systemRandom, logger });
     let replayed = 0;
     let entries = 0;
     let stoppedBecause: string | undefined;
     try {
+      await emitter.start?.();
       for (const letter of letters) {
         const batch = { id: replayed + 1, entries: decodeEntries(letter.data) };
         let result: EmitResult = await emitter.emit(batch, signal);
@@ -70,8 +103,18 @@ export async function replayDeadLetters(config: AggregatorConfig, logger: Logger
         replayed++;
         entries += batch.entries.length;
       }
+    } catch (err) {
+      stoppedBecause = `emitter failed: ${errorMessage(err)}`;
     } finally {
-      await emitter.close().catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'emitter close failed'));
+      try {
+        await emitter.close();
+      } catch (err) {
+        // Unflushed: what it confirmed may not be where it promised. Keep every dead letter.
+        logger.error({ err: errorMessage(err) }, 'emitter close failed; keeping every dead letter');
+        stoppedBecause = `emitter close failed: ${errorMessage(err)}`;
+        replayed = 0;
+        entries = 0;
+      }
     }
     if (replayed > 0) await Spool.removeDeadLetters(config.spoolDir, replayed);
     return stoppedBecause === undefined
