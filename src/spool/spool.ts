@@ -434,8 +434,11 @@ export class Spool {
     });
     log.info({ ...spool.stats(), segmentBytes, minFreeBytes: freeSpace?.minFreeBytes }, 'spool: opened');
     spool.scheduleHousekeeping();
-    // A fully delivered last segment (a stop after a full disk left one) is released at once.
+    // A fully delivered last segment (a stop after a full disk may have left one) is released before
+    // the spool is handed out, so that its state is settled for the caller.
     spool.reclaimSoon();
+    await spool.flushing;
+    await spool.housekeeping;
     return spool;
   }
 

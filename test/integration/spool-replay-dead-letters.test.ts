@@ -60,7 +60,8 @@ describe('spool replay-dead-letters', () => {
     await makeDeadLetters(spoolDir, 3, 10);
     const before = await readFile(join(spoolDir, DEAD_LETTER_FILE));
     // A bare shell: only the spool directory. And a text emitter switched off (a falsy value).
-    for (const env of [{ AGGREGATOR_SPOOL_DIR: spoolDir }, { AGGREGATOR_SPOOL_DIR: spoolDir, AGGREGATOR_TEXT_CONFIGURATION: '0' }]) {
+    const envs: Array<Record<string, string>> = [{ AGGREGATOR_SPOOL_DIR: spoolDir }, { AGGREGATOR_SPOOL_DIR: spoolDir, AGGREGATOR_TEXT_CONFIGURATION: '0' }];
+    for (const env of envs) {
       const run = await runAggregator(env, ['spool', 'replay-dead-letters']);
       expect(run.code).toBe(2);
       expect(run.stdout).toBe('');
