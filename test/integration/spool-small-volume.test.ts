@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, McError } from '../../src/errors.js';
 import { Spool } from '../../src/spool/spool.js';
 import type { SpoolRecord } from '../../src/spool/spool.js';
-import { startAggregator } from '../helpers/aggregator-process.js';
+import { runAggregator, startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
 import { LogWriter } from '../helpers/collector-log-writer.js';
@@ -216,4 +216,13 @@ describe('spool on a volume smaller than one segment (20 MiB tmpfs, default 64 M
     await collector.stop();
     expect(await aggregator.stop()).toBe(0);
   }, 120_000);
+
+  it('refuses to start (exit 2, one line naming the variable) when the free-space reserve leaves no room on the volume', async () => {
+    const v = await smallVolume();
+    const run = await runAggregator({ AGGREGATOR_SPOOL_DIR: v.spool, AGGREGATOR_SPOOL_MIN_FREE_BYTES: '20MiB' });
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim().split('\n').at(-1)).toMatch(
+      /^mega-aggregator: invalid configuration: AGGREGATOR_SPOOL_MIN_FREE_BYTES: keeping 20971520 bytes free leaves no room on the spool's volume of 20971520 bytes/,
+    );
+  });
 });
