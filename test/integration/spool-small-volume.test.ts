@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -102,17 +102,21 @@ async function collect(v: Volume, address: string): Promise<CollectorProcess> {
 }
 
 describe('spool on a volume smaller than one segment (20 MiB tmpfs, default 64 MiB segments)', () => {
-  it('keeps delivery moving while far more than the volume holds passes through, refusing with RESOURCE_EXHAUSTED instead of ENOSPC, across a restart', async () => {
+  it('keeps delivery moving while far more than the volume holds (shared with another program) passes through, refusing with RESOURCE_EXHAUSTED instead of ENOSPC, across a restart', async () => {
     const v = await smallVolume();
     const port = await freePort();
     const env = {
       AGGREGATOR_LISTEN_ADDRESS: `127.0.0.1:${port}`,
       AGGREGATOR_SPOOL_DIR: v.spool,
       AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: v.out, format: 'json' }),
-      // Batches wait up to 8 s: ingest outruns delivery and the volume fills between emits.
-      AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '8s',
+      // Batches wait up to 6 s: ingest outruns delivery and the volume fills between emits.
+      AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '6s',
       AGGREGATOR_MAX_BATCH_SIZE: '1000000',
     };
+    // Another program holds 13 MiB of the volume: the spool has ~6 MiB above the 1 MiB reserve, about
+    // one 5 MiB segment, so the segment being written must be released as well as the sealed ones.
+    const filler = join(v.dir, 'spool', 'someone-else');
+    writeFileSync(filler, Buffer.alloc(13 * MiB));
     let aggregator = await start(env);
     const opened = await aggregator.waitForLog((r) => r.msg === 'spool: opened');
     expect(Number(opened.segmentBytes)).toBeLessThanOrEqual(5 * MiB);
@@ -130,21 +134,23 @@ describe('spool on a volume smaller than one segment (20 MiB tmpfs, default 64 M
     // Restart on the full spool in the middle of it.
     refused += await aggregator.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' });
     expect(await aggregator.stop()).toBe(0);
+    const firstLogs = aggregator.logs;
     aggregator = await start(env);
     for (let round = 0; round < 20; round++) {
       writer.append(`f${round % 3}`, 2_500);
       await sleep(100);
     }
     const written = writer.written;
-    const allThere = await waitUntil(() => countLines(v.out) >= written.length, 120_000, 1000);
+    const allThere = await waitUntil(() => countLines(v.out) >= written.length, 180_000, 1000);
     refused += await aggregator.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' });
     const delivered = readDelivered(v.out);
     const report = checkDelivery(written, delivered);
-    const logs = aggregator.logs.join('\n');
+    const logs = [...firstLogs, ...aggregator.logs].join('\n');
+    const released = logs.split('\n').filter((l) => l.includes('the active segment is fully delivered; rolled')).length;
     console.log(
       `20 MiB spool volume: ${report.expected} lines written (${(written.length * 231) / MiB | 0} MiB), ${report.delivered} delivered, ` +
         `${report.missing.length} lost, ${report.duplicates} duplicates, ${refused} chunks refused with RESOURCE_EXHAUSTED, ` +
-        `least free on the volume ${minFree} bytes`,
+        `least free on the volume ${minFree} bytes, active segment released ${released} times`,
     );
     expect(allThere, `delivery stalled at ${countLines(v.out)} of ${written.length} lines`).toBe(true);
     expect(report.missing.length).toBe(0);
@@ -156,7 +162,7 @@ describe('spool on a volume smaller than one segment (20 MiB tmpfs, default 64 M
     expect(logs).not.toMatch(/ENOSPC/);
     await collector.stop();
     expect(await aggregator.stop()).toBe(0);
-  }, 240_000);
+  }, 300_000);
 
   it('a spool that a full volume stalled (a fully delivered active segment filling it) is released at start, and appends go on', async () => {
     const v = await smallVolume();
