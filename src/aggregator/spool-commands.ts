@@ -100,6 +100,11 @@ export async function replayDeadLetters(config: AggregatorConfig, logger: Logger
           stoppedBecause = `${result.kind}: ${result.error.message}`;
           break;
         }
+        // An emitter that confirms later (Aeron: a subscriber consumed it) has not delivered yet.
+        if (result.confirmed !== undefined && !(await result.confirmed)) {
+          stoppedBecause = 'the emitter closed before confirming delivery';
+          break;
+        }
         replayed++;
         entries += batch.entries.length;
       }
