@@ -34,6 +34,8 @@ export interface RunningAggregator {
    * buffered within the deadline (the rest stays in the spool), close emitter, notifier and spool.
    */
   shutdown(deadlineMs: number): Promise<void>;
+  /** SIGHUP: the emitter lets go of its output and opens it again (file emitter; others ignore it). */
+  reopenOutput(): Promise<void>;
 }
 
 /** The notifier for the configuration: PagerDuty when configured, else the log. */
@@ -181,6 +183,7 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
       metricsPort: telemetry.port,
       metrics,
       shutdown: (deadlineMs) => (stopping ??= shutdown(deadlineMs)),
+      reopenOutput: () => emitter.reopen(),
     };
   } catch (err) {
     await undo();

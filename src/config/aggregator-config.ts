@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { parsePathTemplate } from '../emitters/path-template.js';
 import { aeronConfigSchema } from './aeron-config.js';
 import type { AeronEmitterConfig } from './aeron-config.js';
 import { readPemSetting } from './pem.js';
@@ -15,7 +16,17 @@ import type { OptionValues } from './options.js';
 
 export const fileEmitterConfigSchema = z
   .object({
-    path: z.string().min(1),
+    /** strftime fields in the file name (`shipped-%Y-%m-%d.log`) render in UTC at each emit. */
+    path: z
+      .string()
+      .min(1)
+      .superRefine((path, ctx) => {
+        try {
+          parsePathTemplate(path);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+        }
+      }),
     format: z.enum(['raw', 'json']).default('raw'),
     /** fdatasync after every batch (slower; the default relies on the write reaching the kernel). */
     fsync: z.boolean().default(false),

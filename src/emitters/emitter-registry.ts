@@ -6,6 +6,7 @@ import { createAeronEmitter } from './aeron-emitter.js';
 import { BlackholeEmitter } from './blackhole-emitter.js';
 import type { Emitter } from './emitter.js';
 import { FileEmitter } from './file-emitter.js';
+import { fileReopenCounter } from './file-emitter-metrics.js';
 import { TextEmitter } from './text-emitter.js';
 
 export interface EmitterDeps {
@@ -30,6 +31,8 @@ export async function createEmitter(selection: EmitterSelection, deps: EmitterDe
         format: selection.config.format,
         fsync: selection.config.fsync,
         logger: deps.logger.child({ emitter: 'file' }),
+        clock: deps.clock,
+        onReopen: fileReopenCounter(deps.registry),
       });
     case 'text':
       return new TextEmitter({ format: selection.config.format });

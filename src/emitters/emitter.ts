@@ -39,6 +39,11 @@ export interface Emitter {
   /** Optional start-up work (open files, connect); failures here stop the aggregator from starting. */
   start?(): Promise<void>;
   emit(batch: Batch, signal: AbortSignal): Promise<EmitResult>;
+  /**
+   * Optional: let go of the output and open it again (SIGHUP after logrotate moved the file away).
+   * Never throws; a failure to open is logged and retried by the next emit.
+   */
+  reopen?(): Promise<void>;
   /** Flushes and releases resources. Idempotent: a second call resolves at once. */
   close(): Promise<void>;
 }

@@ -81,6 +81,10 @@ export class RetryingEmitter implements Emitter {
     }
   }
 
+  async reopen(): Promise<void> {
+    await this.options.inner.reopen?.();
+  }
+
   async close(): Promise<void> {
     await this.options.inner.close();
   }
