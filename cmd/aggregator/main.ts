@@ -56,7 +56,18 @@ async function run(config: AggregatorConfig, logger: Logger): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP (logrotate's postrotate) reopens the emitter's output; it never stops the aggregator.
+  const output: { reopen?: () => Promise<void> } = {};
+  process.on('SIGHUP', () => {
+    if (output.reopen === undefined || received !== undefined) {
+      logger.info({ signal: 'SIGHUP' }, 'SIGHUP ignored: the aggregator is starting or stopping');
+      return;
+    }
+    logger.info({ signal: 'SIGHUP' }, 'SIGHUP: reopening the output');
+    void output.reopen();
+  });
   const aggregator = await startAggregator(config, { logger });
+  output.reopen = () => aggregator.reopenOutput();
   logger.info({ grpcPort: aggregator.grpcPort, metricsPort: aggregator.metricsPort, emitter: config.emitter.kind, tls: config.tls !== null }, 'listening');
   const signal =
     received ??

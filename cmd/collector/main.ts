@@ -44,6 +44,9 @@ async function main(): Promise<void> {
   }
   const shutdownTimeoutMs = config.shutdownTimeoutMs;
   const logger = createLogger('collector', config.logLevel);
+  // SIGHUP (logrotate's postrotate, a closed terminal) must not stop shipping. The collector keeps no
+  // output file to reopen (it logs to stderr) and follows rotated inputs by itself.
+  process.on('SIGHUP', () => logger.info({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reopen; continuing'));
   const metrics = createCollectorMetrics();
   let stopping = false;
   const collector = new Collector({
