@@ -54,10 +54,11 @@ const MAX_WRITES_PER_EMIT = 3;
  * Appends one line per entry to the file the configured path names.
  *
  * A batch is confirmed only once it is in the file that the path names *after* the write (and the
- * fdatasync with `fsync`): one stat of the path per batch, compared (device, inode) with the open
- * file. When the path names another file or none (rotated by mv or logrotate, removed with its
- * directory), the batch is cut back out of the old file, so that file keeps only confirmed batches,
- * and written again at the path, creating the file. A missing directory is NOT created (an unmounted
+ * fdatasync with `fsync`): a stat of the path, compared (device, inode) with the open file, before
+ * and after each batch's write (two stats per batch, never per line). When the path names another
+ * file or none (rotated by mv or logrotate, removed with its directory), the file is closed and the
+ * path opened again, creating the file; a batch that went into the old file meanwhile is cut back
+ * out of it, so that file keeps only confirmed batches, and written again at the path. A missing directory is NOT created (an unmounted
  * volume or a removed directory is an operator's business, and `mkdir -p` would write to whatever lies
  * beneath): the emit is retryable, the retrying emitter backs off and escalates, the batch stays in the
  * spool. Any other failure (full disk, unwritable path) is retryable too; what a failed write left is
@@ -143,6 +144,13 @@ export class FileEmitter implements Emitter {
       let output: Output;
       try {
         output = await this.ensureOpen(path);
+        // Look before writing too: the path may have been renamed since the last batch, and a batch
+        // taken back out of a rotated file may already have been read there (logrotate's compress).
+        const movedSince = await this.movedAway(output);
+        if (movedSince !== undefined) {
+          await this.release(output, movedSince);
+          output = await this.ensureOpen(path);
+        }
       } catch (err) {
         return retryable(new McError(ErrorCode.EmitFailed, `cannot open ${path}: ${errorMessage(err)}`, { cause: err }));
       }
@@ -188,8 +196,8 @@ export class FileEmitter implements Emitter {
   }
 
   /**
-   * Does the path still name the open file? undefined when it does, else why not. One stat per batch:
-   * the open file's identity was taken when it was opened.
+   * Does the path still name the open file? undefined when it does, else why not. One stat of the
+   * path: the open file's identity was taken when it was opened.
    */
   private async movedAway(output: Output): Promise<FileReopenReason | undefined> {
     try {
