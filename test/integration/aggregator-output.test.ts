@@ -135,9 +135,10 @@ describe('aggregator file output: rotation, SIGHUP and a removed directory while
     // 2. mv and no signal at all: the emitter notices by itself at its next batch.
     await run('mv', [path, `${path}.2`]);
     await grows(path, 300);
-    // 3. logrotate's `create`: a new empty file appears before the signal.
+    // 3. logrotate's `create`: a new empty file appears before the signal (never truncating one the
+    // emitter may have created meanwhile: that would be the test destroying lines).
     await run('mv', [path, `${path}.3`]);
-    await writeFile(path, '');
+    await writeFile(path, '', { flag: 'a' });
     process.kill(pid, 'SIGHUP');
     await grows(path, 300);
 
