@@ -22,6 +22,8 @@ export interface EmitterDeps {
  * only the Emitter interface.
  */
 export async function createEmitter(selection: EmitterSelection, deps: EmitterDeps): Promise<Emitter> {
+  // Registered whatever the emitter, so every aggregator exports the series (at zero) for dashboards.
+  const onFileReopen = fileReopenCounter(deps.registry);
   switch (selection.kind) {
     case 'blackhole':
       return new BlackholeEmitter();
@@ -32,7 +34,7 @@ export async function createEmitter(selection: EmitterSelection, deps: EmitterDe
         fsync: selection.config.fsync,
         logger: deps.logger.child({ emitter: 'file' }),
         clock: deps.clock,
-        onReopen: fileReopenCounter(deps.registry),
+        onReopen: onFileReopen,
       });
     case 'text':
       return new TextEmitter({ format: selection.config.format });
