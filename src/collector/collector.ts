@@ -1,5 +1,4 @@
-import { close as closeCb, fstat as fstatCb, fstatSync, open as openCb } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { close as closeCb, closeSync, fstat as fstatCb, fstatSync, openSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -22,12 +21,23 @@ import type { Candidate } from './file-registry.js';
 import { ShipClient } from './ship-client.js';
 import { FileTailer } from './tail-file.js';
 
-const openAsync = promisify(openCb);
 const fstatAsync = promisify(fstatCb);
 const closeAsync = promisify(closeCb);
 
 /** The read buffer: large reads, and always room for one longest line plus the truncation check. */
 const READ_BUFFER_BYTES = 1024 * 1024;
+/**
+ * The smallest read while the in-flight budget is nearly used up: reads stay efficient, and the
+ * overshoot stays far below one read (min(1 MiB, COLLECTOR_MAX_INFLIGHT_BYTES), at least 64 KiB).
+ */
+const MIN_READ_BYTES = 16 * 1024;
+
+interface PreOpened {
+  readonly path: string;
+  readonly fd: number;
+  /** device:inode of the open file. */
+  readonly key: string;
+}
 
 /**
  * Room kept in a chunk for what surrounds one line: a run head (a path, at most PATH_MAX = 4096
@@ -73,11 +83,16 @@ export class Collector {
   private checkpointDirty = false;
   private saving: Promise<void> | undefined;
   private forceBeginning = false;
-  private readonly pendingOpen = new Set<string>();
   /** The aggregator's limits (CONSERVATIVE_LIMITS until it advertises them). */
   private limits: IngestLimits = CONSERVATIVE_LIMITS;
   private header: Buffer = Buffer.alloc(0);
   private tags: ReadonlyArray<{ key: string; value: string }> = [];
+  /** device:inode of files opened on discovery and waiting in the open queue. */
+  private readonly pendingKeys = new Set<string>();
+  /** Most bytes one read may take: one read buffer, never more than the in-flight bound. */
+  private readonly readCap: number;
+  private inflightPeak = 0;
+  private stopping = false;
   collectorId = '';
 
   constructor(private readonly deps: CollectorDeps) {
@@ -88,6 +103,7 @@ export class Collector {
     this.registry = new FileRegistry(() => deps.clock.now());
     this.store = new CheckpointStore(deps.config.stateDir);
     this.readBuf = Buffer.allocUnsafe(Math.max(READ_BUFFER_BYTES, deps.config.maxLineBytes + HASH_WINDOW + 2));
+    this.readCap = Math.min(READ_BUFFER_BYTES, deps.config.maxInflightBytes);
   }
 
   get inflightBytes(): number {
@@ -239,7 +255,7 @@ export class Collector {
         if (!this.running || this.paused) break;
         let result;
         try {
-          result = await tailer.step(builder, this.readBuf);
+          result = await tailer.step(builder, this.readBuf, this.readLimit());
         } catch (err) {
           this.log.error({ path: tailer.path, err: errorMessage(err) }, 'read failed; closing the file (its checkpoint is kept)');
           await this.finish(key, tailer);
@@ -251,6 +267,7 @@ export class Collector {
           this.metrics.bytesRead.inc({ path: tailer.cursor.path }, tailer.stepBytes);
         }
         if (tailer.stepSplit > 0) this.metrics.linesSplit.inc(tailer.stepSplit);
+        this.notePeak();
         if (result === 'data') progressed = true;
         else if (result === 'truncated') {
           this.onTruncated(tailer);
@@ -266,6 +283,22 @@ export class Collector {
       }
       if (!progressed || this.paused) await this.sleep(this.config.pollIntervalMs);
     }
+  }
+
+  /**
+   * How much the next read may take: what is left of the in-flight budget (at least MIN_READ_BYTES,
+   * at most one read buffer). The budget is checked before each read, so it holds to within one
+   * read; a line longer than the limit is still read whole (the tailer widens the read for it).
+   */
+  private readLimit(): number {
+    return Math.min(this.readCap, Math.max(MIN_READ_BYTES, this.config.maxInflightBytes - this.inflightBytes));
+  }
+
+  private notePeak(): void {
+    const now = this.inflightBytes;
+    if (now <= this.inflightPeak) return;
+    this.inflightPeak = now;
+    this.metrics.inflightPeakBytes.set(now);
   }
 
   private onTruncated(tailer: FileTailer): void {
@@ -309,15 +342,18 @@ export class Collector {
   }
 
   private enqueueOpen(paths: readonly string[], initial: boolean): void {
-    // Change events come per write: a path already waiting to be looked at is not queued again.
-    const fresh = paths.filter((p) => !this.pendingOpen.has(p));
+    if (this.stopping) return;
+    const fresh: PreOpened[] = [];
+    for (const path of paths) {
+      const opened = this.preopen(path, initial);
+      if (opened !== undefined) fresh.push(opened);
+    }
     if (fresh.length === 0) return;
-    for (const p of fresh) this.pendingOpen.add(p);
     this.openChain = this.openChain.then(async () => {
-      for (const path of fresh) {
-        this.pendingOpen.delete(path);
+      for (const { path, fd, key } of fresh) {
+        this.pendingKeys.delete(key);
         try {
-          await this.openPath(path, initial);
+          await this.openPath(path, initial, fd);
         } catch (err) {
           this.log.warn({ path, err: errorMessage(err) }, 'cannot open file; will retry on the next rescan');
         }
@@ -325,29 +361,69 @@ export class Collector {
     });
   }
 
-  private async openPath(path: string, initial: boolean): Promise<void> {
+  /**
+   * Opens a found file at once, before deciding anything about it: an open descriptor keeps a file
+   * readable after it is deleted, so a file that lives a few milliseconds is still read whole.
+   * Synchronous on purpose: stat, open and fstat take microseconds on a local disk, and through the
+   * thread pool they would queue behind reads and checkpoint fsyncs (under load, for seconds). Nothing
+   * is opened for a file already tailed under this path or already waiting in the queue (change
+   * events come per write).
+   */
+  private preopen(path: string, initial: boolean): PreOpened | undefined {
     let st;
     try {
-      st = await stat(path);
+      st = statSync(path);
     } catch {
-      return;
+      return undefined; // gone already, or a dangling link (discovery watches for its target)
     }
-    if (!st.isFile()) return;
-    const existing = this.tailers.get(`${st.dev}:${st.ino}`);
-    if (existing !== undefined) {
-      this.log.trace({ path, existingPath: existing.path, state: existing.state, fileId: existing.cursor.fileId }, 'already tailed');
-      if (existing.path !== path) {
-        await existing.checkPath();
-        if (existing.state === 'draining') existing.attach(path);
+    if (!st.isFile() || this.isKnown(`${st.dev}:${st.ino}`, path)) return undefined;
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      this.log.warn({ path, err: errorMessage(err) }, 'cannot open file; will retry on the next rescan');
+      return undefined;
+    }
+    let key: string;
+    try {
+      const fst = fstatSync(fd);
+      key = `${fst.dev}:${fst.ino}`;
+      // Replaced between the stat and the open: judge what was opened.
+      if (!fst.isFile() || this.isKnown(key, path)) {
+        closeSync(fd);
+        return undefined;
       }
-      return;
+      if (!initial && !this.tailers.has(key)) this.metrics.discoveryDelay.observe(Math.max(0, this.clock.now() - fst.birthtimeMs) / 1000);
+    } catch {
+      closeSync(fd);
+      return undefined;
     }
-    const fd = await openAsync(path, 'r');
+    this.pendingKeys.add(key);
+    return { path, fd, key };
+  }
+
+  /** Waiting to be opened, or tailed under this very path (another path may be a rotation to look at). */
+  private isKnown(key: string, path: string): boolean {
+    if (this.pendingKeys.has(key)) return true;
+    const t = this.tailers.get(key);
+    return t !== undefined && t.path === path && t.state === 'active';
+  }
+
+  /** Takes over `fd` (opened by preopen): keeps it for a tailer or closes it. */
+  private async openPath(path: string, initial: boolean, fd: number): Promise<void> {
     let keep = false;
     try {
       const fst = await fstatAsync(fd);
       const key = `${fst.dev}:${fst.ino}`;
-      if (this.tailers.has(key)) return;
+      const existing = this.tailers.get(key);
+      if (existing !== undefined) {
+        this.log.trace({ path, existingPath: existing.path, state: existing.state, fileId: existing.cursor.fileId }, 'already tailed');
+        if (existing.path !== path) {
+          await existing.checkPath();
+          if (existing.state === 'draining') existing.attach(path);
+        }
+        return;
+      }
       const head = await readHead(fd);
       const candidate: Candidate = { fd, path, dev: fst.dev, ino: fst.ino, size: fst.size, head };
       const active = [...this.tailers.values()].map((t) => t.cursor);
@@ -420,6 +496,7 @@ export class Collector {
 
   private onSealed(chunk: SealedChunk): void {
     (this.ship as ShipClient).enqueue(chunk);
+    this.notePeak();
   }
 
   private onAcked(chunk: SealedChunk, rejected: boolean): void {
@@ -477,6 +554,7 @@ export class Collector {
   async stop(timeoutMs: number): Promise<boolean> {
     if (!this.running && this.ship === undefined) return true;
     this.running = false;
+    this.stopping = true;
     this.wake();
     await this.pumpDone;
     await this.openChain;

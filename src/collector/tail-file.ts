@@ -85,15 +85,19 @@ export class FileTailer implements EntryOut {
     this.lastGrowthMs = this.clock.now();
   }
 
-  /** One read and cut. `buf` is the caller's read buffer, larger than maxLineBytes + HASH_WINDOW. */
-  async step(sink: TailSink, buf: Buffer): Promise<StepResult> {
+  /**
+   * One read and cut. `buf` is the caller's read buffer, larger than maxLineBytes + HASH_WINDOW;
+   * `limit` (more than HASH_WINDOW) caps the read (the in-flight budget). A line that does not fit
+   * in `limit` is read again with the whole buffer.
+   */
+  async step(sink: TailSink, buf: Buffer, limit = buf.length): Promise<StepResult> {
     this.stepLines = 0;
     this.stepBytes = 0;
     this.stepSplit = 0;
     const c = this.cursor;
     const k = c.tailLength;
     const bufStart = c.readOffset - k;
-    const { bytesRead: n } = await readAsync(this.fd, buf, 0, buf.length, bufStart);
+    const { bytesRead: n } = await readAsync(this.fd, buf, 0, limit, bufStart);
     if (k > 0 && (n < k || buf.compare(c.tail, 0, k, 0, k) !== 0)) return 'truncated';
     const now = this.clock.now();
     if (bufStart + n > this.knownEnd) {
@@ -101,7 +105,7 @@ export class FileTailer implements EntryOut {
       this.lastGrowthMs = now;
     }
     c.fingerprint = extendFingerprint(c.fingerprint, buf, bufStart, n);
-    const atEof = n < buf.length;
+    const atEof = n < limit;
     const idleMs = now - this.lastGrowthMs;
     const finishing = this.state === 'draining' && idleMs >= this.options.rotateWaitMs;
     const flushEntry = atEof && (finishing || idleMs >= this.options.multilineTimeoutMs);
@@ -115,6 +119,8 @@ export class FileTailer implements EntryOut {
       this.sink = sink;
       const pieces = this.cutter.splitPieces;
       consumed = this.cutter.cut(this.view, k, this, flushEntry, flushPartial);
+      // Nothing cut from a capped read: the line (or multiline entry) is longer than the cap.
+      if (consumed === k && !atEof && limit < buf.length) return this.step(sink, buf);
       if (consumed === k && !atEof) {
         // A full buffer and nothing consumed: a pending multiline entry and the unterminated line after
         // it fill the whole read. Together they exceed maxLineBytes (the buffer holds more), so that

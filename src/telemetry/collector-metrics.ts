@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * The collector's Prometheus metrics, in one registry (not the global one, so tests can build
@@ -30,6 +30,10 @@ export interface CollectorMetrics {
   readonly chunksAcked: Counter;
   readonly chunksRejected: Counter<'reason'>;
   readonly inflightBytes: Gauge;
+  /** Highest in-flight bytes seen since start (checked after every read). */
+  readonly inflightPeakBytes: Gauge;
+  /** From a file's birth (statx btime) to its first open, for files found while running. */
+  readonly discoveryDelay: Histogram;
   readonly readingPaused: Gauge;
   readonly connected: Gauge;
   /** Where the scrape-time gauges read from (set once the collector runs). */
@@ -104,6 +108,17 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
       collect() {
         if (probe !== undefined) this.set(probe.inflightBytes());
       },
+    }),
+    inflightPeakBytes: new Gauge({
+      name: 'mega_collector_inflight_peak_bytes',
+      help: 'Highest bytes read but not yet acknowledged since start (COLLECTOR_MAX_INFLIGHT_BYTES holds to within one read)',
+      registers,
+    }),
+    discoveryDelay: new Histogram({
+      name: 'mega_collector_discovery_delay_seconds',
+      help: "From a file's creation (birth time) to its first open, for files found while running (a file moved in keeps its older birth time)",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
     }),
     readingPaused: new Gauge({
       name: 'mega_collector_reading_paused',
