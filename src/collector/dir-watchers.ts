@@ -3,11 +3,11 @@ import type { FSWatcher } from 'node:fs';
 
 /**
  * One `fs.watch` per directory (inotify on Linux): it names every entry created, renamed, deleted or
- * written in the directory within milliseconds, without listing the directory. chokidar lists a
- * directory again on its events, at most once a second per directory, and reports only what that
- * listing shows: under load a new file waited up to 1.8 s, and one deleted within that window was
- * never reported at all. These watchers are the fast path; chokidar and the rescan stay as the
- * safety net (lost inotify events, overflow, network file systems).
+ * written in the directory within milliseconds, without listing the directory. chokidar lists the
+ * whole directory again (a stat per entry, through the thread pool) on its events, one listing at a
+ * time, and reports only what that listing shows: under load a new file waited up to 1.8 s, and one
+ * deleted before the listing was never reported at all. These watchers are the fast path; chokidar
+ * and the rescan stay as the safety net (lost inotify events, overflow, network file systems).
  */
 export type DirEventKind = 'rename' | 'change';
 
