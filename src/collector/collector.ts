@@ -1,4 +1,4 @@
-import { close as closeCb, closeSync, fstat as fstatCb, fstatSync, openSync, statSync } from 'node:fs';
+import { close as closeCb, closeSync, fstat as fstatCb, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -15,7 +15,7 @@ import type { SealedChunk } from './chunk-builder.js';
 import { loadOrCreateCollectorId } from './collector-id.js';
 import { Discovery } from './discovery.js';
 import type { FileCursor } from './file-cursor.js';
-import { HASH_WINDOW, fingerprintOf, readAt, readHead } from './file-identity.js';
+import { FINGERPRINT_BYTES, HASH_WINDOW, fingerprintOf, readAt } from './file-identity.js';
 import { FileRegistry } from './file-registry.js';
 import type { Candidate } from './file-registry.js';
 import { ShipClient } from './ship-client.js';
@@ -31,6 +31,18 @@ const READ_BUFFER_BYTES = 1024 * 1024;
  * overshoot stays far below one read (min(1 MiB, COLLECTOR_MAX_INFLIGHT_BYTES), at least 64 KiB).
  */
 const MIN_READ_BYTES = 16 * 1024;
+
+/** The first bytes of a file (up to FINGERPRINT_BYTES), as file-identity's readHead, synchronously. */
+function readHeadSync(fd: number): Buffer {
+  const buf = Buffer.allocUnsafe(FINGERPRINT_BYTES);
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
 
 interface PreOpened {
   readonly path: string;
@@ -92,6 +104,10 @@ export class Collector {
   /** Most bytes one read may take: one read buffer, never more than the in-flight bound. */
   private readonly readCap: number;
   private inflightPeak = 0;
+  /** A file found idle is not read again before this time, unless a change event names its path. */
+  private readonly idleUntil = new WeakMap<FileTailer, number>();
+  /** Paths named by change events since the last pass. */
+  private touched = new Set<string>();
   private stopping = false;
   collectorId = '';
 
@@ -165,7 +181,10 @@ export class Collector {
     });
     this.discovery = new Discovery(cfg.files, { rescanIntervalMs: cfg.rescanIntervalMs, clock: this.clock, logger: this.log }, {
       found: (paths) => this.enqueueOpen(paths, false),
-      changed: () => this.wake(),
+      changed: (path) => {
+        if (path !== undefined) this.touched.add(path);
+        this.wake();
+      },
     });
     const initial = await this.discovery.start();
     this.enqueueOpen(initial, true);
@@ -251,8 +270,15 @@ export class Collector {
     const builder = this.builder as ChunkBuilder;
     while (this.running) {
       let progressed = false;
+      // While one busy file always has data the loop does not sleep: without the idle times, every
+      // idle file (hundreds of deleted ones draining, with files churning) was read and stat'ed on
+      // every pass, which starved the event loop that discovery needs.
+      const now = this.clock.now();
+      const touched = this.touched;
+      this.touched = new Set();
       for (const [key, tailer] of [...this.tailers]) {
         if (!this.running || this.paused) break;
+        if ((this.idleUntil.get(tailer) ?? 0) > now && !touched.has(tailer.path)) continue;
         let result;
         try {
           result = await tailer.step(builder, this.readBuf, this.readLimit());
@@ -268,6 +294,8 @@ export class Collector {
         }
         if (tailer.stepSplit > 0) this.metrics.linesSplit.inc(tailer.stepSplit);
         this.notePeak();
+        if (result === 'idle') this.idleUntil.set(tailer, now + this.config.pollIntervalMs);
+        else this.idleUntil.delete(tailer);
         if (result === 'data') progressed = true;
         else if (result === 'truncated') {
           this.onTruncated(tailer);
@@ -413,7 +441,10 @@ export class Collector {
   private async openPath(path: string, initial: boolean, fd: number): Promise<void> {
     let keep = false;
     try {
-      const fst = await fstatAsync(fd);
+      // Synchronous, like the open: two microsecond calls, while through the thread pool (behind
+      // reads and checkpoint fsyncs) each cost milliseconds under load, and files arriving at 100/s
+      // queued up faster than this serial step took them.
+      const fst = fstatSync(fd);
       const key = `${fst.dev}:${fst.ino}`;
       const existing = this.tailers.get(key);
       if (existing !== undefined) {
@@ -424,7 +455,7 @@ export class Collector {
         }
         return;
       }
-      const head = await readHead(fd);
+      const head = readHeadSync(fd);
       const candidate: Candidate = { fd, path, dev: fst.dev, ino: fst.ino, size: fst.size, head };
       const active = [...this.tailers.values()].map((t) => t.cursor);
       const decision = await this.registry.decide(candidate, active);

@@ -28,8 +28,8 @@ import type { Interest, LinkFs, PathKind } from './link-interests.js';
 export interface DiscoveryHandlers {
   /** Paths that match (may repeat known ones: the caller dedupes by device+inode). */
   found(paths: readonly string[]): void;
-  /** Something changed under a watched directory: worth polling now. */
-  changed(): void;
+  /** Something changed under a watched directory: worth polling now (`path`: the file that changed). */
+  changed(path?: string): void;
 }
 
 export interface DiscoveryOptions {
@@ -115,7 +115,7 @@ export class Discovery {
     // rename: chokidar can report a change of the path it knew), so it is reported as found too.
     this.watcher.on('change', (path: string) => {
       if (this.isMatch(path)) this.handlers.found([path]);
-      this.handlers.changed();
+      this.handlers.changed(path);
     });
     this.watcher.on('unlink', () => this.handlers.changed());
     this.watcher.on('addDir', (path: string) => {
@@ -263,7 +263,7 @@ export class Discovery {
           this.followLink(path);
           this.handlers.found([path]);
         }
-        this.handlers.changed();
+        this.handlers.changed(path);
       } else if (kind === 'rename' && dirWanted(this.roots, path)) {
         // A directory created (watch and list it) or removed (forget it).
         this.watchGlobDir(path, true);
@@ -275,9 +275,10 @@ export class Discovery {
       const target = subject.slice(1);
       if (subject.startsWith('B')) this.watchBase(target, true);
       else {
-        this.followLink(target);
+        // A write to a link's target: the link's file changed (and a replaced target is found anew).
+        if (kind === 'rename') this.followLink(target);
         this.handlers.found([target]);
-        this.handlers.changed();
+        this.handlers.changed(target);
       }
     }
   }

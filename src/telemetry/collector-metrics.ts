@@ -117,7 +117,7 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
     discoveryDelay: new Histogram({
       name: 'mega_collector_discovery_delay_seconds',
       help: "From a file's creation (birth time) to its first open, for files found while running (a file moved in keeps its older birth time)",
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10],
       registers,
     }),
     readingPaused: new Gauge({
