@@ -28,8 +28,12 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The stated bound (README.md): a file that lives this long under this load is read whole. */
-const LIFETIME_BOUND_MS = 500;
+/**
+ * The stated bound (README.md): a file that lives this long under this load is read whole. Measured:
+ * 500 ms held in 3 of 3 runs on 2 cores at load average ~20, and failed (2 files) at ~46, where
+ * 1000 ms held; the bound is set for a loaded machine (npm test runs two files at once).
+ */
+const LIFETIME_BOUND_MS = 1000;
 const LIFETIMES_MS = [0, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000];
 const RUN_MS = 4000;
 
