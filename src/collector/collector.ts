@@ -72,8 +72,11 @@ export interface CollectorDeps {
 /**
  * Wires discovery, tailing, chunking, shipping and checkpoints. One pump loop reads one buffer from
  * each file in turn (fair across files) while the unacknowledged bytes stay under
- * COLLECTOR_MAX_INFLIGHT_BYTES; acknowledgements move per-file checkpoints, written every
- * COLLECTOR_CHECKPOINT_INTERVAL and at shutdown.
+ * COLLECTOR_MAX_INFLIGHT_BYTES; a file found idle is read again after COLLECTOR_POLL_INTERVAL, or
+ * at once when a change event names it. Found files are opened the moment they are reported.
+ * Acknowledgements move per-file checkpoints, written every COLLECTOR_CHECKPOINT_INTERVAL and at
+ * shutdown. (Past 400 lines: the wiring and the pump share the state of the open files; the
+ * pieces with logic of their own live in their own files.)
  */
 export class Collector {
   private readonly config: CollectorConfig;
