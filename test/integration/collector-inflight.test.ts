@@ -7,7 +7,7 @@ import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort } from '../helpers/free-port.js';
 
 /**
  * COLLECTOR_MAX_INFLIGHT_BYTES holds to within one read: the collector checks the budget before
