@@ -8,7 +8,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkBuilder } from '../src/collector/chunk-builder.js';
-import { EMPTY_FINGERPRINT } from '../src/collector/file-identity.js';
+import { EMPTY_EVIDENCE, EMPTY_FINGERPRINT } from '../src/collector/file-identity.js';
 import { FileCursor } from '../src/collector/file-cursor.js';
 import { LineCutter } from '../src/collector/line-cutter.js';
 import { FileTailer } from '../src/collector/tail-file.js';
@@ -82,7 +82,7 @@ async function fromFile(data: Buffer): Promise<void> {
     chunks++;
     for (const r of c.ranges) r.cursor.ack(r);
   });
-  const cursor = new FileCursor('bench-file-id', path, 0, 0, EMPTY_FINGERPRINT, 0, { hash: 0, length: 0 });
+  const cursor = new FileCursor('bench-file-id', path, 0, 0, EMPTY_FINGERPRINT, 0, EMPTY_EVIDENCE);
   const tailer = new FileTailer(fd, cursor, path, { maxLineBytes: MiB, multilineTimeoutMs: 1000, idleFlushMs: 5000, rotateWaitMs: 5000 }, systemClock);
   const buf = Buffer.allocUnsafe(MiB + 1024);
   const t0 = process.hrtime.bigint();

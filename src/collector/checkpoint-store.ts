@@ -23,10 +23,15 @@ export const checkpointRecordSchema = z.object({
   /** crc32c of the `hashLength` bytes before `offset`, to detect truncation while stopped. */
   hash: z.number().int().nonnegative(),
   hashLength: z.number().int().nonnegative(),
+  /** crc32c of the first `prefixLength` bytes (min(offset, 64 MiB)); absent in older checkpoints. */
+  prefixLength: z.number().int().nonnegative().optional(),
+  prefixCrc: z.number().int().nonnegative().optional(),
   /** Not tailed when written (rotated away, deleted, truncated): matched by content only. */
   retired: z.boolean(),
   /** Unlinked when finished: its inode may belong to a new file now (never resumed by inode). */
   gone: z.boolean().optional(),
+  /** Ended by a truncation: a copy of it (copytruncate) continues it. */
+  truncated: z.boolean().optional(),
 });
 export type CheckpointRecord = z.infer<typeof checkpointRecordSchema>;
 

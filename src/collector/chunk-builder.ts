@@ -1,6 +1,7 @@
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { EntryBatchWriter } from '../wire/entry-batch.js';
 import type { CursorRange, FileCursor } from './file-cursor.js';
+import type { OffsetEvidence } from './file-identity.js';
 
 /**
  * Collects entries of any files into one EntryBatch and seals it into a chunk when it holds
@@ -78,17 +79,16 @@ export class ChunkBuilder {
 
   /**
    * Records that this chunk carries `cursor`'s bytes up to `endOffset` (hash: of the bytes before
-   * it), with `lines` entries and `bytes` of line data added since the last call.
+   * it: window hash and prefix crc), with `lines` entries and `bytes` of line data added since the last call.
    */
-  noteRange(cursor: FileCursor, endOffset: number, hash: number, hashLength: number, lines: number, bytes: number): void {
+  noteRange(cursor: FileCursor, endOffset: number, evidence: OffsetEvidence, lines: number, bytes: number): void {
     let range = this.ranges.get(cursor);
     if (range === undefined) {
       range = cursor.openRange();
       this.ranges.set(cursor, range);
     }
     range.endOffset = endOffset;
-    range.hash = hash;
-    range.hashLength = hashLength;
+    range.evidence = evidence;
     range.lines += lines;
     range.bytes += bytes;
   }

@@ -1,4 +1,4 @@
-import { close as closeCb, closeSync, fstat as fstatCb, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { close as closeCb, closeSync, fstat as fstatCb, fstatSync, openSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -15,11 +15,11 @@ import type { SealedChunk } from './chunk-builder.js';
 import { loadOrCreateCollectorId } from './collector-id.js';
 import { Discovery } from './discovery.js';
 import type { FileCursor } from './file-cursor.js';
-import { FINGERPRINT_BYTES, HASH_WINDOW, fingerprintOf, readAt } from './file-identity.js';
+import { HASH_WINDOW } from './file-identity.js';
+import { FileOpener } from './file-opener.js';
 import { FileRegistry } from './file-registry.js';
-import type { Candidate } from './file-registry.js';
 import { ShipClient } from './ship-client.js';
-import { FileTailer } from './tail-file.js';
+import type { FileTailer } from './tail-file.js';
 
 const fstatAsync = promisify(fstatCb);
 const closeAsync = promisify(closeCb);
@@ -31,18 +31,6 @@ const READ_BUFFER_BYTES = 1024 * 1024;
  * overshoot stays far below one read (min(1 MiB, COLLECTOR_MAX_INFLIGHT_BYTES), at least 64 KiB).
  */
 const MIN_READ_BYTES = 16 * 1024;
-
-/** The first bytes of a file (up to FINGERPRINT_BYTES), as file-identity's readHead, synchronously. */
-function readHeadSync(fd: number): Buffer {
-  const buf = Buffer.allocUnsafe(FINGERPRINT_BYTES);
-  let got = 0;
-  while (got < buf.length) {
-    const n = readSync(fd, buf, got, buf.length - got, got);
-    if (n === 0) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
-}
 
 interface PreOpened {
   readonly path: string;
@@ -85,6 +73,7 @@ export class Collector {
   private readonly metrics: CollectorMetrics;
   private readonly tailers = new Map<string, FileTailer>();
   private readonly registry: FileRegistry;
+  private readonly opener: FileOpener;
   private readonly store: CheckpointStore;
   private readonly readBuf: Buffer;
   private builder: ChunkBuilder | undefined;
@@ -121,6 +110,26 @@ export class Collector {
     this.metrics = deps.metrics;
     this.registry = new FileRegistry(() => deps.clock.now());
     this.store = new CheckpointStore(deps.config.stateDir);
+    this.opener = new FileOpener({
+      config: this.config,
+      clock: this.clock,
+      log: this.log,
+      metrics: this.metrics,
+      registry: this.registry,
+      tailers: this.tailers,
+      forceBeginning: () => this.forceBeginning,
+      enqueueOpen: (paths) => this.enqueueOpen(paths, false),
+      enqueue: (task) => {
+        this.openChain = this.openChain.then(task).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'looking for a rotated copy failed'));
+      },
+      rescan: () => void this.discovery?.rescan(),
+      checkpoint: async (extra) => {
+        this.checkpointDirty = true;
+        if (extra !== undefined) await this.saveCheckpoints(extra);
+      },
+      wake: () => this.wake(),
+      maxLineBytes: () => this.maxLineBytes,
+    });
     this.readBuf = Buffer.allocUnsafe(Math.max(READ_BUFFER_BYTES, deps.config.maxLineBytes + HASH_WINDOW + 2));
     this.readCap = Math.min(READ_BUFFER_BYTES, deps.config.maxInflightBytes);
   }
@@ -312,6 +321,7 @@ export class Collector {
         // COLLECTOR_BUFFER_MAX_BYTES because a pass always finds more to read.
         builder.seal();
       }
+      if (this.paused) await this.checkPaused();
       if (!progressed || this.paused) await this.sleep(this.config.pollIntervalMs);
     }
   }
@@ -333,17 +343,19 @@ export class Collector {
   }
 
   private onTruncated(tailer: FileTailer): void {
-    const old = tailer.cursor;
-    this.metrics.truncations.inc();
-    this.metrics.rotations.inc({ kind: 'copytruncate' });
-    this.log.warn({ path: tailer.path, readOffset: old.readOffset }, 'file truncated; reading it again from the start as a new generation');
-    old.truncated = true;
-    this.registry.retire(old);
-    const cursor = this.registry.newCursor({ fd: tailer.fd, path: tailer.path, dev: old.dev, ino: old.ino, size: 0, head: Buffer.alloc(0) }, 0, { hash: 0, length: 0 });
-    tailer.restart(cursor);
-    this.checkpointDirty = true;
-    // A copytruncate copy may be parked waiting for exactly this.
-    void this.discovery?.rescan();
+    this.opener.truncated(tailer);
+  }
+
+  /**
+   * While reading is paused, the truncation checks still run each poll (size, first bytes, bytes
+   * before the offset), so a truncation is seen, and its rotated copy found, while it happens.
+   */
+  private async checkPaused(): Promise<void> {
+    for (const tailer of [...this.tailers.values()]) {
+      if (!this.running) return;
+      const result = await tailer.check().catch(() => 'ok' as const);
+      if (result === 'truncated') this.onTruncated(tailer);
+    }
   }
 
   private async finish(key: string, tailer: FileTailer): Promise<void> {
@@ -440,92 +452,9 @@ export class Collector {
     return t !== undefined && t.path === path && t.state === 'active';
   }
 
-  /** Takes over `fd` (opened by preopen): keeps it for a tailer or closes it. */
-  private async openPath(path: string, initial: boolean, fd: number): Promise<void> {
-    let keep = false;
-    try {
-      // Synchronous, like the open: two microsecond calls, while through the thread pool (behind
-      // reads and checkpoint fsyncs) each cost milliseconds under load, and files arriving at 100/s
-      // queued up faster than this serial step took them.
-      const fst = fstatSync(fd);
-      const key = `${fst.dev}:${fst.ino}`;
-      const existing = this.tailers.get(key);
-      if (existing !== undefined) {
-        this.log.trace({ path, existingPath: existing.path, state: existing.state, fileId: existing.cursor.fileId }, 'already tailed');
-        if (existing.path !== path) {
-          await existing.checkPath();
-          if (existing.state === 'draining') existing.attach(path);
-        }
-        return;
-      }
-      const head = readHeadSync(fd);
-      const candidate: Candidate = { fd, path, dev: fst.dev, ino: fst.ino, size: fst.size, head };
-      const active = [...this.tailers.values()].map((t) => t.cursor);
-      const decision = await this.registry.decide(candidate, active);
-      this.log.debug({ path, dev: fst.dev, ino: fst.ino, size: fst.size, decision: decision.kind }, 'file found');
-      let cursor: FileCursor;
-      if (decision.kind === 'parked') return;
-      if (decision.kind === 'resume') {
-        cursor = decision.cursor;
-        if (cursor.tailLength === 0 && cursor.readOffset > 0) {
-          const n = Math.min(HASH_WINDOW, cursor.readOffset);
-          cursor.setTail(await readAt(fd, n, cursor.readOffset - n), n);
-        }
-        this.log.info({ path, offset: cursor.readOffset, fileId: cursor.fileId, copy: decision.copy }, decision.copy ? 'continuing a copy of a truncated file' : 'resuming file');
-      } else {
-        const covered = decision.kind === 'covered';
-        const truncatedWhileAway = decision.kind === 'new' && decision.truncatedWhileAway;
-        const atEnd = covered || (initial && this.config.startAt === 'end' && !this.forceBeginning && !truncatedWhileAway);
-        const offset = atEnd ? fst.size : 0;
-        let tail: Buffer = Buffer.alloc(0);
-        if (offset > 0) tail = await readAt(fd, Math.min(HASH_WINDOW, offset), offset - Math.min(HASH_WINDOW, offset));
-        cursor = this.registry.newCursor(candidate, offset, { hash: 0, length: 0 });
-        cursor.fingerprint = fingerprintOf(head);
-        if (offset > 0) {
-          cursor.setTail(tail, tail.length);
-          const h = cursor.readHash();
-          cursor.ackedHash = h.hash;
-          cursor.ackedHashLength = h.length;
-        }
-        if (covered) this.log.info({ path, offset, fileId: cursor.fileId }, 'a copy of lines already read (copytruncate); tailing it from its end');
-        else if (truncatedWhileAway) {
-          this.metrics.truncations.inc();
-          this.log.warn({ path }, 'file was truncated while the collector was away; reading it from the start');
-        } else this.log.info({ path, offset, fileId: cursor.fileId }, 'tailing new file');
-      }
-      const lineLimit = (): number => this.maxLineBytes;
-      const tailer = new FileTailer(fd, cursor, path, {
-        // Read at every cut: follows the limits the aggregator advertises.
-        get maxLineBytes(): number {
-          return lineLimit();
-        },
-        multilineStartPattern: this.config.multilineStartPattern,
-        multilineTimeoutMs: this.config.multilineTimeoutMs,
-        idleFlushMs: this.config.idleFlushMs,
-        rotateWaitMs: this.config.rotateWaitMs,
-      }, this.clock);
-      tailer.onDetach = (t, kind) => {
-        this.metrics.rotations.inc({ kind });
-        this.log.info({ path: t.path, kind }, 'file rotated away or deleted; reading it to its end');
-        // A new file at the old path, or the rotated name if the globs match it: look now.
-        this.enqueueOpen([t.path], false);
-        void this.discovery?.rescan();
-      };
-      if (!initial && decision.kind !== 'resume' && this.config.startAt === 'end') {
-        // A file first seen while running: its checkpoint is written before its first line is read
-        // (see start()), or a crash before the next periodic write would make a restart take it for
-        // a file never seen and, with COLLECTOR_START_AT=end, skip what it holds. (With 'beginning'
-        // such a restart reads it from 0: duplicates only, not worth a write per new file.)
-        this.checkpointDirty = true;
-        await this.saveCheckpoints([cursor]);
-      }
-      this.tailers.set(key, tailer);
-      this.checkpointDirty = true;
-      keep = true;
-      this.wake();
-    } finally {
-      if (!keep) await closeAsync(fd).catch(() => undefined);
-    }
+  /** Takes over `fd` (opened by preopen): the opener keeps it for a tailer or closes it. */
+  private openPath(path: string, initial: boolean, fd: number): Promise<void> {
+    return this.opener.open(path, initial, fd);
   }
 
   private onSealed(chunk: SealedChunk): void {

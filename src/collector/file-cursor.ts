@@ -1,7 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { RunHead } from '../wire/entry-batch.js';
-import type { Fingerprint } from './file-identity.js';
-import { HASH_WINDOW } from './file-identity.js';
+import type { Fingerprint, OffsetEvidence, PrefixHash } from './file-identity.js';
+import { FINGERPRINT_BYTES, HASH_WINDOW, extendFingerprint, fingerprintOf } from './file-identity.js';
 
 /**
  * One generation of one file's content, as read and as acknowledged. A file that is truncated gets a
@@ -15,9 +15,8 @@ export interface CursorRange {
   readonly cursor: FileCursor;
   /** File offset just after the last byte this chunk carries for the cursor. */
   endOffset: number;
-  /** crc32c of the HASH_WINDOW bytes before endOffset. */
-  hash: number;
-  hashLength: number;
+  /** The bytes before endOffset: window hash and prefix crc. */
+  evidence: OffsetEvidence;
   lines: number;
   bytes: number;
   acked: boolean;
@@ -36,11 +35,18 @@ export class FileCursor {
   ackedOffset: number;
   ackedHash: number;
   ackedHashLength: number;
+  ackedPrefix: PrefixHash | undefined;
+  /** crc32c of the bytes before readOffset (the first PREFIX_HASH_MAX_BYTES), rolled while reading. */
+  readPrefix: PrefixHash | undefined;
+  /** The fingerprinted first bytes themselves (unknown for a checkpoint not matched yet). */
+  headBytes: Buffer | undefined;
   /** The (up to HASH_WINDOW) bytes just before readOffset, to detect truncation on every read. */
   readonly tail = Buffer.alloc(HASH_WINDOW);
   tailLength = 0;
   /** When restored from a checkpoint, the tail bytes are unknown: only their hash is. */
   restoredHash: { hash: number; length: number } | undefined;
+  /** Highest end of file seen (reads and size checks): a file now shorter was truncated. */
+  seenSize = 0;
   retired = false;
   retiredAtMs = 0;
   /**
@@ -60,14 +66,52 @@ export class FileCursor {
     public ino: number,
     public fingerprint: Fingerprint,
     offset: number,
-    hash: { hash: number; length: number },
+    evidence: OffsetEvidence,
   ) {
     this.head = new RunHead(path, fileId);
     this.readOffset = offset;
     this.ackedOffset = offset;
-    this.ackedHash = hash.hash;
-    this.ackedHashLength = hash.length;
-    if (offset > 0) this.restoredHash = hash;
+    this.ackedHash = evidence.hash;
+    this.ackedHashLength = evidence.hashLength;
+    this.ackedPrefix = evidence.prefix;
+    this.readPrefix = evidence.prefix;
+    this.seenSize = offset;
+    if (offset > 0) this.restoredHash = { hash: evidence.hash, length: evidence.hashLength };
+    if (fingerprint.length === 0) this.headBytes = Buffer.alloc(0);
+  }
+
+  /** What is known about the bytes before readOffset. */
+  readEvidence(): OffsetEvidence {
+    const h = this.readHash();
+    return { hash: h.hash, hashLength: h.length, prefix: this.readPrefix };
+  }
+
+  /** What is known about the bytes before the checkpoint. */
+  get ackedEvidence(): OffsetEvidence {
+    return { hash: this.ackedHash, hashLength: this.ackedHashLength, prefix: this.ackedPrefix };
+  }
+
+  /** Sets the fingerprint from the file's first bytes (a new cursor). */
+  setHead(head: Buffer): void {
+    this.fingerprint = fingerprintOf(head);
+    this.headBytes = Buffer.from(head.subarray(0, this.fingerprint.length));
+  }
+
+  /** Takes the first bytes of the file (`head` holds them from offset 0) as known for the fingerprint. */
+  learnHead(head: Buffer): void {
+    if (this.headBytes !== undefined && this.headBytes.length >= this.fingerprint.length) return;
+    if (head.length < this.fingerprint.length) return;
+    this.headBytes = Buffer.from(head.subarray(0, this.fingerprint.length));
+  }
+
+  /** Extends the fingerprint and the known head with bytes just read (`buf` holds the file from `bufOffset`). */
+  extendHead(buf: Buffer, bufOffset: number, bufEnd: number): void {
+    if (this.fingerprint.length >= FINGERPRINT_BYTES) return;
+    const before = this.fingerprint.length;
+    this.fingerprint = extendFingerprint(this.fingerprint, buf, bufOffset, bufEnd);
+    if (this.headBytes !== undefined && this.headBytes.length === before && this.fingerprint.length > before) {
+      this.headBytes = Buffer.concat([this.headBytes, buf.subarray(before - bufOffset, this.fingerprint.length - bufOffset)]);
+    }
   }
 
   /** Hash of the bytes before readOffset, from the tail when known. */
@@ -86,7 +130,7 @@ export class FileCursor {
 
   /** A new range for a chunk being built; ranges are acknowledged in any order, applied in order. */
   openRange(): CursorRange {
-    const range: CursorRange = { cursor: this, endOffset: this.readOffset, hash: 0, hashLength: 0, lines: 0, bytes: 0, acked: false };
+    const range: CursorRange = { cursor: this, endOffset: this.readOffset, evidence: this.readEvidence(), lines: 0, bytes: 0, acked: false };
     this.pending.push(range);
     return range;
   }
@@ -109,8 +153,9 @@ export class FileCursor {
       const r = this.pending[this.pendingHead] as CursorRange;
       if (!r.acked) break;
       this.ackedOffset = r.endOffset;
-      this.ackedHash = r.hash;
-      this.ackedHashLength = r.hashLength;
+      this.ackedHash = r.evidence.hash;
+      this.ackedHashLength = r.evidence.hashLength;
+      this.ackedPrefix = r.evidence.prefix;
       lines += r.lines;
       bytes += r.bytes;
       this.pendingHead++;

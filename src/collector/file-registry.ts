@@ -1,43 +1,59 @@
+import { stat } from 'node:fs/promises';
 import type { CheckpointRecord } from './checkpoint-store.js';
 import { FileCursor } from './file-cursor.js';
-import { EMPTY_FINGERPRINT, FINGERPRINT_BYTES, headMatches, verifyBefore } from './file-identity.js';
+import { EMPTY_FINGERPRINT, FINGERPRINT_BYTES, HASH_WINDOW, headMatches, holdsEvidence, verifyBefore } from './file-identity.js';
+import type { OffsetEvidence, ReadAt } from './file-identity.js';
 
 /**
  * Every file generation the collector knows: tailed now (active) or not (retired: rotated away and
  * finished, deleted, truncated, or restored from checkpoints and not found yet). Decides what a newly
- * found file is:
- *  - the same device+inode whose first bytes still match and whose bytes before the checkpoint are
- *    still there: the same content, resume at the checkpoint (rename rotation, restart);
- *  - same inode but the bytes are gone: truncated (while stopped) or a reused inode: a new generation;
- *  - another inode whose full fingerprint and bytes before a retired cursor's offset match: a copy
- *    (copytruncate): continue it from that offset under the old file id, so nothing is read twice or
- *    lost when the original was truncated before its end was read;
- *  - another inode with the full fingerprint of a file still tailed: a copy of live content, parked
- *    until the original is truncated (or forever);
- *  - another inode with the full fingerprint of a generation ended by truncation, but shorter than
- *    its read offset (and holding its checkpoint's bytes when long enough to tell): a copy taken
- *    before lines that were then read from the original (copytruncate racing with the writer):
- *    covered, everything in it was read already. Only after a truncation: a new file that merely
- *    starts like an old one (a long banner) must not be skipped;
+ * found file is. "Holds a generation" means: it starts with the generation's fingerprinted head, and
+ * its bytes before the generation's read offset match the window hash and the prefix crc (see
+ * file-identity.ts), so a file rewritten with lines of the same lengths never passes for the old one.
+ *  - the same device+inode that holds its generation: resume at the checkpoint (restart);
+ *  - the same inode that does not: truncated while stopped, or a reused inode: a new generation (the
+ *    old one is marked truncated, so its rotated copy can be matched);
+ *  - another inode that holds a truncated generation: its copy (copytruncate): continue it from its
+ *    offset under its file id; while the generation's own file is still at its path (not known to be
+ *    truncated) the copy waits (parked); a generation that ended by rename or deletion has no copy: a
+ *    file holding its bytes is a replacement or a copy made by hand, read as new;
+ *  - another inode whose whole content so far starts like a file still tailed (a copy being written,
+ *    however short or empty it is yet): parked, looked at again when it changes or the original is
+ *    truncated; so a copy is never read under a new file id;
+ *  - another inode starting like a truncated generation but shorter than its read offset: a copy taken
+ *    before lines that were read from the original: covered, everything in it was read already;
  *  - otherwise: new.
  */
 export interface Candidate {
-  readonly fd: number;
   readonly path: string;
   readonly dev: number;
   readonly ino: number;
   readonly size: number;
   /** First bytes of the file (up to FINGERPRINT_BYTES). */
   readonly head: Buffer;
+  readonly read: ReadAt;
 }
 
+/** A generation being tailed, with a way to read its file (to compare a would-be copy with it). */
+export interface ActiveFile {
+  readonly cursor: FileCursor;
+  readonly read: ReadAt;
+}
+
+export type ResumeKind = 'same-file' | 'copy';
+
 export type Decision =
-  | { readonly kind: 'resume'; readonly cursor: FileCursor; readonly copy: boolean }
-  /** truncatedWhileAway: this inode had a checkpoint whose bytes are no longer there. */
-  | { readonly kind: 'new'; readonly truncatedWhileAway: boolean }
+  | { readonly kind: 'resume'; readonly cursor: FileCursor; readonly how: ResumeKind }
+  /** truncated: this inode's previous generation, whose bytes are no longer there. */
+  | { readonly kind: 'new'; readonly truncatedWhileAway: boolean; readonly truncated?: FileCursor }
   /** A copy of content already read (a prefix of a retired cursor's): tail it from its end. */
   | { readonly kind: 'covered' }
   | { readonly kind: 'parked' };
+
+/** Where a path's file is now (device, inode, size), or undefined when nothing is there. */
+export type StatPath = (path: string) => Promise<{ dev: number; ino: number; size: number } | undefined>;
+
+const statPath: StatPath = (path) => stat(path).then((s) => ({ dev: s.dev, ino: s.ino, size: s.size }), () => undefined);
 
 /** Most retired cursors remembered (settled ones beyond this are forgotten, oldest first). */
 const MAX_RETIRED = 1024;
@@ -48,7 +64,10 @@ export class FileRegistry {
   private retired: FileCursor[] = [];
   private seq = 0;
 
-  constructor(private readonly nowMs: () => number) {}
+  constructor(
+    private readonly nowMs: () => number,
+    private readonly statAt: StatPath = statPath,
+  ) {}
 
   get retiredCursors(): readonly FileCursor[] {
     return this.retired;
@@ -61,17 +80,19 @@ export class FileRegistry {
     // The next retirement prunes what stayed unclaimed.
     const now = this.nowMs();
     for (const r of records) {
-      const cursor = new FileCursor(r.fileId, r.path, r.dev, r.ino, { length: r.fpLength, crc: r.fpCrc }, r.offset, { hash: r.hash, length: r.hashLength });
+      const prefix = r.prefixLength === undefined || r.prefixCrc === undefined ? undefined : { length: r.prefixLength, crc: r.prefixCrc };
+      const cursor = new FileCursor(r.fileId, r.path, r.dev, r.ino, { length: r.fpLength, crc: r.fpCrc }, r.offset, { hash: r.hash, hashLength: r.hashLength, prefix });
       cursor.retired = true;
       cursor.retiredAtMs = now;
       cursor.gone = r.gone === true;
+      cursor.truncated = r.truncated === true;
       this.retired.push(cursor);
     }
   }
 
-  newCursor(c: Candidate, offset: number, hash: { hash: number; length: number }): FileCursor {
+  newCursor(c: { readonly path: string; readonly dev: number; readonly ino: number }, offset: number, evidence: OffsetEvidence): FileCursor {
     const id = `${c.dev.toString(36)}.${c.ino.toString(36)}.${Math.floor(this.nowMs()).toString(36)}.${(this.seq++).toString(36)}`;
-    return new FileCursor(id, c.path, c.dev, c.ino, EMPTY_FINGERPRINT, offset, hash);
+    return new FileCursor(id, c.path, c.dev, c.ino, EMPTY_FINGERPRINT, offset, evidence);
   }
 
   retire(cursor: FileCursor): void {
@@ -97,58 +118,122 @@ export class FileRegistry {
     });
   }
 
-  async decide(c: Candidate, active: Iterable<FileCursor>): Promise<Decision> {
-    let truncatedWhileAway = false;
-    // Same inode first: rotation by rename, restart.
+  async decide(c: Candidate, active: Iterable<ActiveFile>): Promise<Decision> {
+    let truncated: FileCursor | undefined;
+    // Same inode first: restart, a renamed file found again.
     for (const cursor of this.retired) {
       if (cursor.dev !== c.dev || cursor.ino !== c.ino || cursor.gone) continue;
-      if (headMatches(cursor.fingerprint, c.head) && (await this.holds(c, cursor))) return this.revive(cursor, c, false);
+      if (await this.holds(c, cursor)) return this.revive(cursor, c, 'same-file');
       // The bytes it had are gone: truncated (and perhaps regrown) or the inode was reused. Either way
       // the content is new; the old cursor stays retired in case a copy of it turns up.
-      if (cursor.readOffset > 0) truncatedWhileAway = true;
+      if (cursor.readOffset > 0) {
+        cursor.truncated = true;
+        truncated = cursor;
+      }
     }
-    if (c.head.length >= FINGERPRINT_BYTES) {
-      let covered = false;
-      for (const cursor of this.retired) {
-        // A copy is another inode; the same inode was judged above (a gone one is a reused inode).
-        if (cursor.dev === c.dev && cursor.ino === c.ino) continue;
-        if (cursor.fingerprint.length < FINGERPRINT_BYTES || !headMatches(cursor.fingerprint, c.head)) continue;
-        if (await this.holds(c, cursor)) return this.revive(cursor, c, true);
+    let covered = false;
+    let parked = false;
+    for (const cursor of this.retired) {
+      // A copy is another inode; the same inode was judged above (a gone one is a reused inode).
+      if (cursor.dev === c.dev && cursor.ino === c.ino) continue;
+      if (cursor.fingerprint.length === 0 || !this.startsWithHead(c, cursor)) continue;
+      if (c.size >= cursor.readOffset && cursor.readOffset > 0) {
+        if (!(await this.holds(c, cursor))) continue;
+        if (cursor.truncated) return this.revive(cursor, c, 'copy');
+        const original = await this.statAt(cursor.path);
+        // Its own file is still at its path: this is a copy of content not known to be truncated
+        // (a copy of live content, or a copytruncate while stopped whose original is not looked at
+        // yet): finding the original settles it. Otherwise the generation ended by rename or
+        // deletion, and a file holding its bytes under another inode is another file (a replacement
+        // renamed over it, a copy made by hand): new, read from 0.
+        if (!cursor.gone && original !== undefined && original.dev === cursor.dev && original.ino === cursor.ino) parked = true;
+      } else if (cursor.truncated && c.size < cursor.readOffset && (cursor.ackedOffset > c.size || (await verifyBefore(c.read, cursor.ackedOffset, cursor.ackedHashLength, cursor.ackedHash)))) {
         // Copied, then the writer added lines that were read from the original before it was
         // truncated: the copy ends before the cursor's offset. Reading it from 0 would send it all again.
-        if (cursor.truncated && c.size < cursor.readOffset && (await this.holdsCheckpoint(c, cursor))) covered = true;
+        covered = true;
       }
-      for (const cursor of active) {
-        if (cursor.fingerprint.length >= FINGERPRINT_BYTES && headMatches(cursor.fingerprint, c.head)) return { kind: 'parked' };
-      }
-      if (covered) return { kind: 'covered' };
     }
-    return { kind: 'new', truncatedWhileAway };
+    for (const a of active) {
+      if (await this.startsLike(c, a)) return { kind: 'parked' };
+    }
+    if (parked) return { kind: 'parked' };
+    if (covered) return { kind: 'covered' };
+    // Shorter than a fingerprint and a prefix of a truncated generation's first bytes: covered too.
+    if (c.size > 0 && c.size < FINGERPRINT_BYTES) {
+      for (const cursor of this.retired) {
+        const known = cursor.headBytes;
+        if (cursor.truncated && known !== undefined && c.size <= known.length && c.size <= cursor.readOffset && known.subarray(0, c.size).equals(c.head)) return { kind: 'covered' };
+      }
+    }
+    return truncated === undefined ? { kind: 'new', truncatedWhileAway: false } : { kind: 'new', truncatedWhileAway: true, truncated };
   }
 
-  /** Does the candidate hold the bytes before the cursor's checkpoint (true when too short to tell)? */
-  private async holdsCheckpoint(c: Candidate, cursor: FileCursor): Promise<boolean> {
-    if (cursor.ackedOffset === 0 || cursor.ackedOffset > c.size) return true;
-    return verifyBefore(c.fd, cursor.ackedOffset, cursor.ackedHashLength, cursor.ackedHash);
+  /**
+   * Is the candidate, as far as it goes, a copy of the generation being tailed: starting with its
+   * first bytes and ending with the bytes the file has at the same offset? An empty file is (a copy
+   * about to be written: its first bytes will tell), and so is one starting like the generation when
+   * the file being tailed no longer does (truncated, not noticed yet: its truncation claims the copy).
+   */
+  private async startsLike(c: Candidate, a: ActiveFile): Promise<boolean> {
+    const cursor = a.cursor;
+    if (cursor.dev === c.dev && cursor.ino === c.ino) return false;
+    if (c.size === 0) return true;
+    const known = cursor.headBytes ?? Buffer.alloc(0);
+    const m = Math.min(known.length, c.head.length);
+    if (m === 0 || !c.head.subarray(0, m).equals(known.subarray(0, m))) return false;
+    const live = await a.read(m, 0);
+    if (!live.equals(known.subarray(0, m))) return true;
+    const w = Math.min(HASH_WINDOW, c.size);
+    const [mine, theirs] = await Promise.all([c.read(w, c.size - w), a.read(w, c.size - w)]);
+    return mine.length === w && mine.equals(theirs);
   }
 
-  /** Does the candidate hold the cursor's content up to its read offset? */
+  /** Does the candidate start with the cursor's first bytes (as many of them as it has)? */
+  private startsWithHead(c: Candidate, cursor: FileCursor): boolean {
+    const known = cursor.headBytes;
+    if (known === undefined) return headMatches(cursor.fingerprint, c.head);
+    const n = Math.min(known.length, c.head.length);
+    return n > 0 && c.head.subarray(0, n).equals(known.subarray(0, n));
+  }
+
+  /** Does the candidate hold the cursor's content up to its read offset (head, window, prefix)? */
   private async holds(c: Candidate, cursor: FileCursor): Promise<boolean> {
     if (c.size < cursor.readOffset) return false;
-    const h = cursor.readHash();
-    return verifyBefore(c.fd, cursor.readOffset, h.length, h.hash);
+    const known = cursor.headBytes;
+    if (known !== undefined) {
+      // Only the bytes before the read offset: the head may have been read ahead of it (a partial line).
+      const n = Math.min(known.length, cursor.readOffset);
+      if (!c.head.subarray(0, n).equals(known.subarray(0, n))) return false;
+    } else if (!headMatches(cursor.fingerprint, c.head)) return false;
+    return holdsEvidence(c.read, c.size, cursor.readOffset, cursor.readEvidence());
   }
 
-  private revive(cursor: FileCursor, c: Candidate, copy: boolean): Decision {
+  private revive(cursor: FileCursor, c: Candidate, how: ResumeKind): Decision {
     this.retired = this.retired.filter((x) => x !== cursor);
     cursor.retired = false;
     cursor.dev = c.dev;
     cursor.ino = c.ino;
     cursor.path = c.path;
-    return { kind: 'resume', cursor, copy };
+    cursor.gone = false;
+    cursor.seenSize = cursor.readOffset;
+    cursor.learnHead(c.head);
+    return { kind: 'resume', cursor, how };
+  }
+
+  /** The retired generation that a copy found in its directory would continue, if still unclaimed. */
+  isRetired(cursor: FileCursor): boolean {
+    return this.retired.includes(cursor);
+  }
+
+  /** Does this file hold the retired generation up to its read offset? Then it continues it. */
+  async claimCopy(c: Candidate, cursor: FileCursor): Promise<boolean> {
+    if (!this.isRetired(cursor) || cursor.readOffset === 0 || !(await this.holds(c, cursor))) return false;
+    this.revive(cursor, c, 'copy');
+    return true;
   }
 
   static toRecord(c: FileCursor): CheckpointRecord {
+    const prefix = c.ackedPrefix;
     return {
       fileId: c.fileId,
       path: c.path,
@@ -159,8 +244,10 @@ export class FileRegistry {
       offset: c.ackedOffset,
       hash: c.ackedHash,
       hashLength: c.ackedHashLength,
+      ...(prefix === undefined ? {} : { prefixLength: prefix.length, prefixCrc: prefix.crc }),
       retired: c.retired,
       ...(c.gone ? { gone: true } : {}),
+      ...(c.truncated ? { truncated: true } : {}),
     };
   }
 }

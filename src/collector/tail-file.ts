@@ -3,7 +3,9 @@ import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Clock } from '../util/clock.js';
 import type { FileCursor } from './file-cursor.js';
-import { HASH_WINDOW, extendFingerprint, hashBefore, readAsync } from './file-identity.js';
+import type { OffsetEvidence } from './file-identity.js';
+import { HASH_WINDOW, extendPrefix, hashBefore, readAsync, readAt } from './file-identity.js';
+import type { PrefixHash } from './file-identity.js';
 import { LineCutter } from './line-cutter.js';
 import type { EntryOut, LineCutterOptions } from './line-cutter.js';
 
@@ -11,15 +13,18 @@ import type { EntryOut, LineCutterOptions } from './line-cutter.js';
  * Tails one open file: reads by offset into the shared read buffer, cuts entries into the sink, and
  * notices truncation (the bytes before the read offset changed or vanished), rotation (the path now
  * names another file, or nothing) and the end of a rotated-away file. Every read starts HASH_WINDOW
- * bytes before the read offset and compares them with what was there, so a copytruncate is caught
- * even when the file has regrown past the offset before the next look.
+ * bytes before the read offset and compares them with what was there, and compares the file's first
+ * bytes with the fingerprinted ones, so a copytruncate or an in-place rewrite is caught even when the
+ * file has regrown past the offset, with lines of the same lengths, before the next look. A file
+ * found shorter than it was seen is truncated too. `check()` does the same without reading on, for
+ * files whose reading is paused (waiting for acknowledgements).
  */
 export interface TailSink {
   readonly full: boolean;
   /** Would this line fit in the open chunk? When not, the chunk is sealed before the line is added. */
   fits?(cursor: FileCursor, dataLen: number, offset: number): boolean;
   addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, timeUnixNano: bigint, flags: number): void;
-  noteRange(cursor: FileCursor, endOffset: number, hash: number, hashLength: number, lines: number, bytes: number): void;
+  noteRange(cursor: FileCursor, endOffset: number, evidence: OffsetEvidence, lines: number, bytes: number): void;
   seal(): void;
 }
 
@@ -64,6 +69,9 @@ export class FileTailer implements EntryOut {
   private bytesSinceNote = 0;
   /** `next` of the last entry of this step: where the noted range ends when the chunk is sealed early. */
   private lastNext = 0;
+  /** Prefix crc up to view index `prefixIndex` (rolled forward at each noted range). */
+  private prefix: PrefixHash | undefined;
+  private prefixIndex = 0;
 
   constructor(
     readonly fd: number,
@@ -99,13 +107,17 @@ export class FileTailer implements EntryOut {
     const bufStart = c.readOffset - k;
     const { bytesRead: n } = await readAsync(this.fd, buf, 0, limit, bufStart);
     if (k > 0 && (n < k || buf.compare(c.tail, 0, k, 0, k) !== 0)) return 'truncated';
+    const atEof = n < limit;
+    // Shorter than it was seen: truncated (and perhaps regrown, but not as far as before).
+    if (atEof && bufStart + n < c.seenSize) return 'truncated';
+    if (!(await this.headIntact(buf, bufStart, n))) return 'truncated';
     const now = this.clock.now();
     if (bufStart + n > this.knownEnd) {
       this.knownEnd = bufStart + n;
       this.lastGrowthMs = now;
     }
-    c.fingerprint = extendFingerprint(c.fingerprint, buf, bufStart, n);
-    const atEof = n < limit;
+    if (bufStart + n > c.seenSize) c.seenSize = bufStart + n;
+    c.extendHead(buf, bufStart, n);
     const idleMs = now - this.lastGrowthMs;
     const finishing = this.state === 'draining' && idleMs >= this.options.rotateWaitMs;
     const flushEntry = atEof && (finishing || idleMs >= this.options.multilineTimeoutMs);
@@ -117,6 +129,8 @@ export class FileTailer implements EntryOut {
       // One timestamp per read buffer, not per line.
       this.time = BigInt(Math.floor(now)) * 1_000_000n;
       this.sink = sink;
+      this.prefix = c.readPrefix;
+      this.prefixIndex = k;
       const pieces = this.cutter.splitPieces;
       consumed = this.cutter.cut(this.view, k, this, flushEntry, flushPartial);
       // Nothing cut from a capped read: the line (or multiline entry) is longer than the cap.
@@ -132,6 +146,7 @@ export class FileTailer implements EntryOut {
       if (this.linesSinceNote > 0) this.note(consumed);
       this.sink = undefined;
       if (consumed > k) {
+        c.readPrefix = extendPrefix(this.prefix, this.view, this.prefixIndex, consumed, bufStart + this.prefixIndex);
         c.setTail(this.view, consumed);
         c.readOffset = bufStart + consumed;
         return 'data';
@@ -160,11 +175,44 @@ export class FileTailer implements EntryOut {
 
   private note(next: number): void {
     const endOffset = this.viewOffset + next;
-    (this.sink as TailSink).noteRange(this.cursor, endOffset, hashBefore(this.view, next), Math.min(HASH_WINDOW, endOffset), this.linesSinceNote, this.bytesSinceNote);
+    this.prefix = extendPrefix(this.prefix, this.view, this.prefixIndex, next, this.viewOffset + this.prefixIndex);
+    this.prefixIndex = next;
+    const evidence = { hash: hashBefore(this.view, next), hashLength: Math.min(HASH_WINDOW, endOffset), prefix: this.prefix };
+    (this.sink as TailSink).noteRange(this.cursor, endOffset, evidence, this.linesSinceNote, this.bytesSinceNote);
     this.stepLines += this.linesSinceNote;
     this.stepBytes += this.bytesSinceNote;
     this.linesSinceNote = 0;
     this.bytesSinceNote = 0;
+  }
+
+  /**
+   * Do the file's first bytes (as far as they were consumed) still match the fingerprinted ones? `buf`
+   * holds `n` bytes of the file from `bufStart`; the head is read apart when the buffer does not hold it.
+   */
+  private async headIntact(buf: Buffer, bufStart: number, n: number): Promise<boolean> {
+    const known = this.cursor.headBytes;
+    const len = Math.min(known?.length ?? 0, this.cursor.readOffset);
+    if (known === undefined || len === 0) return true;
+    const head = bufStart === 0 && n >= len ? buf.subarray(0, len) : await readAt(this.fd, len, 0);
+    return head.length === len && head.equals(known.subarray(0, len));
+  }
+
+  /**
+   * The truncation checks of a read, without reading on (reading is paused while acknowledgements are
+   * awaited, but a truncation must still be seen: the rotated copy is found while it is fresh, and the
+   * new generation is not mistaken for the old one when reading resumes).
+   */
+  async check(): Promise<'truncated' | 'ok'> {
+    const c = this.cursor;
+    const size = (await fstatAsync(this.fd)).size;
+    if (size < c.seenSize || size < c.readOffset) return 'truncated';
+    c.seenSize = size;
+    const k = c.tailLength;
+    if (k > 0) {
+      const tail = await readAt(this.fd, k, c.readOffset - k);
+      if (tail.length < k || tail.compare(c.tail, 0, k, 0, k) !== 0) return 'truncated';
+    }
+    return (await this.headIntact(Buffer.alloc(0), 1, 0)) ? 'ok' : 'truncated';
   }
 
   /** Does the path still name this file? If not, start draining it. */

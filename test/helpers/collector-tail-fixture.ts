@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkBuilder } from '../../src/collector/chunk-builder.js';
 import type { SealedChunk } from '../../src/collector/chunk-builder.js';
-import { fingerprintOf } from '../../src/collector/file-identity.js';
+import { EMPTY_EVIDENCE } from '../../src/collector/file-identity.js';
 import { FileRegistry } from '../../src/collector/file-registry.js';
 import { FileTailer } from '../../src/collector/tail-file.js';
 import type { TailerOptions } from '../../src/collector/tail-file.js';
@@ -42,8 +42,8 @@ export class TailFixture {
     const st = fstatSync(fd);
     const head = Buffer.alloc(1024);
     const n = readSync(fd, head, 0, 1024, 0);
-    const cursor = this.registry.newCursor({ fd, path, dev: st.dev, ino: st.ino, size: st.size, head: head.subarray(0, n) }, offset, { hash: 0, length: 0 });
-    cursor.fingerprint = fingerprintOf(head.subarray(0, n));
+    const cursor = this.registry.newCursor({ path, dev: st.dev, ino: st.ino }, offset, EMPTY_EVIDENCE);
+    cursor.setHead(head.subarray(0, n));
     return new FileTailer(fd, cursor, path, this.options, this.clock);
   }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../src/collector/checkpoint-store.js';
 import type { CheckpointRecord } from '../../src/collector/checkpoint-store.js';
-import { fingerprintOf, readHead } from '../../src/collector/file-identity.js';
+import { fdReader, fingerprintOf, readHead } from '../../src/collector/file-identity.js';
 import type { FileCursor } from '../../src/collector/file-cursor.js';
 import { FileRegistry } from '../../src/collector/file-registry.js';
 import type { Candidate } from '../../src/collector/file-registry.js';
@@ -86,7 +86,7 @@ describe('FileRegistry decisions', () => {
   async function candidate(path: string): Promise<Candidate & { close(): void }> {
     const fd = openSync(path, 'r');
     const st = statSync(path);
-    return { fd, path, dev: st.dev, ino: st.ino, size: st.size, head: await readHead(fd), close: () => closeSync(fd) };
+    return { path, dev: st.dev, ino: st.ino, size: st.size, head: await readHead(fd), read: fdReader(fd), close: () => closeSync(fd) };
   }
 
   /** Tails `name` fully and returns its records as a restarted collector would load them. */
@@ -123,7 +123,7 @@ describe('FileRegistry decisions', () => {
     const c = await candidate(fx.path('a.log'));
     const d = await reg.decide(c, []);
     c.close();
-    expect(d).toEqual({ kind: 'new', truncatedWhileAway: true });
+    expect(d).toMatchObject({ kind: 'new', truncatedWhileAway: true });
   });
 
   it('a copytruncate copy continues from the truncated cursor offset under the old file id', async () => {
@@ -137,13 +137,14 @@ describe('FileRegistry decisions', () => {
     copyFileSync(fx.path('a.log'), fx.path('a.log.1'));
     truncateSync(fx.path('a.log'), 0);
     expect(await t.step(fx.builder, fx.buf)).toBe('truncated');
+    t.cursor.truncated = true; // as FileOpener.truncated() does
     fx.registry.retire(t.cursor);
     const c = await candidate(fx.path('a.log.1'));
     const d = await fx.registry.decide(c, []);
     c.close();
     expect(d.kind).toBe('resume');
     if (d.kind === 'resume') {
-      expect(d.copy).toBe(true);
+      expect(d.how).toBe('copy');
       expect(d.cursor.fileId).toBe(t.cursor.fileId);
       expect(d.cursor.readOffset).toBe(readTo);
     }
@@ -156,12 +157,12 @@ describe('FileRegistry decisions', () => {
     await t.step(fx.builder, fx.buf);
     copyFileSync(fx.path('a.log'), fx.path('copy.log'));
     const c = await candidate(fx.path('copy.log'));
-    expect(await fx.registry.decide(c, [t.cursor])).toEqual({ kind: 'parked' });
+    expect(await fx.registry.decide(c, [{ cursor: t.cursor, read: fdReader(t.fd) }])).toEqual({ kind: 'parked' });
     c.close();
     const reg = new FileRegistry(() => 0);
     reg.restore([{ ...FileRegistry.toRecord(t.cursor), offset: 100, fpCrc: fingerprintOf(Buffer.from('other')).crc }]);
     const c2 = await candidate(fx.path('a.log'));
-    expect(await reg.decide(c2, [])).toEqual({ kind: 'new', truncatedWhileAway: true });
+    expect(await reg.decide(c2, [])).toMatchObject({ kind: 'new', truncatedWhileAway: true });
     c2.close();
   });
   it('regression: a restart with more than 1024 checkpointed files resumes every one of them', async () => {
