@@ -181,11 +181,13 @@ export class FileRegistry {
     const known = cursor.headBytes ?? Buffer.alloc(0);
     const m = Math.min(known.length, c.head.length);
     if (m === 0 || !c.head.subarray(0, m).equals(known.subarray(0, m))) return false;
-    const live = await a.read(m, 0);
-    if (!live.equals(known.subarray(0, m))) return true;
     const w = Math.min(HASH_WINDOW, c.size);
     const [mine, theirs] = await Promise.all([c.read(w, c.size - w), a.read(w, c.size - w)]);
-    return mine.length === w && mine.equals(theirs);
+    if (mine.length === w && mine.equals(theirs)) return true;
+    // Read after the window: logrotate truncates right after its copy is written, so the original may
+    // have been truncated a moment ago, while the copy's last write is being looked at.
+    const live = await a.read(m, 0);
+    return !live.equals(known.subarray(0, m));
   }
 
   /** Does the candidate start with the cursor's first bytes (as many of them as it has)? */
