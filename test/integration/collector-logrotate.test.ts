@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -111,5 +111,50 @@ describe('collector with the real logrotate (copytruncate)', () => {
 
   it('globs naming the rotated copies too: a copy keeps the identity of the generation it copies, no duplicates', async () => {
     await run(true);
+  });
+
+  it('a copy seen while empty, then while short, is not sent again under a new file id (copytruncate done slowly, as logrotate does for a large file)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mc-logrotate-'));
+    const logs = join(dir, 'logs');
+    mkdirSync(logs);
+    const out = join(dir, 'out.jsonl');
+    const live = join(logs, 'app.log');
+    aggregator = await startAggregator({
+      env: { AGGREGATOR_SPOOL_DIR: join(dir, 'spool'), AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: out, format: 'json' }), AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms' },
+    });
+    const written: string[] = [];
+    let n = 0;
+    const write = (count: number): void => {
+      const lines = Array.from({ length: count }, () => `app ${String(n++).padStart(8, '0')} ${'q'.repeat(40)}`);
+      appendFileSync(live, `${lines.join('\n')}\n`);
+      written.push(...lines);
+    };
+    write(200);
+    collector = await startCollector({ ...FAST_COLLECTOR_ENV, COLLECTOR_REMOTE_ADDRESS: aggregator.address, COLLECTOR_FILES: `${live},${live}.[0-9]`, COLLECTOR_STATE_DIR: join(dir, 'state') });
+    for (let round = 1; round <= 3; round++) {
+      await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === written.length, 10_000, 50);
+      write(100);
+      // The copy is created empty and filled in pieces while the collector looks, then the original truncated.
+      const copy = `${live}.1`;
+      if (existsSync(copy)) unlinkSync(copy); // rotate 1: the older copy goes
+
+      const fd = openSync(copy, 'w');
+      await new Promise((r) => setTimeout(r, 400));
+      const content = readFileSync(live);
+      writeSync(fd, content, 0, 300, 0);
+      await new Promise((r) => setTimeout(r, 400));
+      writeSync(fd, content, 300, content.length - 300, 300);
+      closeSync(fd);
+      truncateSync(live, 0);
+      write(50);
+    }
+    await waitUntil(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, 20_000, 200);
+    await new Promise((r) => setTimeout(r, 1500));
+    const report = checkDelivery(written, readDelivered(out));
+    console.log(`slow copytruncate with the copy in the globs: ${report.expected} lines written, ${report.delivered} delivered, ${report.missing.length} missing, ${report.duplicates} duplicates (under another file id: ${report.foreignDuplicates.length})`);
+    expect(report.missing.slice(0, 5)).toEqual([]);
+    expect(report.foreignDuplicates.slice(0, 5)).toEqual([]);
+    expect(report.duplicates).toBe(0);
+    expect(await collector.stop()).toBe(0);
   });
 });
