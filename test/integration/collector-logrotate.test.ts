@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -37,8 +38,22 @@ afterEach(async () => {
 
 const STREAMS = ['alpha', 'beta', 'gamma'];
 
+/**
+ * Without logrotate installed (a fresh clone with only Node: `npm test` must still pass; `.ci/run`
+ * installs it), the same steps in-process: shift the numbered copies, copy the live file to `.1`, then
+ * truncate it; the writers keep writing all along.
+ */
+async function copytruncateInProcess(logs: string): Promise<void> {
+  for (const name of readdirSync(logs).filter((n) => n.endsWith('.log'))) {
+    const base = join(logs, name);
+    for (let i = 99; i >= 1; i--) if (existsSync(`${base}.${i}`)) renameSync(`${base}.${i}`, `${base}.${i + 1}`);
+    await copyFile(base, `${base}.1`);
+    truncateSync(base, 0);
+  }
+}
+
 async function run(globRotated: boolean): Promise<void> {
-  if (LOGROTATE === undefined) throw new Error('logrotate is not installed (Debian: apt-get install logrotate)');
+  if (LOGROTATE === undefined) console.log('logrotate is not installed: copytruncate is done in-process (apt-get install logrotate for the real one)');
   dir = mkdtempSync(join(tmpdir(), 'mc-logrotate-'));
   const logs = join(dir, 'logs');
   mkdirSync(logs, { mode: 0o700 });
@@ -72,7 +87,8 @@ async function run(globRotated: boolean): Promise<void> {
     const until = Date.now() + 12_000;
     while (Date.now() < until) {
       await new Promise((r) => setTimeout(r, 2000));
-      await execFileAsync(LOGROTATE, ['-f', '-s', state, conf]);
+      if (LOGROTATE === undefined) await copytruncateInProcess(logs);
+      else await execFileAsync(LOGROTATE, ['-f', '-s', state, conf]);
       rotations++;
     }
   } finally {
