@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { CheckpointRecord } from './checkpoint-store.js';
 import { FileCursor } from './file-cursor.js';
 import { EMPTY_FINGERPRINT, FINGERPRINT_BYTES, HASH_WINDOW, headMatches, holdsEvidence, verifyBefore } from './file-identity.js';
@@ -18,7 +19,7 @@ import type { OffsetEvidence, ReadAt } from './file-identity.js';
  *    truncated) the copy waits (parked); a generation that ended by rename or deletion has no copy: a
  *    file holding its bytes is a replacement or a copy made by hand, read as new;
  *  - another inode whose whole content so far starts like a file still tailed (a copy being written,
- *    however short or empty it is yet): parked, looked at again when it changes or the original is
+ *    however short it is yet, or empty and named like a rotated copy of it): parked, looked at again when it changes or the original is
  *    truncated; so a copy is never read under a new file id;
  *  - another inode starting like a truncated generation but shorter than its read offset: a copy taken
  *    before lines that were read from the original: covered, everything in it was read already;
@@ -54,6 +55,11 @@ export type Decision =
 export type StatPath = (path: string) => Promise<{ dev: number; ino: number; size: number } | undefined>;
 
 const statPath: StatPath = (path) => stat(path).then((s) => ({ dev: s.dev, ino: s.ino, size: s.size }), () => undefined);
+
+/** Is `path` named like a rotated copy of `live` (same directory, its name plus a suffix)? */
+export function isRotatedName(path: string, live: string): boolean {
+  return dirname(path) === dirname(live) && path.length > live.length && path.startsWith(live);
+}
 
 /** Most retired cursors remembered (settled ones beyond this are forgotten, oldest first). */
 const MAX_RETIRED = 1024;
@@ -177,7 +183,9 @@ export class FileRegistry {
   private async startsLike(c: Candidate, a: ActiveFile): Promise<boolean> {
     const cursor = a.cursor;
     if (cursor.dev === c.dev && cursor.ino === c.ino) return false;
-    if (c.size === 0) return true;
+    // Empty: a copy about to be written only if named like one (`app.log.1`, `app.log-20261130`);
+    // any other empty file is read at once (parking it would wait for an event that may never come).
+    if (c.size === 0) return isRotatedName(c.path, cursor.path);
     const known = cursor.headBytes ?? Buffer.alloc(0);
     const m = Math.min(known.length, c.head.length);
     if (m === 0 || !c.head.subarray(0, m).equals(known.subarray(0, m))) return false;

@@ -103,6 +103,8 @@ describe('identity decisions with equal line layouts', () => {
     for (const n of [0, 10, 500, 5000, offset]) {
       expect(await reg.decide(candidate('/l/app.log.1', 9, old.subarray(0, n)), active)).toEqual({ kind: 'parked' });
     }
+    // An empty file not named like a rotated copy is read at once (no event may come for it later).
+    expect(await reg.decide(candidate('/l/other.log', 10, ''), active)).toEqual({ kind: 'new', truncatedWhileAway: false });
     // Once it differs from the original it is another file.
     const diverged = Buffer.concat([old.subarray(0, 5000), Buffer.from('something else\n')]);
     expect(await reg.decide(candidate('/l/other.log', 10, diverged), active)).toEqual({ kind: 'new', truncatedWhileAway: false });
