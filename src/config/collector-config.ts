@@ -131,9 +131,11 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv, flags?: ReadonlyMap<
   if (given(collectorOptions.maxLineBytes) && options.maxLineBytes > options.bufferMaxBytes) {
     problems.push('COLLECTOR_MAX_LINE_BYTES: must not exceed COLLECTOR_BUFFER_MAX_BYTES (no chunk could carry such a line)');
   }
-  if (options.bufferMaxBytes > options.maxInflightBytes) {
+  if (given(collectorOptions.bufferMaxBytes) && options.bufferMaxBytes > options.maxInflightBytes) {
     problems.push('COLLECTOR_BUFFER_MAX_BYTES: must not exceed COLLECTOR_MAX_INFLIGHT_BYTES (reading would pause before a chunk fills)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ ...options, tlsCertificate, tlsKey, tlsCaCertificate });
+  // A small in-flight bound alone (COLLECTOR_MAX_INFLIGHT_BYTES=64KiB) caps the default chunk size.
+  const bufferMaxBytes = Math.min(options.bufferMaxBytes, options.maxInflightBytes);
+  return Object.freeze({ ...options, bufferMaxBytes, tlsCertificate, tlsKey, tlsCaCertificate });
 }

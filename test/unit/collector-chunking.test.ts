@@ -75,6 +75,9 @@ describe('collector configuration', () => {
     expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '64KiB', COLLECTOR_MAX_LINE_BYTES: '1MiB' })).toMatch(/COLLECTOR_MAX_LINE_BYTES: must not exceed COLLECTOR_BUFFER_MAX_BYTES/);
     expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '128MiB' })).toMatch(/COLLECTOR_BUFFER_MAX_BYTES: must not exceed COLLECTOR_MAX_INFLIGHT_BYTES/);
     expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '64KiB' })).toBe('');
+    // A small in-flight bound given alone caps the default chunk size instead of refusing to start.
+    expect(problem({ COLLECTOR_MAX_INFLIGHT_BYTES: '64KiB' })).toBe('');
+    expect(loadCollectorConfig({ ...base, COLLECTOR_MAX_INFLIGHT_BYTES: '64KiB' }).bufferMaxBytes).toBe(64 * 1024);
   });
 
   it('applies DESIGN.md defaults and parses lists, tags and sizes', () => {
