@@ -23,26 +23,32 @@ export interface AeronEmitterDeps {
   readonly connectionTimeoutMs?: number;
 }
 
-const METRICS = {
-  sent: ['aeron_publisher_messages_sent', 'Aeron messages offered into the publication log'],
-  dropped: ['aeron_publisher_messages_dropped', 'Aeron messages refused for exceeding max_message_size (kept in the dead-letter file)'],
-  bytes: ['aeron_publisher_bytes_transferred', 'Payload bytes offered into the publication log'],
-  backpressure: ['aeron_publisher_backpressure_errors', 'offer() calls refused because the flow-control window was full'],
-  connection: ['aeron_publisher_connection_errors', 'emits that found no connected receiver within publication_timeout'],
-  retries: ['aeron_publisher_retry_attempts', 'back-pressure waits that ended without progress'],
+/**
+ * The Aeron counters, under the aggregator's prefix with Prometheus names (unit last, counters end in
+ * `_total`; formerly Telegraf's `aeron_publisher_*`, see the README's changelog). Labelled by channel
+ * and stream id, present at zero from the emitter's construction.
+ */
+export const AERON_METRICS = {
+  sent: ['mega_aggregator_aeron_messages_sent_total', 'Aeron messages offered into the publication log'],
+  dropped: ['mega_aggregator_aeron_messages_dropped_total', 'Aeron messages refused for exceeding max_message_size (kept in the dead-letter file)'],
+  bytes: ['mega_aggregator_aeron_transferred_bytes_total', 'Payload bytes offered into the publication log'],
+  backpressure: ['mega_aggregator_aeron_backpressure_errors_total', 'offer() calls refused because the flow-control window was full'],
+  connection: ['mega_aggregator_aeron_connection_errors_total', 'emits that found no connected receiver within publication_timeout'],
+  retries: ['mega_aggregator_aeron_retry_attempts_total', 'back-pressure waits that ended without progress'],
 } as const;
 
-type MetricKey = keyof typeof METRICS;
+type MetricKey = keyof typeof AERON_METRICS;
 
 function counters(registry: Registry | undefined, labels: { channel: string; stream_id: string }): Record<MetricKey, { inc(n?: number): void }> {
   const out = {} as Record<MetricKey, { inc(n?: number): void }>;
-  for (const key of Object.keys(METRICS) as MetricKey[]) {
-    const [name, help] = METRICS[key];
+  for (const key of Object.keys(AERON_METRICS) as MetricKey[]) {
+    const [name, help] = AERON_METRICS[key];
     let counter: Counter<'channel' | 'stream_id'>;
     const existing = registry?.getSingleMetric(name);
     if (existing instanceof Counter) counter = existing as Counter<'channel' | 'stream_id'>;
     else counter = new Counter({ name, help, labelNames: ['channel', 'stream_id'], registers: registry === undefined ? [] : [registry] });
     const child = counter.labels(labels);
+    child.inc(0);
     out[key] = { inc: (n = 1) => child.inc(n) };
   }
   return out;

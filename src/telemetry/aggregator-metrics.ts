@@ -2,14 +2,22 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 /**
  * The aggregator's Prometheus metrics, in one registry (not the global one, so tests can build
- * several). Counters follow `mega_aggregator_<what>_<unit>_total`; "sent"-like counters move only
- * after success, and refusals carry a closed set of reasons.
+ * several). Names follow Prometheus conventions: `mega_aggregator_<what>[_<unit>]`, unit last
+ * (`_bytes`, `_seconds`), every counter ends in `_total`; "sent"-like counters move only after
+ * success. Labelled counters have closed label sets (below) and start at zero for every value, so
+ * a dashboard or an alert sees the series before the first event.
  */
 export const UNDECODABLE_REASONS = ['compressed_without_encoding', 'not_a_chunk'] as const;
 export type UndecodableReason = (typeof UNDECODABLE_REASONS)[number];
 
 /** spool_error: the append failed on disk (not durable, so not acked; the client resends). */
-export type RefuseReason = 'invalid' | 'spool_full' | 'shutting_down' | 'spool_error';
+export const REFUSE_REASONS = ['invalid', 'spool_full', 'shutting_down', 'spool_error'] as const;
+export type RefuseReason = (typeof REFUSE_REASONS)[number];
+/** What cut a batch (the batcher's BatchCause; test/unit/metric-names.test.ts keeps them equal). */
+export const BATCH_CAUSES = ['size', 'time', 'drain'] as const;
+/** PagerDuty actions and outcomes (the notifier's NotifyAction and NotifyOutcome, kept equal by the same test). */
+export const NOTIFY_ACTIONS = ['trigger', 'resolve'] as const;
+export const NOTIFY_OUTCOMES = ['success', 'failure', 'rejected', 'dropped'] as const;
 
 export interface AggregatorMetrics {
   readonly registry: Registry;
@@ -42,7 +50,7 @@ export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = 
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const registers = [registry];
   let spoolProbe: (() => { bytes: number; pendingEntries: number }) | undefined;
-  return {
+  const metrics: AggregatorMetrics = {
     setSpoolProbe: (probe) => {
       spoolProbe = probe;
     },
@@ -90,7 +98,7 @@ export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = 
       registers,
     }),
     bytesReceived: new Counter({
-      name: 'mega_aggregator_chunk_bytes_received_total',
+      name: 'mega_aggregator_received_bytes_total',
       help: 'Encoded entry bytes received in chunks',
       registers,
     }),
@@ -154,4 +162,11 @@ export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = 
       return c;
     })(),
   };
+  for (const reason of REFUSE_REASONS) {
+    metrics.entriesRefused.inc({ reason }, 0);
+    metrics.chunksRefused.inc({ reason }, 0);
+  }
+  for (const cause of BATCH_CAUSES) metrics.batchesEmitted.inc({ cause }, 0);
+  for (const action of NOTIFY_ACTIONS) for (const outcome of NOTIFY_OUTCOMES) metrics.notificationsSent.inc({ action, outcome }, 0);
+  return metrics;
 }

@@ -2,7 +2,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 /**
  * The collector's Prometheus metrics, in one registry (not the global one, so tests can build
- * several). Counters are `mega_collector_<what>_total`; "acknowledged" counters move only after the
+ * several). Names follow Prometheus conventions: `mega_collector_<what>[_<unit>]`, unit last (`_bytes`),
+ * every counter ends in `_total`, closed label sets start at zero. "Acknowledged" counters move only after the
  * aggregator's OK. Per-file series carry the label `path` (the path the file was found under);
  * rejections carry a closed set of reasons. Counters are moved once per read buffer or per chunk,
  * never per line.
@@ -69,13 +70,13 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
       probe = p;
     },
     linesRead: counter('lines_read', 'Entries cut from files (a split or joined entry counts once per piece)', ['path']),
-    bytesRead: counter('bytes_read', 'Line bytes cut from files (without newlines)', ['path']),
+    bytesRead: counter('read_bytes', 'Line bytes cut from files (without newlines)', ['path']),
     linesAcked: counter('lines_acknowledged', 'Entries acknowledged by the aggregator (durable there)', ['path']),
-    bytesAcked: counter('bytes_acknowledged', 'Line bytes acknowledged by the aggregator', ['path']),
+    bytesAcked: counter('acknowledged_bytes', 'Line bytes acknowledged by the aggregator', ['path']),
     linesSplit: counter('lines_split', 'Pieces cut from lines longer than COLLECTOR_MAX_LINE_BYTES'),
     linesDropped,
     bytesBehind: new Gauge({
-      name: 'mega_collector_bytes_behind',
+      name: 'mega_collector_behind_bytes',
       help: 'Bytes between the read offset and the end of each tailed file',
       labelNames: ['path'],
       registers,

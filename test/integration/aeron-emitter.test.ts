@@ -74,7 +74,7 @@ describe('Aeron emitter over real UDP', () => {
     expect(relay.counts.reordered).toBeGreaterThan(10);
     expect(e.udpPublication?.publication.counters.retransmits).toBeGreaterThan(0);
     const metrics = await registry.getMetricsAsJSON();
-    const sent = metrics.find((m) => m.name === 'aeron_publisher_messages_sent');
+    const sent = metrics.find((m) => m.name === 'mega_aggregator_aeron_messages_sent_total');
     expect(sent?.values[0]?.value).toBe(20_000);
     expect(sent?.values[0]?.labels).toEqual({ channel: `aeron:udp?endpoint=127.0.0.1:${relay.port}|term-length=1m`, stream_id: '10' });
   }, 60_000);
@@ -186,10 +186,10 @@ describe('Aeron emitter over real UDP', () => {
     const second = await e.emit(batch!, new AbortController().signal);
     expect(second.kind).toBe('ok');
     const value = async (name: string) => (await registry.getMetricsAsJSON()).find((m) => m.name === name)?.values[0]?.value ?? 0;
-    expect(await value('aeron_publisher_messages_sent')).toBe(5000);
-    expect(await value('aeron_publisher_retry_attempts')).toBeGreaterThanOrEqual(3);
-    expect(await value('aeron_publisher_backpressure_errors')).toBeGreaterThanOrEqual(3);
-    expect(await value('aeron_publisher_bytes_transferred')).toBe(5000 * 120);
+    expect(await value('mega_aggregator_aeron_messages_sent_total')).toBe(5000);
+    expect(await value('mega_aggregator_aeron_retry_attempts_total')).toBeGreaterThanOrEqual(3);
+    expect(await value('mega_aggregator_aeron_backpressure_errors_total')).toBeGreaterThanOrEqual(3);
+    expect(await value('mega_aggregator_aeron_transferred_bytes_total')).toBe(5000 * 120);
     expect(received).toBeGreaterThan(0);
   }, 30_000);
 });

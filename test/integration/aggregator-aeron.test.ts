@@ -45,7 +45,7 @@ describe('aggregator: Aeron emitter selected by AGGREGATOR_AERON_CONFIGURATION (
     const deadline = Date.now() + 15_000;
     while (messages.length < lines.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     expect(messages.map((m) => m.toString('hex'))).toEqual(lines.map((l) => l.toString('hex')));
-    expect(await agg.metric('aeron_publisher_messages_sent')).toBeGreaterThanOrEqual(3);
+    expect(await agg.metric('mega_aggregator_aeron_messages_sent_total')).toBeGreaterThanOrEqual(3);
     await stream.finish();
     client.close();
   });

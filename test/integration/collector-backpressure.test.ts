@@ -65,7 +65,7 @@ describe('collector memory while the aggregator is away', () => {
       peakAway = Math.max(peakAway, collector.rss());
       await new Promise((r) => setTimeout(r, 100));
     }
-    const behind = await collector.metric('mega_collector_bytes_behind');
+    const behind = await collector.metric('mega_collector_behind_bytes');
     const inflight = await collector.metric('mega_collector_inflight_bytes');
     console.log(`aggregator away: ${lines} lines on disk, collector peak RSS ${(peakAway / MiB).toFixed(1)} MiB, ${(inflight / MiB).toFixed(1)} MiB in flight, ${(behind / MiB).toFixed(1)} MiB behind`);
     expect(await collector.metric('mega_collector_reading_paused')).toBe(1);
@@ -87,7 +87,7 @@ describe('collector memory while the aggregator is away', () => {
     expect(delivered).toBe(true);
     expect(await aggregator.metric('mega_aggregator_entries_acked_total')).toBe(lines);
     expect(peakCatchUp).toBeLessThan(RSS_BOUND);
-    expect(await collector.metric('mega_collector_bytes_behind')).toBe(0);
+    expect(await collector.metric('mega_collector_behind_bytes')).toBe(0);
     expect(await collector.stop()).toBe(0);
   });
 

@@ -161,13 +161,13 @@ describe('collector program', () => {
     await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total', { path })) === 20, 5000, 50);
     expect(await collector.metric('mega_collector_lines_read_total', { path })).toBe(20);
     expect(await collector.metric('mega_collector_lines_acknowledged_total', { path })).toBe(20);
-    expect(await collector.metric('mega_collector_bytes_read_total', { path })).toBeGreaterThan(0);
-    expect(await collector.metric('mega_collector_bytes_acknowledged_total', { path })).toBe(await collector.metric('mega_collector_bytes_read_total', { path }));
+    expect(await collector.metric('mega_collector_read_bytes_total', { path })).toBeGreaterThan(0);
+    expect(await collector.metric('mega_collector_acknowledged_bytes_total', { path })).toBe(await collector.metric('mega_collector_read_bytes_total', { path }));
     expect(await collector.metric('mega_collector_open_files')).toBe(1);
     await waitUntil(async () => ((await collector?.metric('mega_collector_checkpoint_writes_total')) ?? 0) > 0, 5000, 50);
     const text = await collector.metricsText();
     for (const series of [
-      `mega_collector_bytes_behind{path="${path}"} 0`,
+      `mega_collector_behind_bytes{path="${path}"} 0`,
       'mega_collector_rotations_total{kind="rename"}',
       'mega_collector_rotations_total{kind="copytruncate"}',
       'mega_collector_reconnects_total',

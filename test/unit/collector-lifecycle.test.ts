@@ -132,7 +132,7 @@ describe('Collector (in process, real files and gRPC)', () => {
     for (const n of names.slice(1)) unlinkSync(join(h.logs, n));
     expect(await eventuallyAsync(async () => (await openFiles(h)) === 1)).toBe(true);
     const keep = [join(h.logs, 'keep.log')];
-    for (const metric of ['mega_collector_lines_read_total', 'mega_collector_bytes_read_total', 'mega_collector_lines_acknowledged_total', 'mega_collector_bytes_acknowledged_total']) {
+    for (const metric of ['mega_collector_lines_read_total', 'mega_collector_read_bytes_total', 'mega_collector_lines_acknowledged_total', 'mega_collector_acknowledged_bytes_total']) {
       expect(await pathsOf(metric)).toEqual(keep);
     }
   });
