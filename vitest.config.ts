@@ -3,8 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Suites that need tools from outside the repository run on their own (npm run test:interop).
-    exclude: ['test/interop/**', 'node_modules/**'],
+    // Suites that need tools from outside the repository run on their own (npm run test:interop,
+    // npm run test:tools).
+    exclude: ['test/interop/**', 'test/tools/**', 'node_modules/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests start real processes and sockets; two cores, so keep parallelism modest.
