@@ -1,11 +1,10 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
-import { startProgram } from '../../src/util/program.js';
 import type { RunningProgram } from '../../src/util/program.js';
+import { shipOneLineWithComposeEnv } from '../helpers/compose-ship.js';
 
 /**
  * What the Docker image does, without a Docker engine: a clean copy with production dependencies only
@@ -15,23 +14,9 @@ import type { RunningProgram } from '../../src/util/program.js';
  * temp prefix, both installed commands run (--version, and a line shipped end to end).
  */
 const root = resolve('.');
-const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
-  services: Record<string, { environment?: Record<string, string> }>;
-};
-
 let dir: string;
 let app: string;
 const running: RunningProgram[] = [];
-
-function adapt(env: Record<string, string>, replacements: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, raw] of Object.entries(env)) {
-    let value = String(raw).replace(/\$\{(\w+):-([^}]*)\}/g, (_, _n: string, d: string) => d);
-    for (const [from, to] of Object.entries(replacements)) value = value.split(from).join(to);
-    out[key] = value;
-  }
-  return out;
-}
 
 beforeAll(() => {
   expect(existsSync(join(root, 'dist/cmd/aggregator/main.js')), 'run npm run build first').toBe(true);
@@ -60,69 +45,15 @@ describe('the runtime image, reproduced without Docker', () => {
   });
 
   it('runs both programs from dist/ with the compose environment and ships a line', async () => {
-    await shipOneLine(join(app, 'dist/cmd/aggregator/main.js'), join(app, 'dist/cmd/collector/main.js'), join(app, 'dist/cmd/healthcheck/main.js'));
+    await shipOneLineWithComposeEnv({
+      aggregatorScript: join(app, 'dist/cmd/aggregator/main.js'),
+      collectorScript: join(app, 'dist/cmd/collector/main.js'),
+      healthcheckScript: join(app, 'dist/cmd/healthcheck/main.js'),
+      dir,
+      track: (p) => running.push(p),
+    });
   }, 60_000);
 });
-
-/** Starts both programs with the compose environment (moved to `dir`), ships a line, runs the health check. */
-async function shipOneLine(aggregatorScript: string, collectorScript: string, healthcheckScript: string): Promise<void> {
-  const run = mkdtempSync(join(dir, 'run-'));
-  const volume = join(run, 'var');
-  const shippedDir = join(run, 'shipped');
-  const logs = join(run, 'logs');
-  mkdirSync(join(logs, 'a'), { recursive: true });
-  mkdirSync(shippedDir);
-  const aggEnv = adapt(compose.services.aggregator?.environment ?? {}, { '/var/lib/mega-collector': volume, '/var/log/mega-collector': shippedDir });
-  const aggregator = await startProgram({
-    script: aggregatorScript,
-    env: {
-      PATH: process.env.PATH,
-      ...aggEnv,
-      AGGREGATOR_LISTEN_ADDRESS: '127.0.0.1:0',
-      AGGREGATOR_METRICS_ADDRESS: '127.0.0.1:0',
-      AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms',
-    },
-    readyMessage: 'listening',
-  });
-  running.push(aggregator);
-  const colEnv = adapt(compose.services['collector-a']?.environment ?? {}, { '/var/lib/mega-collector': join(run, 'state-a'), '/logs': logs });
-  const collector = await startProgram({
-    script: collectorScript,
-    env: {
-      PATH: process.env.PATH,
-      ...colEnv,
-      COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${String(aggregator.ready.grpcPort)}`,
-      COLLECTOR_METRICS_ADDRESS: '127.0.0.1:0',
-      COLLECTOR_BUFFER_TIMEOUT: '50ms',
-    },
-    readyMessage: 'started',
-  });
-  running.push(collector);
-
-  const line = `packaging test line ${Date.now()}`;
-  appendFileSync(join(logs, 'a', 'app.log'), `${line}\n`);
-  const shipped = join(shippedDir, 'shipped.log');
-  const deadline = Date.now() + 20_000;
-  while (!(existsSync(shipped) && readFileSync(shipped, 'utf8').includes(line))) {
-    if (Date.now() > deadline) throw new Error('the line did not reach the file emitter');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  expect(readFileSync(shipped, 'utf8')).toBe(`${line}\n`);
-
-  // The image's HEALTHCHECK command, against each program.
-  for (const [program, port] of [
-    [aggregator, aggregator.ready.metricsPort],
-    [collector, collector.ready.metricsPort],
-  ] as const) {
-    const check = spawnSync(process.execPath, [healthcheckScript], {
-      env: { HEALTHCHECK_PORT: String(port) },
-    });
-    expect(check.status, String(program.child.pid)).toBe(0);
-  }
-
-  expect(await collector.stop()).toBe(0);
-  expect(await aggregator.stop()).toBe(0);
-}
 
 describe('the npm package', () => {
   it('packs dist, api/api.proto and deploy only; a global install from the tarball gives working mega-aggregator and mega-collector', async () => {
@@ -150,6 +81,12 @@ describe('the npm package', () => {
     }
     const installed = join(prefix, 'lib', 'node_modules', 'mega-collector');
     expect(existsSync(join(installed, 'node_modules', 'vitest'))).toBe(false);
-    await shipOneLine(join(prefix, 'bin', 'mega-aggregator'), join(prefix, 'bin', 'mega-collector'), join(installed, 'dist/cmd/healthcheck/main.js'));
+    await shipOneLineWithComposeEnv({
+      aggregatorScript: join(prefix, 'bin', 'mega-aggregator'),
+      collectorScript: join(prefix, 'bin', 'mega-collector'),
+      healthcheckScript: join(installed, 'dist/cmd/healthcheck/main.js'),
+      dir,
+      track: (p) => running.push(p),
+    });
   }, 180_000);
 });
