@@ -1,7 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningProgram } from '../../src/util/program.js';
 import { shipOneLineWithComposeEnv } from '../helpers/compose-ship.js';
@@ -14,20 +15,21 @@ import { shipOneLineWithComposeEnv } from '../helpers/compose-ship.js';
  * temp prefix, both installed commands run (--version, and a line shipped end to end).
  */
 const root = resolve('.');
+// Asynchronous: a long synchronous npm call would block the test worker past vitest's RPC timeout.
+const run = promisify(execFile);
 let dir: string;
 let app: string;
 const running: RunningProgram[] = [];
 
-beforeAll(() => {
+beforeAll(async () => {
   expect(existsSync(join(root, 'dist/cmd/aggregator/main.js')), 'run npm run build first').toBe(true);
   dir = mkdtempSync(join(tmpdir(), 'mc-image-'));
   app = join(dir, 'app');
   mkdirSync(app);
   for (const f of ['package.json', 'package-lock.json']) cpSync(join(root, f), join(app, f));
   for (const d of ['dist', 'api']) cpSync(join(root, d), join(app, d), { recursive: true });
-  execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+  await run('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
     cwd: app,
-    stdio: 'pipe',
     timeout: 180_000,
   });
 }, 200_000);
@@ -60,7 +62,7 @@ describe('the npm package', () => {
     const pack = join(dir, 'pack');
     mkdirSync(pack);
     const [packed] = JSON.parse(
-      execFileSync('npm', ['pack', '--json', '--pack-destination', pack, '--loglevel=error'], { cwd: root, encoding: 'utf8', timeout: 60_000 }),
+      (await run('npm', ['pack', '--json', '--pack-destination', pack, '--loglevel=error'], { cwd: root, encoding: 'utf8', timeout: 60_000 })).stdout,
     ) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = (packed?.files ?? []).map((f) => f.path);
     for (const f of ['package.json', 'README.md', 'api/api.proto', 'dist/cmd/aggregator/main.js', 'dist/cmd/collector/main.js', 'dist/src/util/package-info.js', 'deploy/systemd/mega-aggregator.service']) {
@@ -69,14 +71,13 @@ describe('the npm package', () => {
     for (const f of files) expect(f, `${f} should not be in the package`).not.toMatch(/^(src|test|bench|cmd|dist\/bench|node_modules)\/|\.ts$/);
 
     const prefix = join(dir, 'prefix');
-    execFileSync('npm', ['install', '--global', '--prefix', prefix, join(pack, packed?.filename ?? ''), '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
-      stdio: 'pipe',
+    await run('npm', ['install', '--global', '--prefix', prefix, join(pack, packed?.filename ?? ''), '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
       timeout: 120_000,
     });
     const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
     for (const program of ['mega-aggregator', 'mega-collector']) {
       // The bin links npm made, run directly: shebang, exec bit and module resolution from the install.
-      const out = execFileSync(join(prefix, 'bin', program), ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+      const { stdout: out } = await run(join(prefix, 'bin', program), ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
       expect(out).toBe(`${program} ${version}\n`);
     }
     const installed = join(prefix, 'lib', 'node_modules', 'mega-collector');
