@@ -8,6 +8,7 @@ import { AERON_METRICS, AeronEmitter } from '../../src/emitters/aeron-emitter.js
 import type { NotifyAction, NotifyOutcome } from '../../src/emitters/pagerduty-notifier.js';
 import { BATCH_CAUSES, NOTIFY_ACTIONS, NOTIFY_OUTCOMES, REFUSE_REASONS, createAggregatorMetrics } from '../../src/telemetry/aggregator-metrics.js';
 import { createCollectorMetrics } from '../../src/telemetry/collector-metrics.js';
+import { fileReopenCounter } from '../../src/emitters/file-emitter-metrics.js';
 import { readmeMetricNames } from '../helpers/readme-metrics.js';
 
 /**
@@ -43,6 +44,8 @@ async function snapshot(): Promise<MetricObjectWithValues<MetricValue<string>>[]
   const aeron = parseAeronConfiguration('{"channel": "aeron:udp?endpoint=127.0.0.1:40123", "stream_id": 10}');
   // Constructing the emitter registers its counters; nothing is opened before start() or emit().
   new AeronEmitter(aeron, { registry: aggregator.registry });
+  // Every aggregator registers the file emitter's reopen counter (src/emitters/emitter-registry.ts).
+  fileReopenCounter(aggregator.registry);
   const all = async (r: Registry) => (await r.getMetricsAsJSON()) as MetricObjectWithValues<MetricValue<string>>[];
   return [...(await all(aggregator.registry)), ...(await all(collector.registry))];
 }
