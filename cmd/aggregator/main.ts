@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { startAggregator } from '../../src/aggregator/aggregator.js';
 import { replayDeadLetters, spoolStatus } from '../../src/aggregator/spool-commands.js';
-import { aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
+import { aggregatorConfigWarnings, aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
 import type { AggregatorConfig } from '../../src/config/aggregator-config.js';
 import { formatHelp, parseArgs } from '../../src/config/options.js';
 import { ConfigError, errorMessage } from '../../src/errors.js';
@@ -103,6 +103,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const command = args.positional.join(' ');
   const logger = createLogger(PROGRAM, config.logLevel);
+  for (const warning of aggregatorConfigWarnings(process.env, config)) logger.warn(warning);
   process.on('uncaughtException', (err) => {
     logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
     void flushLogger(logger).then(() => process.exit(70));

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { hostname } from 'node:os';
 import { Collector } from '../../src/collector/collector.js';
-import { collectorOptions, loadCollectorConfig } from '../../src/config/collector-config.js';
+import { collectorConfigWarnings, collectorOptions, loadCollectorConfig } from '../../src/config/collector-config.js';
 import type { CollectorConfig } from '../../src/config/collector-config.js';
+import { prepareDirectory } from '../../src/config/directory.js';
 import { formatHelp, parseArgs } from '../../src/config/options.js';
+import { namingSetting } from '../../src/config/startup-errors.js';
 import { ConfigError, errorMessage } from '../../src/errors.js';
 import { packageVersion } from '../../src/util/package-info.js';
 import { createCollectorMetrics } from '../../src/telemetry/collector-metrics.js';
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
   }
   const shutdownTimeoutMs = config.shutdownTimeoutMs;
   const logger = createLogger('collector', config.logLevel);
+  for (const warning of collectorConfigWarnings(process.env, config)) logger.warn(warning);
   // SIGHUP (logrotate's postrotate, a closed terminal) must not stop shipping. The collector keeps no
   // output file to reopen (it logs to stderr) and follows rotated inputs by itself.
   process.on('SIGHUP', () => logger.info({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reopen; continuing'));
@@ -61,10 +64,16 @@ async function main(): Promise<void> {
       void shutdown(1);
     },
   });
+  await namingSetting('COLLECTOR_STATE_DIR', () => prepareDirectory(config.stateDir));
   await collector.start();
-  const server = await startTelemetryServer(config.metricsAddress, metrics.registry, {
-    healthy: () => true,
-    ready: () => (stopping ? { ok: false, reason: 'shutting down' } : { ok: true }),
+  const server = await namingSetting('COLLECTOR_METRICS_ADDRESS', () =>
+    startTelemetryServer(config.metricsAddress, metrics.registry, {
+      healthy: () => true,
+      ready: () => (stopping ? { ok: false, reason: 'shutting down' } : { ok: true }),
+    }),
+  ).catch(async (err: unknown) => {
+    await collector.stop(0).catch(() => undefined);
+    throw err;
   });
   logger.info({ metricsPort: server.port, collectorId: collector.collectorId, remoteAddress: config.remoteAddress }, 'started');
 
@@ -87,6 +96,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`mega-collector: ${errorMessage(err)}\n`);
-  process.exit(1);
+  process.stderr.write(`mega-collector: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
 });

@@ -13,10 +13,15 @@ import { Spool } from '../spool/spool.js';
 import { createAggregatorMetrics } from '../telemetry/aggregator-metrics.js';
 import type { AggregatorMetrics } from '../telemetry/aggregator-metrics.js';
 import { startTelemetryServer } from '../telemetry/http-server.js';
+import { RateLimitedLog } from '../telemetry/rate-limited-log.js';
+import { createTlsHandshakeFailures } from '../telemetry/tls-metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock, Random } from '../util/clock.js';
 import { sleep, systemClock, systemRandom } from '../util/clock.js';
+import type { HandshakeFailure } from './grpc-listener.js';
 import { startGrpcServer } from './grpc-server.js';
+import { prepareDirectory } from '../config/directory.js';
+import { namingSetting } from '../config/startup-errors.js';
 import { IngestService } from './ingest-service.js';
 
 export interface AggregatorDeps {
@@ -79,13 +84,16 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
   };
 
   try {
-    const spool = await Spool.open({
-      dir: config.spoolDir,
-      maxBytes: config.spoolMaxBytes,
-      segmentBytes: config.spoolSegmentBytes,
-      ...(config.spoolMinFreeBytes === undefined ? {} : { minFreeBytes: config.spoolMinFreeBytes }),
-      logger: logger.child({ component: 'spool' }),
-      clock,
+    const spool = await namingSetting('AGGREGATOR_SPOOL_DIR', async () => {
+      await prepareDirectory(config.spoolDir);
+      return Spool.open({
+        dir: config.spoolDir,
+        maxBytes: config.spoolMaxBytes,
+        segmentBytes: config.spoolSegmentBytes,
+        ...(config.spoolMinFreeBytes === undefined ? {} : { minFreeBytes: config.spoolMinFreeBytes }),
+        logger: logger.child({ component: 'spool' }),
+        clock,
+      });
     });
     cleanup.push(() => spool.close());
     metrics.setSpoolProbe(() => {
@@ -132,14 +140,36 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
       logger: logger.child({ component: 'ingest' }),
       clock,
     });
-    const grpc = await startGrpcServer({ address: config.listenAddress, tls: config.tls, ingest, maxChunkBytes: config.limits.maxChunkBytes, metrics });
+    const handshakeFailures = createTlsHandshakeFailures(metrics.registry);
+    const tlsLog = logger.child({ component: 'tls' });
+    const handshakeLog = new RateLimitedLog<HandshakeFailure>({
+      clock,
+      intervalMs: 10_000,
+      burst: 5,
+      write: (failure) => tlsLog.warn(failure, 'TLS handshake refused'),
+    });
+    const grpc = await namingSetting('AGGREGATOR_LISTEN_ADDRESS', () =>
+      startGrpcServer({
+        address: config.listenAddress,
+        tls: config.tls,
+        ingest,
+        maxChunkBytes: config.limits.maxChunkBytes,
+        metrics,
+        onHandshakeFailure: (failure) => {
+          handshakeFailures.inc({ reason: failure.reason });
+          handshakeLog.log(failure);
+        },
+      }),
+    );
     cleanup.push(() => grpc.shutdown(0));
 
     let shuttingDown = false;
-    const telemetry = await startTelemetryServer(config.metricsAddress, metrics.registry, {
-      healthy: () => true,
-      ready: () => (shuttingDown ? { ok: false, reason: 'shutting down' } : { ok: true }),
-    });
+    const telemetry = await namingSetting('AGGREGATOR_METRICS_ADDRESS', () =>
+      startTelemetryServer(config.metricsAddress, metrics.registry, {
+        healthy: () => true,
+        ready: () => (shuttingDown ? { ok: false, reason: 'shutting down' } : { ok: true }),
+      }),
+    );
     cleanup.push(() => telemetry.close());
     batcher.start();
 

@@ -1,10 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { formatHostPort, parseHostPort } from '../config/address.js';
+import { parseHostPort } from '../config/address.js';
 import type { TlsMaterial } from '../config/aggregator-config.js';
 import { loadIngestApi } from '../wire/grpc-api.js';
 import type { AggregatorMetrics } from '../telemetry/aggregator-metrics.js';
 import { guardCompressedFlag } from './grpc-compression-guard.js';
+import { listenGrpc } from './grpc-listener.js';
+import type { HandshakeFailure } from './grpc-listener.js';
 import type { IngestService } from './ingest-service.js';
 
 export const INGEST_SERVICE_NAME = 'megacollector.v1.Ingest';
@@ -40,6 +42,8 @@ function countingService(service: grpc.ServiceDefinition, metrics: AggregatorMet
     };
   }
   return out as grpc.ServiceDefinition;
+  /** Called for every refused TLS handshake (see grpc-listener.ts). */
+  readonly onHandshakeFailure?: (failure: HandshakeFailure) => void;
 }
 
 export interface RunningGrpcServer {
@@ -47,12 +51,6 @@ export interface RunningGrpcServer {
   readonly health: HealthImplementation;
   /** Stops accepting new streams; lets open streams finish for up to `graceMs`, then cuts them. */
   shutdown(graceMs: number): Promise<void>;
-}
-
-export function serverCredentials(tls: TlsMaterial | null): grpc.ServerCredentials {
-  if (tls === null) return grpc.ServerCredentials.createInsecure();
-  // checkClientCertificate=true: the handshake fails for a client without a certificate signed by the CA.
-  return grpc.ServerCredentials.createSsl(tls.caCertificate, [{ cert_chain: tls.certificate, private_key: tls.key }], true);
 }
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
@@ -69,13 +67,16 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const unguard = guardCompressedFlag(() => options.metrics?.messagesUndecodable.inc({ reason: 'compressed_without_encoding' }));
   const health = new HealthImplementation({ '': 'SERVING', [INGEST_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
-  const address = formatHostPort(parseHostPort(options.address));
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, serverCredentials(options.tls), (err, boundPort) => {
-      if (err !== null) reject(new Error(`cannot listen on ${address}: ${err.message}`));
-      else resolve(boundPort);
-    });
+  // We own the socket listener and terminate TLS ourselves (grpc-listener.ts), so refused handshakes
+  // are seen; grpc-js serves the accepted, already decrypted connections.
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const listener = await listenGrpc({
+    ...parseHostPort(options.address),
+    tls: options.tls,
+    onConnection: (socket) => injector.injectConnection(socket),
+    onHandshakeFailure: options.onHandshakeFailure,
   });
+  const port = listener.port;
   return {
     port,
     health,
@@ -84,6 +85,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         unguard();
         health.setStatus('', 'NOT_SERVING');
         health.setStatus(INGEST_SERVICE_NAME, 'NOT_SERVING');
+        void listener.close();
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();

@@ -5,8 +5,10 @@ import { aeronConfigSchema } from './aeron-config.js';
 import type { AeronEmitterConfig } from './aeron-config.js';
 import { readPemSetting } from './pem.js';
 import type { IngestLimits } from '../wire/ingest-limits.js';
-import { boolean, bytes, durationMs, hostPort, integer, json, oneOf, option, resolveOptions, text } from './options.js';
+import { boolean, bytes, durationMs, hostPort, integer, json, oneOf, option, text } from './options.js';
 import type { OptionValues } from './options.js';
+import { checkCertificate, checkKeyPair } from './tls-material.js';
+import { resolveKnownOptions, setVariables } from './unknown-variables.js';
 
 /**
  * The aggregator's configuration: one option table (env vars and flags) that both validates the
@@ -235,6 +237,14 @@ export const aggregatorOptions = {
 
 export type AggregatorOptionValues = OptionValues<typeof aggregatorOptions>;
 
+/** Not errors, but likely mistakes, to log at start-up: TLS material given while AGGREGATOR_TLS is off. */
+export function aggregatorConfigWarnings(env: NodeJS.ProcessEnv, config: AggregatorConfig): string[] {
+  if (config.tls !== null) return [];
+  const given = setVariables(env, [aggregatorOptions.tlsCertificate.env, aggregatorOptions.tlsKey.env, aggregatorOptions.tlsCaCertificate.env]);
+  if (given.length === 0) return [];
+  return [`${given.join(', ')}: set while ${aggregatorOptions.tls.env} is off; the gRPC port serves plaintext (set ${aggregatorOptions.tls.env}=1 to use them)`];
+}
+
 export type EmitterSelection =
   | { readonly kind: 'blackhole' }
   | { readonly kind: 'file'; readonly config: FileEmitterConfig }
@@ -276,8 +286,7 @@ export interface AggregatorConfig {
  * fault (per-variable problems first; cross-field rules only when each variable is valid on its own).
  */
 export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<string, string> = new Map()): AggregatorConfig {
-  const v = resolveOptions(aggregatorOptions, env, flags);
-  const problems: string[] = [];
+  const { values: v, problems } = resolveKnownOptions(aggregatorOptions, 'AGGREGATOR_', env, flags);
 
   const emitters: EmitterSelection[] = [];
   const names: string[] = [];
@@ -310,6 +319,10 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
     const key = read(aggregatorOptions.tlsKey, v.tlsKey, 'private key');
     const caCertificate = read(aggregatorOptions.tlsCaCertificate, v.tlsCaCertificate, 'CA certificate');
     if (missing.length > 0) problems.push(`${missing.join(', ')}: required when AGGREGATOR_TLS is on`);
+    if (certificate !== undefined && key !== undefined) {
+      checkKeyPair({ certificate: aggregatorOptions.tlsCertificate.env, key: aggregatorOptions.tlsKey.env }, { certificate, key }, problems);
+    }
+    if (caCertificate !== undefined) checkCertificate(aggregatorOptions.tlsCaCertificate.env, caCertificate, problems);
     if (certificate !== undefined && key !== undefined && caCertificate !== undefined) tls = { certificate, key, caCertificate };
   }
 

@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { boolean, bytes, durationMs, hostPort, integer, oneOf, option, resolveOptions, text } from './options.js';
+import { boolean, bytes, durationMs, hostPort, integer, oneOf, option, text } from './options.js';
 import type { OptionValues } from './options.js';
 import { readPemSetting } from './pem.js';
+import { checkCertificate, checkKeyPair } from './tls-material.js';
+import { resolveKnownOptions, setVariables } from './unknown-variables.js';
 
 /**
  * The collector's configuration: one option table (env vars and the --remote-address flag) that both
@@ -56,13 +58,28 @@ const regex = (): z.ZodType<RegExp, string> =>
     }
   });
 
+/**
+ * A gRPC target: host:port without an IPv6 zone id. grpc-js parses targets as URIs, where
+ * "[fe80::1%eth0]" is an invalid URL: accepted here, it made the collector retry forever.
+ */
+const remoteHostPort = (): z.ZodType<string, string> =>
+  hostPort().check((ctx) => {
+    if (ctx.value.includes('%')) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        message: `"${ctx.value}": an IPv6 zone id (%iface) cannot be used to reach the aggregator; use a global or unique-local address or a DNS name`,
+      });
+    }
+  });
+
 export const collectorOptions = {
   remoteAddress: option({
     env: 'COLLECTOR_REMOTE_ADDRESS',
     flag: '--remote-address',
     required: true,
-    description: 'aggregator host:port; a DNS name with several addresses is balanced round-robin',
-    schema: hostPort(),
+    description: 'aggregator host:port or [v6]:port (no %zone: use a routable address or a name); a DNS name with several addresses is balanced round-robin',
+    schema: remoteHostPort(),
   }),
   files: option({ env: 'COLLECTOR_FILES', required: true, description: 'comma-separated globs of files to tail (** allowed)', schema: globList() }),
   stateDir: option({ env: 'COLLECTOR_STATE_DIR', default: './data/collector', description: 'checkpoints and the collector id', schema: text({ nonEmpty: true }) }),
@@ -106,10 +123,17 @@ export type CollectorConfig = Omit<CollectorOptionValues, 'tlsCertificate' | 'tl
   readonly tlsCaCertificate: Buffer | undefined;
 };
 
+/** Not errors, but likely mistakes, to log at start-up: TLS material given while COLLECTOR_TLS is off. */
+export function collectorConfigWarnings(env: NodeJS.ProcessEnv, config: CollectorConfig): string[] {
+  if (config.tls) return [];
+  const given = setVariables(env, [collectorOptions.tlsCertificate.env, collectorOptions.tlsKey.env, collectorOptions.tlsCaCertificate.env]);
+  if (given.length === 0) return [];
+  return [`${given.join(', ')}: set while ${collectorOptions.tls.env} is off; the collector connects in plaintext (set ${collectorOptions.tls.env}=1 to use them)`];
+}
+
 /** Validates env + flags into a frozen config; throws one ConfigError naming every problem. */
 export function loadCollectorConfig(env: NodeJS.ProcessEnv, flags?: ReadonlyMap<string, string>): CollectorConfig {
-  const options = resolveOptions(collectorOptions, env, flags);
-  const problems: string[] = [];
+  const { values: options, problems } = resolveKnownOptions(collectorOptions, 'COLLECTOR_', env, flags);
   // Material is read only when TLS is on, so an image can carry the paths of mounted secrets and
   // switch TLS with one variable (docker-compose.yml does), as the aggregator does.
   const read = (spec: { env: string }, value: string | undefined, what: string): Buffer | undefined => {
@@ -119,6 +143,10 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv, flags?: ReadonlyMap<
   const tlsCertificate = read(collectorOptions.tlsCertificate, options.tlsCertificate, 'certificate');
   const tlsKey = read(collectorOptions.tlsKey, options.tlsKey, 'private key');
   const tlsCaCertificate = read(collectorOptions.tlsCaCertificate, options.tlsCaCertificate, 'CA certificate');
+  if (tlsCertificate !== undefined && tlsKey !== undefined) {
+    checkKeyPair({ certificate: collectorOptions.tlsCertificate.env, key: collectorOptions.tlsKey.env }, { certificate: tlsCertificate, key: tlsKey }, problems);
+  }
+  if (tlsCaCertificate !== undefined) checkCertificate(collectorOptions.tlsCaCertificate.env, tlsCaCertificate, problems);
   if (options.tls && (options.tlsCertificate === undefined) !== (options.tlsKey === undefined)) {
     problems.push('COLLECTOR_TLS_CERTIFICATE and COLLECTOR_TLS_KEY: give both (mTLS) or neither');
   }

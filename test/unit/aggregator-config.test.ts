@@ -2,9 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
 import { formatHelp } from '../../src/config/options.js';
 import { ConfigError } from '../../src/errors.js';
+import { FIXTURE_CERT, FIXTURE_KEY, FIXTURE_OTHER_KEY } from '../helpers/pem-fixtures.js';
 
 const AERON = '{"channel":"aeron:udp?endpoint=127.0.0.1:40123","stream_id":10}';
-const PEM = '-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----';
+/** A real certificate written with literal "\\n" sequences, as env files often carry PEM. */
+const PEM = FIXTURE_CERT.replace(/\n/g, '\\n');
 
 function problem(env: Record<string, string>): string {
   try {
@@ -73,13 +75,24 @@ describe('aggregator configuration', () => {
     const c = loadAggregatorConfig({
       AGGREGATOR_TLS: 'true',
       AGGREGATOR_TLS_CERTIFICATE: PEM,
-      AGGREGATOR_TLS_KEY: PEM,
+      AGGREGATOR_TLS_KEY: FIXTURE_KEY,
       AGGREGATOR_TLS_CA_CERTIFICATE: PEM,
     });
-    expect(c.tls?.certificate.toString()).toContain('\nMIIB\n');
+    expect(c.tls?.certificate.toString()).toBe(FIXTURE_CERT);
     expect(problem({ AGGREGATOR_TLS: '1', AGGREGATOR_TLS_CERTIFICATE: PEM })).toMatch(/AGGREGATOR_TLS_KEY, AGGREGATOR_TLS_CA_CERTIFICATE: required/);
     // Without AGGREGATOR_TLS, material is not needed.
     expect(loadAggregatorConfig({ AGGREGATOR_TLS: '0' }).tls).toBeNull();
+  });
+
+  it('refuses a key that does not belong to the certificate, naming both variables', () => {
+    const tls = { AGGREGATOR_TLS: '1', AGGREGATOR_TLS_CERTIFICATE: FIXTURE_CERT, AGGREGATOR_TLS_CA_CERTIFICATE: FIXTURE_CERT };
+    expect(problem({ ...tls, AGGREGATOR_TLS_KEY: FIXTURE_OTHER_KEY })).toMatch(
+      /AGGREGATOR_TLS_KEY: the private key does not match the certificate in AGGREGATOR_TLS_CERTIFICATE/,
+    );
+    expect(problem({ ...tls, AGGREGATOR_TLS_KEY: '-----BEGIN PRIVATE KEY-----\nbm9wZQ==\n-----END PRIVATE KEY-----' })).toMatch(/AGGREGATOR_TLS_KEY: not a usable private key/);
+    expect(problem({ ...tls, AGGREGATOR_TLS_KEY: FIXTURE_KEY, AGGREGATOR_TLS_CA_CERTIFICATE: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----' })).toMatch(
+      /AGGREGATOR_TLS_CA_CERTIFICATE: not a valid X\.509 certificate/,
+    );
   });
 
   it('reads TLS material only when AGGREGATOR_TLS is on (paths of unmounted secrets are fine while it is off)', () => {

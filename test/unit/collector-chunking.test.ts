@@ -4,6 +4,7 @@ import { loadCollectorConfig } from '../../src/config/collector-config.js';
 import { ConfigError } from '../../src/errors.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
 import { TailFixture } from '../helpers/collector-tail-fixture.js';
+import { FIXTURE_CERT, FIXTURE_OTHER_KEY } from '../helpers/pem-fixtures.js';
 
 let fx: TailFixture;
 afterEach(() => fx?.cleanup());
@@ -127,8 +128,10 @@ describe('collector configuration', () => {
     expect(() => loadCollectorConfig({ ...base, ...paths, COLLECTOR_TLS: '1' })).toThrow(
       /COLLECTOR_TLS_CERTIFICATE: cannot read certificate file "\/nonexistent\/c\.crt" \(ENOENT\).*COLLECTOR_TLS_KEY: .*COLLECTOR_TLS_CA_CERTIFICATE: /,
     );
-    const pem = '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----';
-    expect(loadCollectorConfig({ ...base, COLLECTOR_TLS: '1', COLLECTOR_TLS_CA_CERTIFICATE: pem }).tlsCaCertificate?.toString()).toBe(pem);
+    expect(loadCollectorConfig({ ...base, COLLECTOR_TLS: '1', COLLECTOR_TLS_CA_CERTIFICATE: FIXTURE_CERT }).tlsCaCertificate?.toString()).toBe(FIXTURE_CERT);
+    expect(() =>
+      loadCollectorConfig({ ...base, COLLECTOR_TLS: '1', COLLECTOR_TLS_CERTIFICATE: FIXTURE_CERT, COLLECTOR_TLS_KEY: FIXTURE_OTHER_KEY }),
+    ).toThrow(/COLLECTOR_TLS_KEY: the private key does not match the certificate in COLLECTOR_TLS_CERTIFICATE/);
   });
 });
 

@@ -1,0 +1,28 @@
+/**
+ * Static PEM fixtures for pure unit tests of TLS material checks (no openssl at test time): a
+ * self-signed EC certificate valid for 100 years with its key, and an unrelated key. Test-only, not a secret.
+ */
+export const FIXTURE_CERT = `-----BEGIN CERTIFICATE-----
+MIIBrTCCAVOgAwIBAgIUOU6tzRsaSNfdBJSzmFbvouRa5H0wCgYIKoZIzj0EAwIw
+KzEpMCcGA1UEAwwgbWVnYS1jb2xsZWN0b3IgdW5pdC10ZXN0IGZpeHR1cmUwIBcN
+MjYxMTMwMDQzMDI1WhgPMjEyNjExMDYwNDMwMjVaMCsxKTAnBgNVBAMMIG1lZ2Et
+Y29sbGVjdG9yIHVuaXQtdGVzdCBmaXh0dXJlMFkwEwYHKoZIzj0CAQYIKoZIzj0D
+AQcDQgAE+qnPP7UrNztzUM8DviW5NhOUKDMBb+xzW46Jlda71Ao8O8mjk9gYAMBF
+oQaGrUWBjfKUxE3dWsJtTZBg7QnyQ6NTMFEwHQYDVR0OBBYEFEsTP8kfo37Hwy4r
+vWbh7u11ek0uMB8GA1UdIwQYMBaAFEsTP8kfo37Hwy4rvWbh7u11ek0uMA8GA1Ud
+EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAJQhlb0f6he8uoQaScc2oI/9
+8IQJkQEAXGOAUQdTM7SqAiAPIEZ/OQrNSZePoiezoDRFykZGyd4tBi8eN+UH5wo5
+xA==
+-----END CERTIFICATE-----`;
+
+export const FIXTURE_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgeVb6DMT6chDgtPZR
+I6nqPXv4wTmBcTGFtoheO2iw4AehRANCAAT6qc8/tSs3O3NQzwO+Jbk2E5QoMwFv
+7HNbjomV1rvUCjw7yaOT2BgAwEWhBoatRYGN8pTETd1awm1NkGDtCfJD
+-----END PRIVATE KEY-----`;
+
+export const FIXTURE_OTHER_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg05gEnHvoo/Ssfhl0
+PxTnsKVUno5cfqq9LNvcg8P6qkqhRANCAASrOKvdqdA6aT0VneFhHBb3VifIVXib
+1NXHk0fXT3nLUqEWMpQHBR2tfznE2/YNS/rL71CnM+MBOn10go4DKEn3
+-----END PRIVATE KEY-----`;
