@@ -4,6 +4,7 @@ import { replayDeadLetters, spoolStatus } from '../../src/aggregator/spool-comma
 import { aggregatorConfigWarnings, aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
 import type { AggregatorConfig } from '../../src/config/aggregator-config.js';
 import { formatHelp, parseArgs } from '../../src/config/options.js';
+import { validateAggregator } from '../../src/cli/validate-aggregator.js';
 import { ConfigError, errorMessage } from '../../src/errors.js';
 import { packageVersion } from '../../src/util/package-info.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -21,6 +22,8 @@ const COMMANDS = [
   '  spool status               print the spool\'s segments, bytes, positions and dead-letter count',
   '  spool replay-dead-letters  hand dead letters to the configured emitter again and remove those it confirmed',
   '                             (aggregator stopped; needs an emitter variable: the blackhole is refused)',
+  '  validate                   check the configuration, directories, listen addresses, emitter file and',
+  '                             certificates; print the effective configuration (secrets redacted); exit 0 or 2',
 ].join('\n');
 
 /** One line on stderr, then exit: the contract for configuration problems. */
@@ -112,6 +115,11 @@ async function main(argv: readonly string[]): Promise<number> {
     switch (command) {
       case '':
         return await run(config, logger);
+      case 'validate': {
+        const report = await validateAggregator(config, process.env, args.flags);
+        process.stdout.write(report.text);
+        return report.ok ? 0 : 2;
+      }
       case 'spool status':
         process.stdout.write(await spoolStatus(config));
         return 0;

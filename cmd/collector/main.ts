@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { hostname } from 'node:os';
+import { validateCollector } from '../../src/cli/validate-collector.js';
 import { Collector } from '../../src/collector/collector.js';
 import { collectorConfigWarnings, collectorOptions, loadCollectorConfig } from '../../src/config/collector-config.js';
 import type { CollectorConfig } from '../../src/config/collector-config.js';
@@ -23,19 +24,39 @@ function exit(logger: Logger | undefined, code: number): never {
   return undefined as never;
 }
 
+const COMMANDS = [
+  'Commands:',
+  '  (none)                  run the collector',
+  '  validate [--no-network] check the configuration, state directory, metrics address, files and certificates,',
+  '                          and (unless --no-network) that the aggregator answers its gRPC health check with',
+  '                          the configured TLS; print the effective configuration (secrets redacted); exit 0 or 2',
+].join('\n');
+
 async function main(): Promise<void> {
   let config: CollectorConfig;
+  let command: string | undefined;
+  const argv = process.argv.slice(2);
+  const noNetwork = argv.includes('--no-network');
+  let flags: ReadonlyMap<string, string> = new Map();
   try {
-    const args = parseArgs(collectorOptions, process.argv.slice(2));
+    const args = parseArgs(
+      collectorOptions,
+      argv.filter((a) => a !== '--no-network'),
+    );
     if (args.help) {
-      process.stdout.write(formatHelp('mega-collector', 'Tails files and ships their lines to the aggregator with acknowledged checkpoints.', collectorOptions));
+      process.stdout.write(
+        formatHelp('mega-collector', 'Tails files and ships their lines to the aggregator with acknowledged checkpoints.', collectorOptions, COMMANDS),
+      );
       return;
     }
     if (args.version) {
       process.stdout.write(`mega-collector ${packageVersion()}\n`);
       return;
     }
-    if (args.positional.length > 0) throw new ConfigError([`unexpected argument "${args.positional[0]}" (see --help)`]);
+    command = args.positional.join(' ');
+    if (command !== '' && command !== 'validate') throw new ConfigError([`unknown command "${command}" (see --help)`]);
+    if (noNetwork && command !== 'validate') throw new ConfigError(['--no-network: only with validate']);
+    flags = args.flags;
     config = loadCollectorConfig(process.env, args.flags);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -43,6 +64,12 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw err;
+  }
+  if (command === 'validate') {
+    const report = await validateCollector(config, process.env, flags, { network: !noNetwork });
+    process.stdout.write(report.text);
+    process.exitCode = report.ok ? 0 : 2;
+    return;
   }
   const shutdownTimeoutMs = config.shutdownTimeoutMs;
   const logger = createLogger('collector', config.logLevel);
