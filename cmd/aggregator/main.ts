@@ -4,6 +4,8 @@ import { replayDeadLetters, spoolStatus } from '../../src/aggregator/spool-comma
 import { aggregatorConfigWarnings, aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
 import type { AggregatorConfig } from '../../src/config/aggregator-config.js';
 import { formatHelp, parseArgs } from '../../src/config/options.js';
+import { metricsUrl, runTop } from '../../src/cli/top.js';
+import { AGGREGATOR_TOP } from '../../src/cli/top-view.js';
 import { validateAggregator } from '../../src/cli/validate-aggregator.js';
 import { ConfigError, errorMessage } from '../../src/errors.js';
 import { packageVersion } from '../../src/util/package-info.js';
@@ -22,6 +24,7 @@ const COMMANDS = [
   '  spool status               print the spool\'s segments, bytes, positions and dead-letter count',
   '  spool replay-dead-letters  hand dead letters to the configured emitter again and remove those it confirmed',
   '                             (aggregator stopped; needs an emitter variable: the blackhole is refused)',
+  '  top                        live view of this aggregator\'s /metrics (AGGREGATOR_METRICS_ADDRESS), every second; q quits',
   '  validate                   check the configuration, directories, listen addresses, emitter file and',
   '                             certificates; print the effective configuration (secrets redacted); exit 0 or 2',
 ].join('\n');
@@ -115,6 +118,8 @@ async function main(argv: readonly string[]): Promise<number> {
     switch (command) {
       case '':
         return await run(config, logger);
+      case 'top':
+        return await runTop({ program: PROGRAM, url: metricsUrl(config.metricsAddress), layout: AGGREGATOR_TOP });
       case 'validate': {
         const report = await validateAggregator(config, process.env, args.flags);
         process.stdout.write(report.text);

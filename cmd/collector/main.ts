@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { hostname } from 'node:os';
+import { metricsUrl, runTop } from '../../src/cli/top.js';
+import { COLLECTOR_TOP } from '../../src/cli/top-view.js';
 import { validateCollector } from '../../src/cli/validate-collector.js';
 import { Collector } from '../../src/collector/collector.js';
 import { collectorConfigWarnings, collectorOptions, loadCollectorConfig } from '../../src/config/collector-config.js';
@@ -27,6 +29,7 @@ function exit(logger: Logger | undefined, code: number): never {
 const COMMANDS = [
   'Commands:',
   '  (none)                  run the collector',
+  '  top                     live view of this collector\'s /metrics (COLLECTOR_METRICS_ADDRESS), every second; q quits',
   '  validate [--no-network] check the configuration, state directory, metrics address, files and certificates,',
   '                          and (unless --no-network) that the aggregator answers its gRPC health check with',
   '                          the configured TLS; print the effective configuration (secrets redacted); exit 0 or 2',
@@ -54,7 +57,7 @@ async function main(): Promise<void> {
       return;
     }
     command = args.positional.join(' ');
-    if (command !== '' && command !== 'validate') throw new ConfigError([`unknown command "${command}" (see --help)`]);
+    if (command !== '' && command !== 'validate' && command !== 'top') throw new ConfigError([`unknown command "${command}" (see --help)`]);
     if (noNetwork && command !== 'validate') throw new ConfigError(['--no-network: only with validate']);
     flags = args.flags;
     config = loadCollectorConfig(process.env, args.flags);
@@ -64,6 +67,10 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw err;
+  }
+  if (command === 'top') {
+    // exit at once: fetch's keep-alive sockets would hold the process for seconds after q.
+    process.exit(await runTop({ program: 'mega-collector', url: metricsUrl(config.metricsAddress), layout: COLLECTOR_TOP }));
   }
   if (command === 'validate') {
     const report = await validateCollector(config, process.env, flags, { network: !noNetwork });
