@@ -9,11 +9,19 @@ import type { OptionTable, OptionValues } from './options.js';
  */
 
 /**
- * Variables Kubernetes injects for a Service whose name gives the prefix (a Service "aggregator"
- * yields AGGREGATOR_SERVICE_HOST, AGGREGATOR_PORT_8000_TCP_ADDR, ...); Docker's legacy links use
- * the same PORT forms. They are not ours, and refusing them would stop the pod.
+ * Variables Kubernetes injects for every Service in the namespace whose name gives the prefix (a
+ * Service "aggregator" or "aggregator-metrics" yields AGGREGATOR_SERVICE_HOST,
+ * AGGREGATOR_METRICS_PORT_9464_TCP_ADDR, ...); Docker's legacy links use the same PORT forms. They
+ * are not ours, and refusing them would stop the pod. A bare `..._PORT` counts only with a
+ * `tcp://`-style value, so a mistyped `AGGREGATOR_LISTEN_PORT=9000` is still reported.
  */
-const SERVICE_LINK = /^(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$/;
+const SERVICE_LINK = /_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$/;
+const SERVICE_LINK_PORT = /_PORT$/;
+const LINK_URL = /^(tcp|udp|sctp):\/\//;
+
+function isServiceLink(name: string, value: string | undefined): boolean {
+  return SERVICE_LINK.test(name) || (SERVICE_LINK_PORT.test(name) && LINK_URL.test(value ?? ''));
+}
 
 /** Levenshtein distance (small strings: O(a·b) with one row). */
 export function editDistance(a: string, b: string): number {
@@ -54,7 +62,7 @@ export function unknownVariableProblems(env: NodeJS.ProcessEnv, prefix: string, 
   const knownSet = new Set(known);
   const problems: string[] = [];
   for (const name of Object.keys(env).sort()) {
-    if (!name.startsWith(prefix) || knownSet.has(name) || SERVICE_LINK.test(name.slice(prefix.length))) continue;
+    if (!name.startsWith(prefix) || knownSet.has(name) || isServiceLink(name, env[name])) continue;
     const near = closestName(name, known.filter((k) => k.startsWith(prefix)));
     problems.push(`${name}: unknown variable${near === undefined ? '' : `; did you mean ${near}?`} (see --help)`);
   }

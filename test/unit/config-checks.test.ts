@@ -50,9 +50,14 @@ describe('unknown variables', () => {
       AGGREGATOR_PORT_8000_TCP_PROTO: 'tcp',
       AGGREGATOR_PORT_8000_TCP_PORT: '8000',
       AGGREGATOR_PORT_8000_TCP_ADDR: '10.0.0.1',
+      AGGREGATOR_METRICS_SERVICE_HOST: '10.0.0.2',
+      AGGREGATOR_METRICS_PORT: 'tcp://10.0.0.2:9464',
+      AGGREGATOR_METRICS_PORT_9464_TCP_PORT: '9464',
     };
     expect(unknownVariableProblems(env, 'AGGREGATOR_', aggregatorOptions)).toEqual([]);
     expect(() => loadAggregatorConfig(env)).not.toThrow();
+    // A bare _PORT is a service link only with a tcp:// value; otherwise it is likely a typo.
+    expect(unknownVariableProblems({ AGGREGATOR_LISTEN_PORT: '9000' }, 'AGGREGATOR_', aggregatorOptions)).toHaveLength(1);
   });
 });
 
