@@ -19,6 +19,8 @@ export interface GrpcServerOptions {
   readonly maxChunkBytes: number;
   /** Counts messages refused before decoding. */
   readonly metrics?: AggregatorMetrics;
+  /** Called for every refused TLS handshake (see grpc-listener.ts). */
+  readonly onHandshakeFailure?: (failure: HandshakeFailure) => void;
 }
 
 /**
@@ -42,8 +44,6 @@ function countingService(service: grpc.ServiceDefinition, metrics: AggregatorMet
     };
   }
   return out as grpc.ServiceDefinition;
-  /** Called for every refused TLS handshake (see grpc-listener.ts). */
-  readonly onHandshakeFailure?: (failure: HandshakeFailure) => void;
 }
 
 export interface RunningGrpcServer {
