@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * `npm run test:tools`: the deployment files checked by the tools that read them (promtool from Debian's
- * `prometheus`, systemd-analyze from `systemd`); see test/tools/deploy-tools.test.ts.
+ * `prometheus`, systemd-analyze from `systemd`) and `top` in a real terminal (tmux); see test/tools/.
  */
 export default defineConfig({
   test: {

@@ -9,6 +9,7 @@ import type { NotifyAction, NotifyOutcome } from '../../src/emitters/pagerduty-n
 import { BATCH_CAUSES, NOTIFY_ACTIONS, NOTIFY_OUTCOMES, REFUSE_REASONS, createAggregatorMetrics } from '../../src/telemetry/aggregator-metrics.js';
 import { createCollectorMetrics } from '../../src/telemetry/collector-metrics.js';
 import { fileReopenCounter } from '../../src/emitters/file-emitter-metrics.js';
+import { createTlsHandshakeFailures } from '../../src/telemetry/tls-metrics.js';
 import { readmeMetricNames } from '../helpers/readme-metrics.js';
 
 /**
@@ -46,6 +47,8 @@ async function snapshot(): Promise<MetricObjectWithValues<MetricValue<string>>[]
   new AeronEmitter(aeron, { registry: aggregator.registry });
   // Every aggregator registers the file emitter's reopen counter (src/emitters/emitter-registry.ts).
   fileReopenCounter(aggregator.registry);
+  // And the refused-handshake counter of its gRPC listener (src/aggregator/aggregator.ts).
+  createTlsHandshakeFailures(aggregator.registry);
   const all = async (r: Registry) => (await r.getMetricsAsJSON()) as MetricObjectWithValues<MetricValue<string>>[];
   return [...(await all(aggregator.registry)), ...(await all(collector.registry))];
 }

@@ -11,16 +11,12 @@ import type { CollectorProcess } from '../helpers/collector-process.js';
 
 /**
  * Issue 11 item 6: `top` in a real terminal (tmux): it draws, refreshes every second from the
- * program's /metrics, and exits with 0 on q and on Ctrl-C. tmux is needed: .ci/run installs it; on a
- * machine without it these tests are skipped with a notice (and fail when CI is set).
+ * program's /metrics, and exits with 0 on q and on Ctrl-C. Part of `npm run test:tools` (tools from
+ * Debian's packages, installed by .ci/run), so that `npm test` needs nothing but Node.
  */
-const hasTmux = spawnSync('tmux', ['-V']).status === 0;
-if (!hasTmux) {
-  if (process.env.CI !== undefined) throw new Error('tmux is required for test/integration/top.test.ts (apt-get install -y tmux)');
-  console.warn('NOTICE: tmux is not installed: the `top` terminal tests are SKIPPED (apt-get install -y tmux to run them)');
-}
+if (spawnSync('tmux', ['-V']).status !== 0) throw new Error('tmux is required for test/tools/top.test.ts (apt-get install -y tmux; .ci/run installs it)');
 
-describe.skipIf(!hasTmux)('top in a real terminal (tmux)', () => {
+describe('top in a real terminal (tmux)', () => {
   let dir: string;
   let agg: AggregatorProcess;
   let col: CollectorProcess;
