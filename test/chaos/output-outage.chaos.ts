@@ -79,6 +79,10 @@ async function pagerDutyOutage(random: Random, scenario: string): Promise<RunOut
 }
 
 describe('chaos: emitter target outages', () => {
-  it('output directory removed (rm -rf) and recreated', ({ task }) => chaosRow(task, (r) => outputRemoved(r, task.name)));
+  // Lost must be 0; duplicates are counted but allowed (at least once): the rig reads the file one last
+  // time just before removing it, and that read can catch a batch the emitter wrote but had not yet
+  // confirmed (its check that the path still names the file comes after the write). Unconfirmed, that
+  // batch is written again into the new file, so the rig sees it twice; on disk it is only in the new one.
+  it('output directory removed (rm -rf) and recreated', ({ task }) => chaosRow(task, (r) => outputRemoved(r, task.name), { duplicatesAllowed: true }));
   it('emitter outage with PagerDuty (one trigger, one resolve)', ({ task }) => chaosRow(task, (r) => pagerDutyOutage(r, task.name)));
 });
