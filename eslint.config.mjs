@@ -35,6 +35,14 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/retry/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { regex: '^(\\.\\./(?!util/)|@grpc/)', message: 'src/retry is a leaf: it knows only the clock (src/util).' },
+      ] }],
+    },
+  },
+  {
     files: ['src/collector/tail*.ts', 'src/collector/file-*.ts', 'src/collector/checkpoint*.ts', 'src/collector/line*.ts', 'src/spool/**/*.ts', 'src/batcher/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [

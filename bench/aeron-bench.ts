@@ -13,6 +13,7 @@ import { parseAeronConfiguration } from '../src/config/aeron-config.js';
 import { createAeronEmitter } from '../src/emitters/aeron-emitter.js';
 import type { Batch } from '../src/emitters/emitter.js';
 import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../src/wire/entry-batch.js';
+import { arrayBatch } from '../src/emitters/array-batch.js';
 
 export interface AeronBenchCase {
   readonly messageBytes: number;
@@ -98,7 +99,7 @@ export async function runAeronEmitterBench(entries = 1_000_000, batchSize = 1000
   const line = Buffer.alloc(120, 0x62);
   for (let n = 0; n < entries; n += batchSize) {
     for (let i = 0; i < batchSize; i++) writer.addLine(head, line, 0, line.length, (n + i) * 121, 0n);
-    batches.push({ id: batches.length + 1, entries: decodeEntries(writer.finish()) });
+    batches.push(arrayBatch(batches.length + 1, decodeEntries(writer.finish())));
   }
   const signal = new AbortController().signal;
   const start = performance.now();

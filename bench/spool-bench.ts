@@ -138,8 +138,8 @@ async function batcherScenario(totalLines: number): Promise<void> {
   const emitter: Emitter = {
     name: 'count',
     emit: async (batch: Batch): Promise<EmitResult> => {
-      emitted += batch.entries.length;
-      for (const e of batch.entries) lineBytes += e.line.length;
+      emitted += batch.count;
+      for (const line of batch.lines()) lineBytes += line.length;
       return OK;
     },
     close: async () => undefined,

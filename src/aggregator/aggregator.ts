@@ -64,10 +64,10 @@ function recordBatch(metrics: AggregatorMetrics, event: BatchEvent): void {
   const { batch, result } = event;
   metrics.emitDuration.observe(event.durationMs / 1000);
   if (result.kind === 'ok') {
-    metrics.entriesEmitted.inc(batch.entries.length);
+    metrics.entriesEmitted.inc(batch.count);
     metrics.batchesEmitted.inc({ cause: event.cause });
   } else if (result.kind === 'fatal') {
-    metrics.entriesEmitted.inc(batch.entries.length - result.rejected.length);
+    metrics.entriesEmitted.inc(batch.count - result.rejected.length);
     metrics.entriesDeadLettered.inc(result.rejected.length);
     metrics.batchesEmitted.inc({ cause: event.cause });
   }

@@ -2,12 +2,14 @@ import { aggregatorOptions } from '../config/aggregator-config.js';
 import type { AggregatorConfig, EmitterSelection } from '../config/aggregator-config.js';
 import { createEmitter } from '../emitters/emitter-registry.js';
 import type { EmitResult } from '../emitters/emitter.js';
-import { backoffDelayMs } from '../emitters/backoff.js';
+import { arrayBatch } from '../emitters/array-batch.js';
+import { emitVerdict } from '../emitters/emit-verdict.js';
+import { retry } from '../retry/retry.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { Spool } from '../spool/spool.js';
 import type { SpoolStats } from '../spool/spool.js';
 import type { Logger } from '../telemetry/logger.js';
-import { sleep, systemClock, systemRandom } from '../util/clock.js';
+import { systemClock, systemRandom } from '../util/clock.js';
 import { decodeEntries } from '../wire/entry-batch.js';
 
 /** `mega-aggregator spool status`: human-readable lines, one fact per line. */
@@ -89,13 +91,15 @@ export async function replayDeadLetters(config: AggregatorConfig, logger: Logger
     try {
       await emitter.start?.();
       for (const letter of letters) {
-        const batch = { id: replayed + 1, entries: decodeEntries(letter.data) };
-        let result: EmitResult = await emitter.emit(batch, signal);
-        for (let attempt = 0; result.kind === 'retryable' && attempt < config.emitMaxRetries && !signal.aborted; attempt++) {
-          const delay = backoffDelayMs({ initialDelayMs: config.emitRetryInitialDelayMs, maxDelayMs: config.emitRetryMaxDelayMs }, attempt, systemRandom);
-          await sleep(systemClock, delay, signal).catch(() => undefined);
-          result = await emitter.emit(batch, signal);
-        }
+        const batch = arrayBatch(replayed + 1, decodeEntries(letter.data));
+        const result: EmitResult = await retry(() => emitter.emit(batch, signal), {
+          policy: { initialDelayMs: config.emitRetryInitialDelayMs, maxDelayMs: config.emitRetryMaxDelayMs },
+          clock: systemClock,
+          random: systemRandom,
+          signal,
+          maxAttempts: config.emitMaxRetries + 1,
+          classify: emitVerdict,
+        });
         if (result.kind !== 'ok') {
           stoppedBecause = `${result.kind}: ${result.error.message}`;
           break;
@@ -106,7 +110,7 @@ export async function replayDeadLetters(config: AggregatorConfig, logger: Logger
           break;
         }
         replayed++;
-        entries += batch.entries.length;
+        entries += batch.count;
       }
     } catch (err) {
       stoppedBecause = `emitter failed: ${errorMessage(err)}`;

@@ -1,6 +1,8 @@
+import { arrayBatch } from '../emitters/array-batch.js';
 import type { Batch, Confirmation, EmitResult, Emitter } from '../emitters/emitter.js';
 import { ErrorCode, McError, errorMessage } from '../errors.js';
-import type { DeliveredPosition, Spool, SpoolReader, SpoolRecord } from '../spool/spool.js';
+import type { DeliveredPosition, SpoolReader, SpoolRecord } from '../spool/spool.js';
+import type { SpoolPort } from '../spool/spool-port.js';
 import type { Logger } from '../telemetry/logger.js';
 import { sleep, systemClock } from '../util/clock.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
@@ -18,7 +20,7 @@ export interface BatchEvent {
 }
 
 export interface BatcherOptions {
-  readonly spool: Spool;
+  readonly spool: SpoolPort;
   /** Usually the retrying decorator; may still return retryable (e.g. when aborted). */
   readonly emitter: Emitter;
   /** AGGREGATOR_MAX_BATCH_SIZE (entries). */
@@ -87,7 +89,7 @@ const DEFAULT_MAX_UNCONFIRMED = 1024;
  * emitter, so memory stays bounded by about two batches (plus one spool record).
  */
 export class Batcher {
-  private readonly spool: Spool;
+  private readonly spool: SpoolPort;
   private readonly emitter: Emitter;
   private readonly maxBatchSize: number;
   private readonly maxDelayMs: number;
@@ -400,7 +402,7 @@ export class Batcher {
    * throws only when aborted.
    */
   private async deliver(pending: PendingBatch): Promise<{ deadLettered: number; confirmed: Confirmation | undefined }> {
-    const batch: Batch = { id: this.nextId++, entries: pending.entries };
+    const batch: Batch = arrayBatch(this.nextId++, pending.entries);
     for (;;) {
       this.emitAbort.signal.throwIfAborted();
       const started = this.clock.monotonicNs();
@@ -419,18 +421,18 @@ export class Batcher {
       }
       if (result.kind === 'ok') return { deadLettered: 0, confirmed: result.confirmed };
       if (result.kind === 'fatal') {
-        const rejected = [...new Set(result.rejected)].filter((i) => Number.isInteger(i) && i >= 0 && i < batch.entries.length);
+        const rejected = [...new Set(result.rejected)].filter((i) => Number.isInteger(i) && i >= 0 && i < batch.count);
         rejected.sort((a, b) => a - b);
         if (rejected.length > 0) {
           await this.deadLetterEntries(
-            rejected.map((i) => batch.entries[i] as Entry),
+            rejected.map((i) => batch.entries()[i] as Entry),
             result.error.message,
           );
         }
         return { deadLettered: rejected.length, confirmed: result.confirmed };
       }
       this.emitAbort.signal.throwIfAborted();
-      this.log.warn({ batch: batch.id, entries: batch.entries.length, err: result.error.message }, 'batcher: emit failed; offering the batch again');
+      this.log.warn({ batch: batch.id, entries: batch.count, err: result.error.message }, 'batcher: emit failed; offering the batch again');
       await sleep(this.clock, result.retryAfterMs ?? DEFAULT_RETRY_MS, this.emitAbort.signal);
     }
   }

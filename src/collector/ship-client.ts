@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { backoffDelayMs } from '../emitters/backoff.js';
-import type { BackoffPolicy } from '../emitters/backoff.js';
+import { backoffDelayMs } from '../retry/backoff.js';
+import type { BackoffPolicy } from '../retry/backoff.js';
 import { ErrorCode, McError } from '../errors.js';
 import type { Clock, Random, TimerHandle } from '../util/clock.js';
 import { fitEntryBatch } from '../wire/entry-batch-fit.js';

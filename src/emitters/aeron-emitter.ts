@@ -136,9 +136,9 @@ export class AeronEmitter implements Emitter {
       return retryable(new McError(ErrorCode.NotConnected, `no Aeron receiver connected on ${this.config.channel.text} stream ${this.config.streamId} within ${timeout}ms`));
     }
     let p = this.progress;
-    if (p === undefined || p.batchId !== batch.id || p.entryCount !== batch.entries.length) {
-      const formatted = formatBatch(batch.entries, this.config.dataFormat, this.config.maxMessageSize);
-      p = { batchId: batch.id, entryCount: batch.entries.length, formatted, next: 0, end: pub.publication.producerPosition };
+    if (p === undefined || p.batchId !== batch.id || p.entryCount !== batch.count) {
+      const formatted = formatBatch(batch.entries(), this.config.dataFormat, this.config.maxMessageSize);
+      p = { batchId: batch.id, entryCount: batch.count, formatted, next: 0, end: pub.publication.producerPosition };
       if (formatted.rejected.length > 0) {
         this.metrics.dropped.inc(formatted.rejected.length);
         this.deps.logger?.warn({ batch: batch.id, rejected: formatted.rejected.length, maxMessageSize: this.config.maxMessageSize }, 'aeron: entries larger than max_message_size go to the dead-letter file');

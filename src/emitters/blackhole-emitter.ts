@@ -16,7 +16,7 @@ export class BlackholeEmitter implements Emitter {
   }
 
   async emit(batch: Batch): Promise<EmitResult> {
-    this.entryCount += batch.entries.length;
+    this.entryCount += batch.count;
     this.batchCount++;
     return OK;
   }

@@ -7,7 +7,15 @@ import type { Entry } from '../wire/entry-batch.js';
 export interface Batch {
   /** Monotonic batch number within this aggregator process (for logs and metrics). */
   readonly id: number;
-  readonly entries: readonly Entry[];
+  /** How many entries the batch holds. */
+  readonly count: number;
+  /**
+   * The entries as objects, built on the first call and kept. Indexes in a fatal result's `rejected`
+   * refer to this order. Emitters that need only the bytes use `lines()`, which builds nothing.
+   */
+  entries(): readonly Entry[];
+  /** Each entry's line bytes, in order; views into the batch's records where it can, no copies. */
+  lines(): Iterable<Buffer>;
 }
 
 /**

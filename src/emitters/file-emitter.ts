@@ -10,7 +10,7 @@ import { OK, retryable } from './emitter.js';
 import { entriesToJsonLines } from './entry-json.js';
 import { parsePathTemplate } from './path-template.js';
 import type { PathTemplate } from './path-template.js';
-import { entriesToRawLines } from './raw-lines.js';
+import { rawLines } from './raw-lines.js';
 
 /**
  * Why the file emitter let go of its open file and opened the path again:
@@ -94,8 +94,8 @@ export class FileEmitter implements Emitter {
 
   async emit(batch: Batch, _signal: AbortSignal): Promise<EmitResult> {
     if (this.closed) return retryable(new McError(ErrorCode.EmitFailed, 'file emitter is closed'));
-    if (batch.entries.length === 0) return OK;
-    const data = this.format === 'json' ? entriesToJsonLines(batch.entries) : entriesToRawLines(batch.entries);
+    if (batch.count === 0) return OK;
+    const data = this.format === 'json' ? entriesToJsonLines(batch.entries()) : rawLines(batch.lines());
     return this.serially(() => this.append(data));
   }
 

@@ -1,6 +1,7 @@
 import type { Entry } from '../wire/entry-batch.js';
 import type { Batch, EmitResult, Emitter } from './emitter.js';
 import { OK } from './emitter.js';
+import { arrayBatch } from './array-batch.js';
 
 /**
  * Keeps emitted entries in memory. For tests and benchmarks of the stages before the emitter; a
@@ -14,7 +15,7 @@ export class MemoryEmitter implements Emitter {
   constructor(private readonly respond: (batch: Batch) => EmitResult | Promise<EmitResult> = () => OK) {}
 
   get entries(): Entry[] {
-    return this.batches.flatMap((b) => b.entries);
+    return this.batches.flatMap((b) => b.entries());
   }
 
   async emit(batch: Batch): Promise<EmitResult> {
@@ -22,7 +23,7 @@ export class MemoryEmitter implements Emitter {
     if (result.kind === 'ok') this.batches.push(batch);
     else if (result.kind === 'fatal') {
       const rejected = new Set(result.rejected);
-      this.batches.push({ id: batch.id, entries: batch.entries.filter((_, i) => !rejected.has(i)) });
+      this.batches.push(arrayBatch(batch.id, batch.entries().filter((_, i) => !rejected.has(i))));
     }
     return result;
   }

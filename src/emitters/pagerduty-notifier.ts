@@ -4,8 +4,8 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Clock, Random } from '../util/clock.js';
 import { sleep, systemClock, systemRandom } from '../util/clock.js';
 import { errorMessage } from '../errors.js';
-import type { BackoffPolicy } from './backoff.js';
-import { backoffDelayMs } from './backoff.js';
+import type { BackoffPolicy } from '../retry/backoff.js';
+import { backoffDelayMs } from '../retry/backoff.js';
 import type { Notifier } from './notifier.js';
 
 export interface PagerDutyConfig {

@@ -1,8 +1,9 @@
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock, Random } from '../util/clock.js';
-import { sleep, systemClock, systemRandom } from '../util/clock.js';
-import type { BackoffPolicy } from './backoff.js';
-import { backoffDelayMs } from './backoff.js';
+import { systemClock, systemRandom } from '../util/clock.js';
+import type { BackoffPolicy } from '../retry/backoff.js';
+import { retry } from '../retry/retry.js';
+import { emitVerdict } from './emit-verdict.js';
 import type { Batch, EmitResult, Emitter } from './emitter.js';
 import type { Notifier } from './notifier.js';
 
@@ -51,34 +52,32 @@ export class RetryingEmitter implements Emitter {
     const { inner, policy, notifier, logger } = this.options;
     const escalateAfter = Math.max(1, this.options.maxRetries);
     let failures = 0;
-    for (;;) {
-      const result = await inner.emit(batch, signal);
-      if (result.kind !== 'retryable') {
-        if (this.inOutage) {
-          this.inOutage = false;
-          logger?.info({ batch: batch.id, failures }, 'emitter recovered; resolving the incident');
-          notifier.resolve();
+    const result = await retry(() => inner.emit(batch, signal), {
+      policy,
+      clock: this.clock,
+      random: this.random,
+      signal,
+      classify: emitVerdict,
+      onFailure: (failure) => {
+        failures = failure.failures;
+        if (!this.inOutage && failures >= escalateAfter) {
+          this.inOutage = true;
+          logger?.error({ batch: batch.id, failures, err: failure.error.message }, 'emit keeps failing; escalating');
+          notifier.trigger(failure.error);
         }
-        return result;
-      }
-      failures++;
-      if (signal.aborted) return result;
-      if (!this.inOutage && failures >= escalateAfter) {
-        this.inOutage = true;
-        logger?.error({ batch: batch.id, failures, err: result.error.message }, 'emit keeps failing; escalating');
-        notifier.trigger(result.error);
-      }
-      const backoff = this.inOutage ? policy.maxDelayMs : backoffDelayMs(policy, failures - 1, this.random);
-      // An emitter may know better (e.g. Retry-After); honour it, but never wait beyond the maximum.
-      const delayMs = Math.max(backoff, Math.min(result.retryAfterMs ?? 0, policy.maxDelayMs));
-      this.options.onRetry?.(result.error, failures, delayMs);
-      logger?.warn({ batch: batch.id, attempt: failures, delayMs: Math.round(delayMs), err: result.error.message }, 'emit failed; retrying');
-      try {
-        await sleep(this.clock, delayMs, signal);
-      } catch {
-        return result;
-      }
+        // During an escalated outage, retry at the maximum delay (Retry-After is capped there too).
+        const delayMs = this.inOutage ? policy.maxDelayMs : failure.delayMs;
+        this.options.onRetry?.(failure.error, failures, delayMs);
+        logger?.warn({ batch: batch.id, attempt: failures, delayMs: Math.round(delayMs), err: failure.error.message }, 'emit failed; retrying');
+        return delayMs;
+      },
+    });
+    if (result.kind !== 'retryable' && this.inOutage) {
+      this.inOutage = false;
+      logger?.info({ batch: batch.id, failures }, 'emitter recovered; resolving the incident');
+      notifier.resolve();
     }
+    return result;
   }
 
   async reopen(): Promise<void> {

@@ -3,7 +3,7 @@ import { ErrorCode, McError, errorMessage } from '../errors.js';
 import type { Batch, EmitResult, Emitter } from './emitter.js';
 import { OK, retryable } from './emitter.js';
 import { entriesToJsonLines } from './entry-json.js';
-import { entriesToRawLines } from './raw-lines.js';
+import { rawLines } from './raw-lines.js';
 
 export interface TextEmitterOptions {
   readonly format?: 'raw' | 'json';
@@ -29,8 +29,8 @@ export class TextEmitter implements Emitter {
 
   async emit(batch: Batch, signal: AbortSignal): Promise<EmitResult> {
     if (this.closed) return retryable(new McError(ErrorCode.EmitFailed, 'text emitter is closed'));
-    if (batch.entries.length === 0) return OK;
-    const data = this.format === 'json' ? entriesToJsonLines(batch.entries) : entriesToRawLines(batch.entries);
+    if (batch.count === 0) return OK;
+    const data = this.format === 'json' ? entriesToJsonLines(batch.entries()) : rawLines(batch.lines());
     try {
       await this.write(data, signal);
       return OK;

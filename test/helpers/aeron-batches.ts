@@ -1,5 +1,6 @@
 import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
 import type { Batch } from '../../src/emitters/emitter.js';
+import { arrayBatch } from '../../src/emitters/array-batch.js';
 
 /** Batches of numbered lines "line-<n> ..." (n from `first`), built through the real EntryBatch codec. */
 export function makeBatches(count: number, perBatch: number, lineBytes = 120, first = 0): Batch[] {
@@ -12,7 +13,7 @@ export function makeBatches(count: number, perBatch: number, lineBytes = 120, fi
       const text = Buffer.from(`line-${n} `.padEnd(lineBytes, 'x'));
       writer.addLine(head, text, 0, text.length, n * lineBytes, 1_700_000_000_000_000_000n + BigInt(n));
     }
-    batches.push({ id: b + 1, entries: decodeEntries(writer.finish()) });
+    batches.push(arrayBatch(b + 1, decodeEntries(writer.finish())));
   }
   return batches;
 }

@@ -10,6 +10,7 @@ import { createSocket } from 'node:dgram';
 import { FrameType, decodeSetup, encodeStatusMessage } from '../../src/aeron/frame-codec.js';
 import { computePosition } from '../../src/aeron/term-math.js';
 import { lineNumber, makeBatches } from '../helpers/aeron-batches.js';
+import { arrayBatch } from '../../src/emitters/array-batch.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -117,9 +118,9 @@ describe('Aeron emitter over real UDP', () => {
     const r = await receiver(0, (_n, m) => msgs.push(m));
     const e = emitter(r.port, { data_format: 'json', max_message_size: 400 });
     const [batch] = makeBatches(1, 5, 120);
-    const big = makeBatches(1, 1, 1000, 5)[0]!.entries[0]!;
-    const entries = [...batch!.entries.slice(0, 2), big, ...batch!.entries.slice(2)];
-    const result = await e.emit({ id: 7, entries }, new AbortController().signal);
+    const big = makeBatches(1, 1, 1000, 5)[0]!.entries()[0]!;
+    const entries = [...batch!.entries().slice(0, 2), big, ...batch!.entries().slice(2)];
+    const result = await e.emit(arrayBatch(7, entries), new AbortController().signal);
     expect(result.kind).toBe('fatal');
     if (result.kind === 'fatal') expect(result.rejected).toEqual([2]);
     await e.close();

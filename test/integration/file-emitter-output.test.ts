@@ -11,6 +11,7 @@ import type { FileReopenReason } from '../../src/emitters/file-emitter.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
 import { buildEntries } from '../helpers/ingest-client.js';
+import { arrayBatch } from '../../src/emitters/array-batch.js';
 
 /**
  * The file emitter against real files and the real tools an operator uses on its output (mv, rm -rf):
@@ -53,7 +54,7 @@ function beforeNextWrite(dir: string, act: () => void): Promise<() => void> {
 }
 
 function batchOf(lines: string[], id = 1) {
-  return { id, entries: decodeEntries(buildEntries(lines.map((l, i) => ({ data: Buffer.from(l), offset: i * 100 }))).entries) };
+  return arrayBatch(id, decodeEntries(buildEntries(lines.map((l, i) => ({ data: Buffer.from(l), offset: i * 100 }))).entries));
 }
 
 describe('file emitter output: rotation and removal (real files, mv, rm -rf)', () => {

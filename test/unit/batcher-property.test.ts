@@ -44,7 +44,7 @@ describe('Batcher (property: any appends, timings and emitter answers)', () => {
               return OK;
             }
             if (o === 'retry') return retryable(new Error('try later'));
-            if (o === 'fatal') return { kind: 'fatal', error: new Error('never'), rejected: [batch.entries.length - 1] };
+            if (o === 'fatal') return { kind: 'fatal', error: new Error('never'), rejected: [batch.count - 1] };
             return OK;
           });
           const events: BatchEvent[] = [];
@@ -73,16 +73,16 @@ describe('Batcher (property: any appends, timings and emitter answers)', () => {
             // The delivered position is past every record, empty ones included: a new reader finds nothing.
             await expect(spool.reader().next(AbortSignal.timeout(30))).rejects.toThrow();
             const confirmed = events.filter((e) => e.result.kind !== 'retryable');
-            expect(confirmed.flatMap((e) => e.batch.entries.map((x) => x.line.toString()))).toEqual(all);
+            expect(confirmed.flatMap((e) => e.batch.entries().map((x) => x.line.toString()))).toEqual(all);
             for (const e of events) {
-              expect(e.batch.entries.length).toBeGreaterThan(0);
-              expect(e.batch.entries.length).toBeLessThanOrEqual(maxBatchSize);
+              expect(e.batch.count).toBeGreaterThan(0);
+              expect(e.batch.count).toBeLessThanOrEqual(maxBatchSize);
             }
             // Ids: 1, 2, 3, ... per batch; a retry offers the same id again.
             expect(confirmed.map((e) => e.batch.id)).toEqual(confirmed.map((_, i) => i + 1));
             const letters = await Spool.readDeadLetters(t.dir);
             const lettered = letters.flatMap((l) => decodeEntries(l.data).map((x) => x.line.toString()));
-            const rejected = confirmed.filter((e) => e.result.kind === 'fatal').map((e) => e.batch.entries.at(-1)!.line.toString());
+            const rejected = confirmed.filter((e) => e.result.kind === 'fatal').map((e) => e.batch.entries().at(-1)!.line.toString());
             expect(lettered).toEqual(rejected);
             expect(emitter.entries.map((x) => x.line.toString())).toEqual(all.filter((l) => !rejected.includes(l)));
             expect(batcher.stats()).toMatchObject({ entries: next, deadLettered: rejected.length, pending: 0 });

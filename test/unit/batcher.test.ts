@@ -95,7 +95,7 @@ describe('Batcher', () => {
     expect(t.emitter.batches).toHaveLength(2);
     await t.clock.advanceAsync(1);
     await poll(() => t.emitter.batches.length).toBe(3);
-    expect(t.emitter.batches.map((b) => b.entries.length)).toEqual([10, 10, 5]);
+    expect(t.emitter.batches.map((b) => b.count)).toEqual([10, 10, 5]);
     expect(t.events.map((e) => e.cause)).toEqual(['size', 'size', 'time']);
     expect(t.emitter.batches.map((b) => b.id)).toEqual([1, 2, 3]);
     expect(lines(t.emitter.entries)).toEqual(range(0, 25));
@@ -116,7 +116,7 @@ describe('Batcher', () => {
     expect(t.calls).toHaveLength(0);
     await t.clock.advanceAsync(1);
     await poll(() => t.emitter.batches.length).toBe(1);
-    expect(lines(t.emitter.batches[0]!.entries)).toEqual(range(0, 6));
+    expect(lines(t.emitter.batches[0]!.entries())).toEqual(range(0, 6));
   });
 
   it('keeps one emit in flight and accumulates the next batch meanwhile', async () => {
@@ -131,7 +131,7 @@ describe('Batcher', () => {
     expect(t.calls).toHaveLength(1);
     gates.shift()!();
     await poll(() => t.calls.length).toBe(2);
-    expect(lines(t.calls[1]!.entries)).toEqual(range(5, 5));
+    expect(lines(t.calls[1]!.entries())).toEqual(range(5, 5));
     gates.shift()!();
     await t.clock.advanceAsync(1000);
     await poll(() => t.calls.length).toBe(3);
@@ -158,7 +158,7 @@ describe('Batcher', () => {
     await t.clock.advanceAsync(1);
     await poll(() => t.calls.length).toBe(4);
     expect(t.calls.map((b) => b.id)).toEqual([1, 1, 1, 2]);
-    expect(t.calls[0]!.entries).toBe(t.calls[2]!.entries);
+    expect(t.calls[0]!.entries()).toBe(t.calls[2]!.entries());
     expect(t.events.map((e) => e.result.kind)).toEqual(['retryable', 'retryable', 'ok', 'ok']);
     expect(t.batcher.stats()).toMatchObject({ batches: 2, entries: 8, pending: 0 });
   });

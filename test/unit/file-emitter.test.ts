@@ -6,11 +6,12 @@ import { FileEmitter } from '../../src/emitters/file-emitter.js';
 import type { EntryJson } from '../../src/emitters/entry-json.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
 import { buildEntries } from '../helpers/ingest-client.js';
+import { arrayBatch } from '../../src/emitters/array-batch.js';
 
 const signal = new AbortController().signal;
 
 function batchOf(lines: Buffer[], id = 1) {
-  return { id, entries: decodeEntries(buildEntries(lines.map((data, i) => ({ data, offset: i * 100 })), { tags: [{ key: 'env', value: 'test' }] }).entries) };
+  return arrayBatch(id, decodeEntries(buildEntries(lines.map((data, i) => ({ data, offset: i * 100 })), { tags: [{ key: 'env', value: 'test' }] }).entries));
 }
 
 describe('file emitter', () => {

@@ -5,6 +5,7 @@ import { MemoryEmitter } from '../../src/emitters/memory-emitter.js';
 import type { Notifier } from '../../src/emitters/notifier.js';
 import { RetryingEmitter } from '../../src/emitters/retrying-emitter.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
+import { arrayBatch } from '../../src/emitters/array-batch.js';
 
 class RecordingNotifier implements Notifier {
   readonly calls: string[] = [];
@@ -17,7 +18,7 @@ class RecordingNotifier implements Notifier {
   async close(): Promise<void> {}
 }
 
-const batch = (id: number): Batch => ({ id, entries: [] });
+const batch = (id: number): Batch => arrayBatch(id, []);
 
 /** Lets the emit loop reach its next sleep. */
 async function settle(): Promise<void> {

@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { TextEmitter } from '../../src/emitters/text-emitter.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
 import { buildEntries } from '../helpers/ingest-client.js';
+import { arrayBatch } from '../../src/emitters/array-batch.js';
 
 function batchOf(lines: string[]) {
-  return { id: 1, entries: decodeEntries(buildEntries(lines.map((l) => ({ data: Buffer.from(l) }))).entries) };
+  return arrayBatch(1, decodeEntries(buildEntries(lines.map((l) => ({ data: Buffer.from(l) }))).entries));
 }
 
 /** A sink that accepts one write at a time and completes it only when told to. */
