@@ -106,18 +106,21 @@ export class WireReader {
         this.varint();
         return;
       case WIRE_FIXED64:
-        if (this.pos + 8 > this.end) throw new WireError('truncated fixed64');
-        this.pos += 8;
+        this.skipFixed(8);
         return;
       case WIRE_LEN:
         this.lengthDelimited();
         return;
       case WIRE_FIXED32:
-        if (this.pos + 4 > this.end) throw new WireError('truncated fixed32');
-        this.pos += 4;
+        this.skipFixed(4);
         return;
       default:
         throw new WireError(`unsupported wire type ${wireType}`);
     }
+  }
+
+  private skipFixed(bytes: 4 | 8): void {
+    if (this.pos + bytes > this.end) throw new WireError(`truncated fixed${bytes * 8}`);
+    this.pos += bytes;
   }
 }
