@@ -39,13 +39,6 @@ export async function shipEntries(agg: AggregatorProcess, from: number, count: n
   if (refused.length > 0) throw new Error(`${refused.length} chunks refused: ${JSON.stringify(refused[0])}`);
 }
 
-export async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 export interface EntryCount {
   readonly lost: number;

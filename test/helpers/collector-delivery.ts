@@ -68,12 +68,3 @@ export function checkDelivery(written: readonly string[], delivered: readonly De
   return { expected: written.length, delivered: delivered.length, missing, duplicates, foreignDuplicates, unexpected, orderViolations };
 }
 
-/** Polls until `done()` or the deadline; returns whether it got done. */
-export async function waitUntil(done: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await done()) return true;
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-  return done();
-}

@@ -10,6 +10,7 @@ import { systemClock, systemRandom } from '../../src/util/clock.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
 import type { Entry } from '../../src/wire/entry-batch.js';
 import { ScriptedIngestServer } from './collector-ingest-server.js';
+import { tryWaitFor } from './wait-for.js';
 
 /**
  * A real Collector (in this process, real files, real chokidar, the system clock) shipping over real
@@ -75,12 +76,10 @@ export class CollectorHarness {
   }
 }
 
-/** Polls `check` until it returns true or `timeoutMs` passes; returns its last answer. */
-export async function eventually(check: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return check();
+/**
+ * Polls `check` until it returns true or `timeoutMs` passes; returns whether it did. Kept for the
+ * in-process collector tests; new tests use `waitFor` (test/helpers/wait-for.ts) directly.
+ */
+export function eventually(check: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  return tryWaitFor(check, { timeoutMs, intervalMs: 20, what: 'a collector condition' });
 }

@@ -5,6 +5,7 @@ import { expect } from 'vitest';
 import { startProgram } from '../../src/util/program.js';
 import type { RunningProgram } from '../../src/util/program.js';
 import { interpolate, readCompose } from './deploy-envs.js';
+import { waitFor } from './wait-for.js';
 
 /**
  * Runs the aggregator and `collector-a` with docker-compose.yml's environment, its container paths
@@ -70,11 +71,7 @@ export async function shipOneLineWithComposeEnv(o: ComposeShipOptions): Promise<
   const line = `compose environment line ${Date.now()}`;
   appendFileSync(join(logs, 'a', 'app.log'), `${line}\n`);
   const shipped = join(shippedDir, 'shipped.log');
-  const deadline = Date.now() + 20_000;
-  while (!(existsSync(shipped) && readFileSync(shipped, 'utf8').includes(line))) {
-    if (Date.now() > deadline) throw new Error('the line did not reach the file emitter');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(() => existsSync(shipped) && readFileSync(shipped, 'utf8').includes(line), { timeoutMs: 20_000, intervalMs: 100, what: 'the line at the file emitter' });
   expect(readFileSync(shipped, 'utf8')).toBe(`${line}\n`);
 
   // The image's HEALTHCHECK command, against each program.

@@ -7,7 +7,8 @@ import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { countEntries as count, freeUdpPort, shipEntries as ship, until } from '../helpers/aeron-pipeline.js';
+import { countEntries as count, freeUdpPort, shipEntries as ship } from '../helpers/aeron-pipeline.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * "Delivered" means a subscriber has it (issue #10): the spool's delivered position follows the
@@ -84,13 +85,13 @@ describe('Aeron emitter: a batch counts as delivered only once a subscriber cons
     const first = await t.receiver(seen);
     let agg = await t.start();
     await ship(agg, 0, 1000);
-    await until('the first 1000 entries at the subscriber', () => count(seen, 1000).lost === 0);
-    await until('their confirmation', async () => (await agg.metric('mega_aggregator_spool_pending_entries')) === 0);
+    await waitFor(() => count(seen, 1000).lost === 0, { timeoutMs: 30_000, what: 'the first 1000 entries at the subscriber' });
+    await waitFor(async () => (await agg.metric('mega_aggregator_spool_pending_entries')) === 0, { timeoutMs: 30_000, what: 'their confirmation' });
 
     first.child.kill('SIGSTOP');
     await ship(agg, 1000, 3000);
     // Offered into the publication, never consumed: the spool must still hold them.
-    await until('the emit of the rest', async () => (await agg.metric('mega_aggregator_entries_emitted_total')) >= 4000);
+    await waitFor(async () => (await agg.metric('mega_aggregator_entries_emitted_total')) >= 4000, { timeoutMs: 30_000, what: 'the emit of the rest' });
     await new Promise((r) => setTimeout(r, 500));
     expect(await agg.metric('mega_aggregator_spool_pending_entries')).toBe(3000);
     await agg.kill();
@@ -98,8 +99,8 @@ describe('Aeron emitter: a batch counts as delivered only once a subscriber cons
 
     await t.receiver(seen);
     agg = await t.start();
-    await until('every entry at a subscriber', () => count(seen, 4000).lost === 0, 60_000);
-    await until('every entry confirmed', async () => (await agg.metric('mega_aggregator_spool_pending_entries')) === 0);
+    await waitFor(() => count(seen, 4000).lost === 0, { timeoutMs: 60_000, what: 'every entry at a subscriber' });
+    await waitFor(async () => (await agg.metric('mega_aggregator_spool_pending_entries')) === 0, { timeoutMs: 30_000, what: 'every entry confirmed' });
     const c = count(seen, 4000);
     expect(c.lost).toBe(0);
     // Only what the stuck subscriber never consumed may come twice (it consumed none of it).
@@ -112,11 +113,11 @@ describe('Aeron emitter: a batch counts as delivered only once a subscriber cons
     const first = await t.receiver(seen);
     let agg = await t.start();
     await ship(agg, 0, 500);
-    await until('the first entries at the subscriber', () => count(seen, 500).lost === 0);
+    await waitFor(() => count(seen, 500).lost === 0, { timeoutMs: 30_000, what: 'the first entries at the subscriber' });
 
     first.child.kill('SIGSTOP');
     await ship(agg, 500, 2000);
-    await until('the emit of the rest', async () => (await agg.metric('mega_aggregator_entries_emitted_total')) >= 2500);
+    await waitFor(async () => (await agg.metric('mega_aggregator_entries_emitted_total')) >= 2500, { timeoutMs: 30_000, what: 'the emit of the rest' });
     expect(await agg.stop()).toBe(0);
     const stopped = await agg.waitForLog((r) => r.msg === 'stopped');
     expect(stopped.pendingInSpool).toBeGreaterThan(0);
@@ -125,8 +126,8 @@ describe('Aeron emitter: a batch counts as delivered only once a subscriber cons
     // aggregator restarts and sends every unconfirmed batch again.
     first.child.kill('SIGCONT');
     agg = await t.start();
-    await until('every entry at the subscriber', () => count(seen, 2500).lost === 0, 60_000);
-    await until('every entry confirmed', async () => (await agg.metric('mega_aggregator_spool_pending_entries')) === 0);
+    await waitFor(() => count(seen, 2500).lost === 0, { timeoutMs: 60_000, what: 'every entry at the subscriber' });
+    await waitFor(async () => (await agg.metric('mega_aggregator_spool_pending_entries')) === 0, { timeoutMs: 30_000, what: 'every entry confirmed' });
     expect(count(seen, 2500).lost).toBe(0);
   });
 });

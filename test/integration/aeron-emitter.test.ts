@@ -11,6 +11,7 @@ import { FrameType, decodeSetup, encodeStatusMessage } from '../../src/aeron/fra
 import { computePosition } from '../../src/aeron/term-math.js';
 import { lineNumber, makeBatches } from '../helpers/aeron-batches.js';
 import { arrayBatch } from '../../src/emitters/array-batch.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -46,13 +47,6 @@ async function emitUntilOk(e: AeronEmitter, batch: Batch, seen: EmitResult[]): P
   throw new Error(`batch ${batch.id} never went through`);
 }
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('Aeron emitter over real UDP', () => {
   it('delivers every entry exactly once, in order, through a relay that drops, duplicates and reorders', async () => {
@@ -67,7 +61,7 @@ describe('Aeron emitter over real UDP', () => {
     const seen: EmitResult[] = [];
     for (const b of batches) await emitUntilOk(e, b, seen);
     await e.close();
-    await until(() => got.length >= 20_000, 20_000, 'all lines');
+    await waitFor(() => got.length >= 20_000, { timeoutMs: 20_000, intervalMs: 10, what: 'all lines' });
     expect(got.length).toBe(20_000);
     expect(got.every((n, i) => n === i)).toBe(true);
     expect(relay.counts.dropped).toBeGreaterThan(10);
@@ -94,15 +88,15 @@ describe('Aeron emitter over real UDP', () => {
     })();
     // Kill the receiver abruptly (no EOS, like SIGKILL) once a third has arrived, wait until the
     // emitter reports not-connected, then bring a new receiver up on the same port.
-    await until(() => first.length > 4000, 20_000, 'first third');
+    await waitFor(() => first.length > 4000, { timeoutMs: 20_000, intervalMs: 10, what: 'first third' });
     await r1.close();
     const isNotConnected = (s: EmitResult) => s.kind === 'retryable' && (s.error as { code?: string }).code === 'MC_ERR_NOT_CONNECTED';
-    await until(() => seen.some(isNotConnected), 20_000, 'a not-connected result');
+    await waitFor(() => seen.some(isNotConnected), { timeoutMs: 20_000, intervalMs: 10, what: 'a not-connected result' });
     r1 = await receiver(port, (n) => second.push(n));
     restarted = true;
     await run;
     await e.close();
-    await until(() => new Set([...first, ...second]).size === 12_000, 20_000, 'every line');
+    await waitFor(() => new Set([...first, ...second]).size === 12_000, { timeoutMs: 20_000, intervalMs: 10, what: 'every line' });
     expect(restarted).toBe(true);
     expect(seen.filter(isNotConnected).length).toBeGreaterThan(0);
     // Each receiver saw an in-order run; the second starts at or before where the first stopped.
@@ -124,7 +118,7 @@ describe('Aeron emitter over real UDP', () => {
     expect(result.kind).toBe('fatal');
     if (result.kind === 'fatal') expect(result.rejected).toEqual([2]);
     await e.close();
-    await until(() => msgs.length === 5, 5000, 'five json messages');
+    await waitFor(() => msgs.length === 5, { timeoutMs: 5000, intervalMs: 10, what: 'five json messages' });
     const docs = msgs.map((m) => JSON.parse(m.toString('utf8')) as { line: string; source: { offset: number; collector_id: string }; timestamp: string; tags: Record<string, string> });
     expect(docs.map((d) => d.line.slice(0, 7))).toEqual(['line-0 ', 'line-1 ', 'line-2 ', 'line-3 ', 'line-4 ']);
     expect(docs[1]?.source).toMatchObject({ offset: 120, collector_id: 'collector-1' });

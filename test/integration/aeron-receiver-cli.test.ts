@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UdpPublication } from '../../src/aeron/udp-publication.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'dist', 'cmd', 'aeron-receiver', 'main.js');
@@ -43,13 +44,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -69,7 +63,7 @@ describe('aeron-receiver CLI (real child process)', () => {
     const pub = await UdpPublication.open({ channel: `${channel}|term-length=64k`, streamId: 10, connectionTimeoutMs: 500 });
     expect(await pub.waitForConnected(5000)).toBe(true);
     for (const text of ['Hello World! 0', 'Hello World! 1']) expect(pub.offer(Buffer.from(text))).toBeGreaterThan(0);
-    await until(() => cli.lines.length === 2, 5000, 'two lines');
+    await waitFor(() => cli.lines.length === 2, { timeoutMs: 5000, intervalMs: 10, what: 'two lines' });
     expect(cli.lines).toEqual([
       `Message to stream 10 from session ${pub.sessionId} (14 bytes) <<Hello World! 0>>`,
       `Message to stream 10 from session ${pub.sessionId} (14 bytes) <<Hello World! 1>>`,
@@ -81,9 +75,9 @@ describe('aeron-receiver CLI (real child process)', () => {
     expect(pub.offer(Buffer.from('while away'))).toBeGreaterThan(0);
     cli = await startCli([channel, '10']);
     children.push(cli.child);
-    await until(() => cli.lines.some((l) => l.endsWith('<<while away>>')), 10_000, 'the retained message');
+    await waitFor(() => cli.lines.some((l) => l.endsWith('<<while away>>')), { timeoutMs: 10_000, intervalMs: 10, what: 'the retained message' });
     expect(pub.offer(Buffer.from('after restart'))).toBeGreaterThan(0);
-    await until(() => cli.lines.some((l) => l.endsWith('<<after restart>>')), 5000, 'the new message');
+    await waitFor(() => cli.lines.some((l) => l.endsWith('<<after restart>>')), { timeoutMs: 5000, intervalMs: 10, what: 'the new message' });
     expect(cli.lines.at(-2)).toMatch(/<<while away>>$/);
     expect(cli.stderr.join('')).toMatch(/Available image/);
     await pub.close();

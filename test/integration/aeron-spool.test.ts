@@ -10,14 +10,8 @@ import type { BatchEvent } from '../../src/batcher/batcher.js';
 import { Spool } from '../../src/spool/spool.js';
 import { EntryBatchWriter, RunHead, encodeBatchHeader } from '../../src/wire/entry-batch.js';
 import { lineNumber } from '../helpers/aeron-batches.js';
+import { waitFor } from '../helpers/wait-for.js';
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('Spool → Batcher → Aeron emitter, receiver away and back', () => {
   it('keeps batches in the spool while no receiver is connected and delivers every entry once it returns', async () => {
@@ -46,14 +40,14 @@ describe('Spool → Batcher → Aeron emitter, receiver away and back', () => {
       }
     };
     await append(3000);
-    await until(() => seen.size === 3000, 15_000, 'the first 3000 lines');
+    await waitFor(() => seen.size === 3000, { timeoutMs: 15_000, intervalMs: 10, what: 'the first 3000 lines' });
 
     await receiver.close(); // gone without EOS
     await append(3000);
-    await until(() => results.includes('retryable'), 15_000, 'a retryable result while the receiver is away');
+    await waitFor(() => results.includes('retryable'), { timeoutMs: 15_000, intervalMs: 10, what: 'a retryable result while the receiver is away' });
     expect(batcher.stats().pending).toBeGreaterThan(0);
     receiver = await rx(port);
-    await until(() => seen.size === 6000, 20_000, 'every line after the receiver returned');
+    await waitFor(() => seen.size === 6000, { timeoutMs: 20_000, intervalMs: 10, what: 'every line after the receiver returned' });
     await batcher.stop(5000);
     await emitter.close();
     await receiver.close();

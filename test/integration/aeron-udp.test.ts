@@ -2,14 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { UdpPublication } from '../../src/aeron/udp-publication.js';
 import { UdpReceiver } from '../../src/aeron/udp-receiver.js';
 import { OfferResult } from '../../src/aeron/publication.js';
+import { waitFor } from '../helpers/wait-for.js';
 
-async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe('UDP publication → TS receiver on 127.0.0.1', () => {
   it('delivers 20,000 messages of mixed sizes in order, then closes with EOS', async () => {
@@ -38,11 +32,11 @@ describe('UDP publication → TS receiver on 127.0.0.1', () => {
       want.push(msg);
     }
     await pub.close();
-    await until(() => got.length >= want.length, 10_000);
+    await waitFor(() => got.length >= want.length, { timeoutMs: 10_000, intervalMs: 5, what: 'every message at the receiver' });
     expect(got.length).toBe(want.length);
     for (let i = 0; i < want.length; i++) if (!got[i]!.equals(want[i]!)) throw new Error(`message ${i} differs`);
     expect(pub.publication.state).toBe('closed');
-    await until(() => unavailable === 1, 5000);
+    await waitFor(() => unavailable === 1, { timeoutMs: 5000, intervalMs: 5, what: 'the receiver to see the publication unavailable' });
     await receiver.close();
   }, 30_000);
 });

@@ -6,6 +6,7 @@ import { UdpReceiver } from '../../src/aeron/udp-receiver.js';
 import { runAggregator, startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 describe('aggregator: Aeron emitter selected by AGGREGATOR_AERON_CONFIGURATION (real process, real UDP)', () => {
   let dir: string;
@@ -42,8 +43,7 @@ describe('aggregator: Aeron emitter selected by AGGREGATOR_AERON_CONFIGURATION (
     const { entries, entryCount } = buildEntries(lines.map((data) => ({ data })));
     stream.send({ sequence: 1, entries, entryCount });
     expect((await stream.waitForAcks(1))[0]?.code).toBe('OK');
-    const deadline = Date.now() + 15_000;
-    while (messages.length < lines.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await tryWaitFor(() => messages.length >= lines.length, { timeoutMs: 15_000, intervalMs: 25, what: 'every line at the receiver' });
     expect(messages.map((m) => m.toString('hex'))).toEqual(lines.map((l) => l.toString('hex')));
     expect(await agg.metric('mega_aggregator_aeron_messages_sent_total')).toBeGreaterThanOrEqual(3);
     await stream.finish();
@@ -58,10 +58,9 @@ describe('aggregator: Aeron emitter selected by AGGREGATOR_AERON_CONFIGURATION (
     const { entries, entryCount } = buildEntries(lines.map((data) => ({ data })));
     stream.send({ sequence: 1, entries, entryCount });
     expect((await stream.waitForAcks(1))[0]?.code).toBe('OK');
-    const deadline = Date.now() + 15_000;
-    while ((await agg.metric('mega_aggregator_entries_dead_lettered_total')) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await tryWaitFor(async () => (await agg.metric('mega_aggregator_entries_dead_lettered_total')) >= 1, { timeoutMs: 15_000, intervalMs: 25, what: 'a dead letter' });
     expect(await agg.metric('mega_aggregator_entries_dead_lettered_total')).toBe(1);
-    while (messages.length < before + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await tryWaitFor(() => messages.length >= before + 2, { timeoutMs: 15_000, intervalMs: 25, what: 'the rest of the batch at the receiver' });
     expect(messages.slice(before).map((m) => m.toString())).toEqual(['fits', 'fits too']);
     await stream.finish();
     client.close();
@@ -112,8 +111,7 @@ describe('aggregator: Aeron emitter selected by AGGREGATOR_AERON_CONFIGURATION (
       const { entries, entryCount } = buildEntries(['via localhost', 'second'].map((l) => ({ data: Buffer.from(l) })));
       stream.send({ sequence: 1, entries, entryCount });
       expect((await stream.waitForAcks(1))[0]?.code).toBe('OK');
-      const deadline = Date.now() + 15_000;
-      while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      await tryWaitFor(() => got.length >= 2, { timeoutMs: 15_000, intervalMs: 25, what: 'both lines at the receiver' });
       expect(got).toEqual(['via localhost', 'second']);
       await stream.finish();
       client.close();

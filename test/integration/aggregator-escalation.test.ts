@@ -9,6 +9,7 @@ import type { TestCerts } from '../helpers/certs.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
 import { startFakeEventsApi } from '../helpers/pagerduty-server.js';
 import type { FakeEventsApi } from '../helpers/pagerduty-server.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 describe('aggregator: emitter outage escalates once to PagerDuty and loses nothing (real process, real HTTPS)', () => {
   let dir: string;
@@ -83,13 +84,9 @@ describe('aggregator: emitter outage escalates once to PagerDuty and loses nothi
     expect(events[1]?.event_action).toBe('resolve');
     expect(events[1]?.dedup_key).toBe('mega-aggregator-test-outage');
 
-    const deadline = Date.now() + 15_000;
-    let lines: string[] = [];
-    while (Date.now() < deadline) {
-      lines = (await readFile(target, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
-      if (lines.length >= expected.length) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const linesOf = async (): Promise<string[]> => (await readFile(target, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+    await tryWaitFor(async () => (await linesOf()).length >= expected.length, { timeoutMs: 15_000, what: 'every line in the output' });
+    const lines = await linesOf();
     expect(lines).toEqual(expected);
     await new Promise((r) => setTimeout(r, 300));
     expect(api.events.map((e) => e.event_action)).toEqual(['trigger', 'resolve']);

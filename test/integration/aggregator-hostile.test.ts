@@ -7,6 +7,7 @@ import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
 import type { IngestClient } from '../helpers/ingest-client.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 /**
  * Valid-looking but hostile input against a real aggregator process (issue 8, case 7): chunks of
@@ -150,8 +151,7 @@ describe('hostile gRPC input against a real aggregator', () => {
     // A chunk sent after it on the same stream is delivered, so the output has caught up when we look.
     st.send({ sequence: 2, ...buildEntries([{ data: Buffer.from('after-tags') }]) });
     expect((await st.waitForAcks(2))[1]?.code).toBe('OK');
-    const until = Date.now() + 10_000;
-    while (Date.now() < until && !(existsSync(out) && readFileSync(out, 'utf8').includes('after-tags'))) await new Promise((r) => setTimeout(r, 50));
+    await tryWaitFor(() => existsSync(out) && readFileSync(out, 'utf8').includes('after-tags'), { timeoutMs: 10_000, what: 'the chunk after the refused one in the output' });
     const grown = statSync(out).size - outBefore;
     console.log(`tags: a ${c.entries.length}-byte chunk of 2,000 tags refused; output grew by ${grown} bytes`);
     expect(grown).toBeLessThan(4096);

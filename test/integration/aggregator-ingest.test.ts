@@ -8,22 +8,29 @@ import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
 import type { IngestClient } from '../helpers/ingest-client.js';
+import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
+
+/** The output file's newline-terminated lines. */
+async function linesIn(path: string): Promise<Buffer[]> {
+  const data = await readFile(path).catch(() => Buffer.alloc(0));
+  const lines: Buffer[] = [];
+  let start = 0;
+  for (let i = data.indexOf(0x0a); i !== -1; i = data.indexOf(0x0a, start)) {
+    lines.push(data.subarray(start, i));
+    start = i + 1;
+  }
+  return lines;
+}
 
 /** Polls the output file until it holds `n` newline-terminated lines. */
 async function waitForLines(path: string, n: number, timeoutMs = 20_000): Promise<Buffer[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const data = await readFile(path).catch(() => Buffer.alloc(0));
-    const lines: Buffer[] = [];
-    let start = 0;
-    for (let i = data.indexOf(0x0a); i !== -1; i = data.indexOf(0x0a, start)) {
-      lines.push(data.subarray(start, i));
-      start = i + 1;
-    }
-    if (lines.length >= n) return lines;
-    if (Date.now() > deadline) throw new Error(`only ${lines.length} of ${n} lines in ${path}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return waitFor(
+    async () => {
+      const lines = await linesIn(path);
+      return lines.length >= n && lines;
+    },
+    { timeoutMs, what: `${n} lines in ${path}` },
+  );
 }
 
 describe('aggregator: gRPC ingest to the file emitter (real process)', () => {
@@ -183,8 +190,7 @@ describe('aggregator: text emitter writes to stdout (real process)', () => {
       const { entries, entryCount } = buildEntries([{ data: Buffer.from('to stdout 1') }, { data: Buffer.from('to stdout 2') }]);
       stream.send({ sequence: 1, entries, entryCount });
       expect((await stream.waitForAcks(1))[0]?.code).toBe('OK');
-      const deadline = Date.now() + 10_000;
-      while (!agg.stdout().toString().includes('to stdout 2') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      await tryWaitFor(() => agg.stdout().toString().includes('to stdout 2'), { timeoutMs: 10_000, intervalMs: 25, what: 'the second line on stdout' });
       expect(agg.stdout().toString()).toBe('to stdout 1\nto stdout 2\n');
       await stream.finish();
       client.close();

@@ -7,18 +7,16 @@ import { decodeEntries, encodeEntries } from '../../src/wire/entry-batch.js';
 import { runAggregator, startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 async function readLines(path: string): Promise<string[]> {
   return (await readFile(path, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
 }
 
+/** Waits (up to `timeoutMs`) for `n` lines, then returns what the file holds, for the test to judge. */
 async function waitForLineCount(path: string, n: number, timeoutMs = 20_000): Promise<string[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const lines = await readLines(path);
-    if (lines.length >= n || Date.now() > deadline) return lines;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await tryWaitFor(async () => (await readLines(path)).length >= n, { timeoutMs, what: `${n} lines in ${path}` });
+  return readLines(path);
 }
 
 describe('aggregator: crash, restart, drain and spool commands (real processes)', () => {

@@ -13,6 +13,7 @@ import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
 import { startFakeEventsApi } from '../helpers/pagerduty-server.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * The aggregator's file output under what operators do to it, with the real aggregator process, real
@@ -29,13 +30,6 @@ async function linesOf(path: string): Promise<string[]> {
   return (await readFile(path, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** What an ordered list of files holds: lost, duplicated and out-of-order lines against 0..total-1. */
 function account(files: string[][], total: number): { lost: number; duplicated: number; inOrder: boolean } {
@@ -124,7 +118,7 @@ describe('aggregator file output: rotation, SIGHUP and a removed directory while
     const ship = startShipping(agg.address);
     const grows = async (p: string, more: number): Promise<void> => {
       const from = (await linesOf(p)).length;
-      await waitFor(`${p} to grow`, async () => (await linesOf(p)).length >= from + more);
+      await waitFor(async () => (await linesOf(p)).length >= from + more, { timeoutMs: 20_000, intervalMs: 25, what: `${p} to grow` });
     };
 
     // 1. logrotate's default (rename, nocreate) with postrotate `kill -HUP`.
@@ -143,7 +137,7 @@ describe('aggregator file output: rotation, SIGHUP and a removed directory while
     await grows(path, 300);
 
     const total = await ship.stop();
-    await waitFor('every line emitted', async () => (await agg?.metric('mega_aggregator_entries_emitted_total')) === total);
+    await waitFor(async () => (await agg?.metric('mega_aggregator_entries_emitted_total')) === total, { timeoutMs: 20_000, intervalMs: 25, what: 'every line emitted' });
     const files = [await linesOf(`${path}.1`), await linesOf(`${path}.2`), await linesOf(`${path}.3`), await linesOf(path)];
     const result = account(files, total);
     console.log(`rotation: ${total} lines shipped; per file ${files.map((f) => f.length).join(' / ')}; lost ${result.lost}, duplicated ${result.duplicated}`);
@@ -180,7 +174,7 @@ describe('aggregator file output: rotation, SIGHUP and a removed directory while
       },
     });
     const ship = startShipping(agg.address);
-    await waitFor('the first lines', async () => (await linesOf(path)).length >= 500);
+    await waitFor(async () => (await linesOf(path)).length >= 500, { timeoutMs: 20_000, intervalMs: 25, what: 'the first lines' });
 
     // Keep the file's inode readable, to see afterwards what the deleted file holds.
     held = await open(path, 'r');
@@ -202,7 +196,7 @@ describe('aggregator file output: rotation, SIGHUP and a removed directory while
     await sleep(200);
 
     const total = await ship.stop();
-    await waitFor('every line emitted', async () => (await agg?.metric('mega_aggregator_entries_emitted_total')) === total);
+    await waitFor(async () => (await agg?.metric('mega_aggregator_entries_emitted_total')) === total, { timeoutMs: 20_000, intervalMs: 25, what: 'every line emitted' });
     const inDeleted = (await held.readFile('utf8')).split('\n').filter((l) => l !== '');
     const inNew = await linesOf(path);
     const result = account([inDeleted, inNew], total);
@@ -246,7 +240,7 @@ describe('aggregator file output: rotation, SIGHUP and a removed directory while
       await sleep(100);
     }
     writeSome(400);
-    await waitFor('every line in the output', async () => (await linesOf(path)).length >= written);
+    await waitFor(async () => (await linesOf(path)).length >= written, { timeoutMs: 20_000, intervalMs: 25, what: 'every line in the output' });
     expect(account([await linesOf(path)], written)).toEqual({ lost: 0, duplicated: 0, inOrder: true });
     expect(collector.child.exitCode).toBeNull();
     expect(agg.child.exitCode).toBeNull();

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { waitUntil } from '../helpers/collector-delivery.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { freePort } from '../helpers/free-port.js';
+import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
 
 /**
  * The aggregator is away while 200 MB of logs pile up: the collector stops reading at
@@ -60,7 +60,7 @@ describe('collector memory while the aggregator is away', () => {
     });
     const lines = writeLines(join(logs, 'a.log'), 100 * MiB, 'a') + writeLines(join(logs, 'b.log'), 100 * MiB, 'b');
     let peakAway = 0;
-    await waitUntil(async () => (await collector?.metric('mega_collector_reading_paused')) === 1, 10_000);
+    await tryWaitFor(async () => (await collector?.metric('mega_collector_reading_paused')) === 1, { timeoutMs: 10_000, intervalMs: 100, what: 'the collector to pause reading' });
     for (let i = 0; i < 20; i++) {
       peakAway = Math.max(peakAway, collector.rss());
       await new Promise((r) => setTimeout(r, 100));
@@ -78,10 +78,10 @@ describe('collector memory while the aggregator is away', () => {
     });
     const started = Date.now();
     let peakCatchUp = 0;
-    const delivered = await waitUntil(async () => {
+    const delivered = await tryWaitFor(async () => {
       peakCatchUp = Math.max(peakCatchUp, collector?.rss() ?? 0);
       return (await collector?.metric('mega_collector_lines_acknowledged_total')) === lines;
-    }, 45_000, 100);
+    }, { timeoutMs: 45_000, intervalMs: 100, what: 'every line acknowledged' });
     const seconds = (Date.now() - started) / 1000;
     console.log(`catch-up: ${lines} lines in ${seconds.toFixed(1)} s (${Math.round(lines / seconds)} lines/s), collector peak RSS ${(peakCatchUp / MiB).toFixed(1)} MiB`);
     expect(delivered).toBe(true);
@@ -118,10 +118,10 @@ describe('collector memory while the aggregator is away', () => {
       COLLECTOR_STATE_DIR: join(dir, 'state'),
       COLLECTOR_BUFFER_MAX_BYTES: '256KiB',
     });
-    expect(await waitUntil(async () => ((await aggregator?.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' })) ?? 0) > 0, 15_000)).toBe(true);
+    await waitFor(async () => ((await aggregator?.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' })) ?? 0) > 0, { timeoutMs: 15_000, intervalMs: 100, what: 'a chunk refused for spool_full' });
     rmdirSync(out);
-    expect(await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === lines, 30_000)).toBe(true);
-    expect(await waitUntil(async () => (await aggregator?.metric('mega_aggregator_entries_emitted_total')) === lines, 15_000)).toBe(true);
+    await waitFor(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === lines, { timeoutMs: 30_000, intervalMs: 100, what: 'every line acknowledged' });
+    await waitFor(async () => (await aggregator?.metric('mega_aggregator_entries_emitted_total')) === lines, { timeoutMs: 15_000, intervalMs: 100, what: 'every line emitted' });
     const emitted = readFileSync(out, 'latin1').split('\n').filter((l) => l !== '');
     expect(emitted).toHaveLength(lines);
     // Raw lines carry their sequence number: in order and each once.

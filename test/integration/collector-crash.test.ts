@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
 import { LogWriter } from '../helpers/collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 /**
  * kill -9 of the collector, and separately of the aggregator, at random moments while lines are
@@ -110,7 +111,7 @@ describe('collector and aggregator crashes during shipping', () => {
     await sleep(300);
     await load.stop();
     const written = writer.written;
-    await waitUntil(() => new Set(readDelivered(s.out).map((d) => d.line)).size >= written.length, 30_000, 200);
+    await tryWaitFor(() => new Set(readDelivered(s.out).map((d) => d.line)).size >= written.length, { timeoutMs: 30_000, intervalMs: 200, what: 'every written line delivered' });
     await sleep(300);
     const delivered = readDelivered(s.out);
     const report = checkDelivery(written, delivered);
@@ -150,7 +151,7 @@ describe('collector and aggregator crashes during shipping', () => {
     await sleep(300);
     await load.stop();
     const written = writer.written;
-    await waitUntil(() => new Set(readDelivered(s.out).map((d) => d.line)).size >= written.length, 30_000, 200);
+    await tryWaitFor(() => new Set(readDelivered(s.out).map((d) => d.line)).size >= written.length, { timeoutMs: 30_000, intervalMs: 200, what: 'every written line delivered' });
     await sleep(300);
     const report = checkDelivery(written, readDelivered(s.out));
     console.log(`aggregator kill -9 x2: ${report.expected} lines written, ${report.delivered} delivered, ${report.duplicates} duplicates (unacknowledged chunks re-sent, spool replay)`);

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { readDelivered } from '../helpers/collector-delivery.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 /**
  * Files created, written and deleted at 100 per second for 4 s while another file takes 20,000
@@ -125,7 +126,7 @@ describe('collector discovery under file churn', () => {
     const totalLines = files.reduce((n, f) => n + f.lines.length, 0);
     const delivered = () => new Set(readDelivered(out).map((d) => d.line));
     // Deleted files drain for COLLECTOR_ROTATE_WAIT (1 s) after their last growth.
-    await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total', { path: busy })) === busySeq, 30_000, 200);
+    await tryWaitFor(async () => (await collector?.metric('mega_collector_lines_acknowledged_total', { path: busy })) === busySeq, { timeoutMs: 30_000, intervalMs: 200, what: 'every line of the busy file acknowledged' });
     await sleep(2000);
     const got = delivered();
     const byLifetime = new Map<number, { files: number; incomplete: number; lost: number }>();

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 /**
  * Symlinks created before their targets (a common layout: /var/log/app.log -> the app's current
@@ -76,7 +77,7 @@ describe('collector discovery of symlinked files', () => {
       for (const path of Object.values(targets)) unlinkSync(`${path}.old`);
     }
     const t0 = Date.now();
-    await waitUntil(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, 15_000, 200);
+    await tryWaitFor(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, { timeoutMs: 15_000, intervalMs: 200, what: 'every written line delivered' });
     console.log(`delivered ${Date.now() - t0} ms after the last write`);
     await sleep(300);
     const report = checkDelivery(written, readDelivered(out));

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Discovery } from '../../src/collector/discovery.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { systemClock } from '../../src/util/clock.js';
-import { waitUntil } from '../helpers/collector-delivery.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 let dir: string;
 let discovery: Discovery | undefined;
@@ -30,7 +30,7 @@ describe('Discovery', () => {
     mkdirSync(join(dir, 'later', 'deep'), { recursive: true });
     writeFileSync(join(dir, 'later', 'deep', 'new.log'), 'y\n');
     writeFileSync(join(dir, 'later', 'deep', 'new.txt'), 'y\n');
-    expect(await waitUntil(() => found.has(join(dir, 'later', 'deep', 'new.log')), 5000, 20)).toBe(true);
+    await waitFor(() => found.has(join(dir, 'later', 'deep', 'new.log')), { timeoutMs: 5000, intervalMs: 20, what: 'the new file in a new deep directory to be found' });
     expect([...found].some((p) => p.endsWith('.txt'))).toBe(false);
     expect(discovery.matches(join(dir, 'x', 'y', 'z.log'))).toBe(true);
     expect(discovery.matches(join(dir, 'x', 'z.log.1'))).toBe(false);
@@ -46,12 +46,12 @@ describe('Discovery', () => {
     expect(await discovery.start()).toEqual([]);
     const live = join(dir, 'app.log');
     writeFileSync(live, 'first\n');
-    expect(await waitUntil(() => reports.includes(live), 5000, 10)).toBe(true);
+    await waitFor(() => reports.includes(live), { timeoutMs: 5000, intervalMs: 10, what: 'the live file to be reported' });
     renameSync(live, `${live}.1`);
     reports.length = 0;
     writeFileSync(live, 'second\n');
     appendFileSync(live, 'more\n');
-    expect(await waitUntil(() => reports.includes(live), 5000, 10)).toBe(true);
+    await waitFor(() => reports.includes(live), { timeoutMs: 5000, intervalMs: 10, what: 'the live file to be reported again' });
   });
 
   it('regression: a symlink created before its target is reported when the target appears, not at the rescan', async () => {
@@ -73,16 +73,16 @@ describe('Discovery', () => {
     await new Promise((r) => setTimeout(r, 100));
     reports.length = 0;
     writeFileSync(join(dir, 'data', 'early.log'), 'x\n');
-    expect(await waitUntil(() => reports.includes(early), 2000, 10)).toBe(true);
+    await waitFor(() => reports.includes(early), { timeoutMs: 2000, intervalMs: 10, what: 'the early file to be reported' });
     mkdirSync(join(dir, 'data', 'sub', 'deeper'), { recursive: true });
     writeFileSync(join(dir, 'data', 'sub', 'deeper', 'late.log'), 'y\n');
-    expect(await waitUntil(() => reports.includes(late), 2000, 10)).toBe(true);
+    await waitFor(() => reports.includes(late), { timeoutMs: 2000, intervalMs: 10, what: 'the late file to be reported' });
     expect(discovery.followedLinks).toBe(2);
     // Rotation of the target: renamed away, recreated: the link is reported again.
     renameSync(join(dir, 'data', 'early.log'), join(dir, 'data', 'early.log.1'));
     reports.length = 0;
     writeFileSync(join(dir, 'data', 'early.log'), 'z\n');
-    expect(await waitUntil(() => reports.includes(early), 2000, 10)).toBe(true);
+    await waitFor(() => reports.includes(early), { timeoutMs: 2000, intervalMs: 10, what: 'the early file to be reported again' });
   });
 
   it('reports each file of a burst, in a directory created after start, within milliseconds', async () => {
@@ -106,7 +106,7 @@ describe('Discovery', () => {
       writeFileSync(path, 'x\n');
       await new Promise((r) => setTimeout(r, 25));
     }
-    expect(await waitUntil(() => [...created.keys()].every((p) => seen.has(p)), 5000, 10)).toBe(true);
+    await waitFor(() => [...created.keys()].every((p) => seen.has(p)), { timeoutMs: 5000, intervalMs: 10, what: 'every created file to be found' });
     const delays = [...created].map(([p, t0]) => (seen.get(p) as number) - t0);
     delays.sort((a, b) => a - b);
     console.log(`discovery (in process, idle): median ${delays[20]?.toFixed(1)} ms, max ${delays[39]?.toFixed(1)} ms`);

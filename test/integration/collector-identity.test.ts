@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { readDelivered } from '../helpers/collector-delivery.js';
 import { linesOnDisk, numberedLines } from '../helpers/collector-on-disk.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
 
 /**
  * Issue 8, case 2: a file rewritten in place, or truncated and regrown past the checkpoint, with lines
@@ -80,10 +81,10 @@ function generation(s: Setup, tag: string, count: number): string {
 /** Waits until every line on disk is delivered; returns lost (on disk, never delivered) and the rest. */
 async function settle(s: Setup): Promise<{ lost: string[]; destroyed: number; delivered: number; duplicates: number }> {
   const onDisk = linesOnDisk(s.logs);
-  await waitUntil(() => {
+  await tryWaitFor(() => {
     const got = new Set(readDelivered(s.out).map((d) => d.line));
     return [...onDisk].every((l) => got.has(l));
-  }, 30_000, 200);
+  }, { timeoutMs: 30_000, intervalMs: 200, what: 'every line on disk delivered' });
   await new Promise((r) => setTimeout(r, 300));
   const all = readDelivered(s.out);
   const seen = new Set(all.map((d) => d.line));
@@ -98,7 +99,7 @@ describe('file identity with equal line layouts', () => {
     aggregator = await startAggregator({ env: aggregatorEnv(s) });
     writeFileSync(s.file, generation(s, 'gen1', 500));
     collector = await startCollector({ ...s.env, COLLECTOR_REMOTE_ADDRESS: aggregator.address });
-    expect(await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === 520, 15_000, 50)).toBe(true);
+    await waitFor(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === 520, { timeoutMs: 15_000, intervalMs: 50, what: '520 lines acknowledged' });
     expect(await collector.stop()).toBe(0);
     truncateSync(s.file, 0);
     appendFileSync(s.file, generation(s, 'gen2', 800));
@@ -115,7 +116,7 @@ describe('file identity with equal line layouts', () => {
     aggregator = await startAggregator({ env: aggregatorEnv(s) });
     writeFileSync(s.file, generation(s, 'gen1', 500));
     collector = await startCollector({ ...s.env, COLLECTOR_REMOTE_ADDRESS: aggregator.address });
-    expect(await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === 520, 15_000, 50)).toBe(true);
+    await waitFor(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === 520, { timeoutMs: 15_000, intervalMs: 50, what: '520 lines acknowledged' });
     expect(await collector.stop()).toBe(0);
     // Overwrites every old line after the banner and goes on past the old end.
     const fd = openSync(s.file, 'r+');
@@ -134,7 +135,7 @@ describe('file identity with equal line layouts', () => {
       const port = await freePort();
       writeFileSync(s.file, generation(s, 'gen1', 20000));
       collector = await startCollector({ ...s.env, COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${port}`, COLLECTOR_MAX_INFLIGHT_BYTES: '64KiB', COLLECTOR_BUFFER_MAX_BYTES: '16KiB' });
-      expect(await waitUntil(async () => (await collector?.metric('mega_collector_reading_paused')) === 1, 15_000, 50)).toBe(true);
+      await waitFor(async () => (await collector?.metric('mega_collector_reading_paused')) === 1, { timeoutMs: 15_000, intervalMs: 50, what: 'the collector to pause reading' });
       const readBefore = await collector.metric('mega_collector_lines_read_total');
       expect(readBefore).toBeLessThan(20000);
       const text = generation(s, 'gen2', 25000);

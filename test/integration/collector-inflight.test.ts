@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { freePort } from '../helpers/free-port.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * COLLECTOR_MAX_INFLIGHT_BYTES holds to within one read: the collector checks the budget before
@@ -61,7 +62,7 @@ describe('collector in-flight bound', () => {
       COLLECTOR_STATE_DIR: join(dir, 'state'),
       COLLECTOR_MAX_INFLIGHT_BYTES: '64KiB',
     });
-    expect(await waitUntil(async () => (await collector?.metric('mega_collector_reading_paused')) === 1, 10_000, 50)).toBe(true);
+    await waitFor(async () => (await collector?.metric('mega_collector_reading_paused')) === 1, { timeoutMs: 10_000, intervalMs: 50, what: 'the collector to pause reading' });
     // Let it try to read more for a while.
     await new Promise((r) => setTimeout(r, 500));
     const peakAway = await collector.metric('mega_collector_inflight_peak_bytes');
@@ -79,8 +80,8 @@ describe('collector in-flight bound', () => {
         AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '50ms',
       },
     });
-    expect(await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === written.length, 60_000, 100)).toBe(true);
-    expect(await waitUntil(() => readDelivered(out).length >= written.length, 20_000, 100)).toBe(true);
+    await waitFor(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === written.length, { timeoutMs: 60_000, intervalMs: 100, what: 'every written line acknowledged' });
+    await waitFor(() => readDelivered(out).length >= written.length, { timeoutMs: 20_000, intervalMs: 100, what: 'every written line delivered' });
     const report = checkDelivery(written, readDelivered(out));
     const peak = await collector.metric('mega_collector_inflight_peak_bytes');
     console.log(`catch-up: ${report.expected} written, ${report.delivered} delivered, ${report.missing.length} lost, ${report.duplicates} duplicated; peak in flight ${peak} B`);

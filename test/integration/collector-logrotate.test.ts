@@ -7,10 +7,11 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
 import { linesOnDisk } from '../helpers/collector-on-disk.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 /**
  * Issue 8, case 3: Debian's real `logrotate` with `copytruncate` (own state file and configuration,
@@ -95,11 +96,11 @@ async function run(globRotated: boolean): Promise<void> {
     clearInterval(writer);
   }
   const onDisk = linesOnDisk(logs);
-  await waitUntil(() => {
+  await tryWaitFor(() => {
     const got = new Set(readDelivered(out).map((d) => d.line));
     for (const l of onDisk) if (!got.has(l)) return false;
     return true;
-  }, 40_000, 500);
+  }, { timeoutMs: 40_000, intervalMs: 500, what: 'every line on disk delivered' });
   await new Promise((r) => setTimeout(r, 1000));
   const delivered = readDelivered(out);
   const report = checkDelivery(written, delivered);
@@ -148,7 +149,7 @@ describe('collector with the real logrotate (copytruncate)', () => {
     write(200);
     collector = await startCollector({ ...FAST_COLLECTOR_ENV, COLLECTOR_REMOTE_ADDRESS: aggregator.address, COLLECTOR_FILES: `${live},${live}.[0-9]`, COLLECTOR_STATE_DIR: join(dir, 'state') });
     for (let round = 1; round <= 3; round++) {
-      await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === written.length, 10_000, 50);
+      await tryWaitFor(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === written.length, { timeoutMs: 10_000, intervalMs: 50, what: 'every written line acknowledged' });
       write(100);
       // The copy is created empty and filled in pieces while the collector looks, then the original truncated.
       const copy = `${live}.1`;
@@ -164,7 +165,7 @@ describe('collector with the real logrotate (copytruncate)', () => {
       truncateSync(live, 0);
       write(50);
     }
-    await waitUntil(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, 20_000, 200);
+    await tryWaitFor(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, { timeoutMs: 20_000, intervalMs: 200, what: 'every written line delivered' });
     await new Promise((r) => setTimeout(r, 1500));
     const report = checkDelivery(written, readDelivered(out));
     console.log(`slow copytruncate with the copy in the globs: ${report.expected} lines written, ${report.delivered} delivered, ${report.missing.length} missing, ${report.duplicates} duplicates (under another file id: ${report.foreignDuplicates.length})`);

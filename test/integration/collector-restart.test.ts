@@ -6,10 +6,11 @@ import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { generateTestCerts } from '../helpers/certs.js';
 import type { TestCerts } from '../helpers/certs.js';
-import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
 import { LogWriter } from '../helpers/collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, runCollector, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
 
 /**
  * The collector program across stops and starts: truncation while stopped, corrupt checkpoints,
@@ -64,7 +65,7 @@ function freshCase(): { logs: string; state: string; writer: LogWriter; env: Rec
 async function delivered(written: readonly string[]): Promise<ReturnType<typeof checkDelivery>> {
   const want = new Set(written);
   const mine = (): ReturnType<typeof readDelivered> => readDelivered(out).filter((d) => want.has(d.line));
-  await waitUntil(() => new Set(mine().map((d) => d.line)).size >= want.size, 20_000, 100);
+  await tryWaitFor(() => new Set(mine().map((d) => d.line)).size >= want.size, { timeoutMs: 20_000, intervalMs: 100, what: 'every written line delivered' });
   return checkDelivery(written, mine());
 }
 
@@ -92,7 +93,7 @@ describe('collector program', () => {
     const c = freshCase();
     collector = await startCollector({ ...c.env, COLLECTOR_BUFFER_TIMEOUT: '10s' });
     c.writer.append('app', 2000);
-    await waitUntil(async () => (await collector?.metric('mega_collector_lines_read_total')) === 2000, 10_000, 20);
+    await tryWaitFor(async () => (await collector?.metric('mega_collector_lines_read_total')) === 2000, { timeoutMs: 10_000, intervalMs: 20, what: '2000 lines read' });
     // Whatever is still unacknowledged at SIGTERM is waited for before the exit.
     expect(await collector.stop()).toBe(0);
     expect(collector.logs.some((l) => l.includes('drained'))).toBe(true);
@@ -106,7 +107,7 @@ describe('collector program', () => {
     collector = await startCollector({ ...c.env, COLLECTOR_BUFFER_TIMEOUT: '1h' });
     c.writer.append('app', 3);
     // Waiting an hour would be the chunk timer; a caught-up reader seals what it has.
-    expect(await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === 3, 15_000, 50)).toBe(true);
+    await waitFor(async () => (await collector?.metric('mega_collector_lines_acknowledged_total')) === 3, { timeoutMs: 15_000, intervalMs: 50, what: '3 lines acknowledged' });
     expect((await delivered(c.writer.written)).missing).toEqual([]);
   });
 
@@ -158,13 +159,13 @@ describe('collector program', () => {
     const tags = (JSON.parse(records[0] as string) as { tags: Record<string, string> }).tags;
     expect(tags).toEqual({ env: 'test', team: 'logs', host: hostname() });
     const path = c.writer.path('m');
-    await waitUntil(async () => (await collector?.metric('mega_collector_lines_acknowledged_total', { path })) === 20, 5000, 50);
+    await tryWaitFor(async () => (await collector?.metric('mega_collector_lines_acknowledged_total', { path })) === 20, { timeoutMs: 5000, intervalMs: 50, what: '20 lines of the file acknowledged' });
     expect(await collector.metric('mega_collector_lines_read_total', { path })).toBe(20);
     expect(await collector.metric('mega_collector_lines_acknowledged_total', { path })).toBe(20);
     expect(await collector.metric('mega_collector_read_bytes_total', { path })).toBeGreaterThan(0);
     expect(await collector.metric('mega_collector_acknowledged_bytes_total', { path })).toBe(await collector.metric('mega_collector_read_bytes_total', { path }));
     expect(await collector.metric('mega_collector_open_files')).toBe(1);
-    await waitUntil(async () => ((await collector?.metric('mega_collector_checkpoint_writes_total')) ?? 0) > 0, 5000, 50);
+    await tryWaitFor(async () => ((await collector?.metric('mega_collector_checkpoint_writes_total')) ?? 0) > 0, { timeoutMs: 5000, intervalMs: 50, what: 'a checkpoint written' });
     const text = await collector.metricsText();
     for (const series of [
       `mega_collector_behind_bytes{path="${path}"} 0`,
@@ -187,7 +188,7 @@ describe('collector program', () => {
     const long = `case${caseNo}-long-${'L'.repeat(2500)}`;
     appendFileSync(c.writer.path('s'), `${long}\nshort-case${caseNo}\n`);
     collector = await startCollector({ ...c.env, COLLECTOR_MAX_LINE_BYTES: '1000B' });
-    await waitUntil(() => readDelivered(out).some((d) => d.line === `short-case${caseNo}`), 10_000, 50);
+    await tryWaitFor(() => readDelivered(out).some((d) => d.line === `short-case${caseNo}`), { timeoutMs: 10_000, intervalMs: 50, what: 'the short line after the long one delivered' });
     const pieces = readDelivered(out).filter((d) => d.line.startsWith(`case${caseNo}-long-`) || /^L+$/.test(d.line));
     expect(pieces.map((p) => p.line).join('')).toBe(long);
     expect(pieces.map((p) => p.line.length)).toEqual([1000, 1000, long.length - 2000]);
@@ -220,7 +221,7 @@ describe('collector program', () => {
         COLLECTOR_TLS_KEY: certs.client.key.toString(),
         COLLECTOR_TLS_CA_CERTIFICATE: certs.ca.certPath,
       });
-      await waitUntil(() => readDelivered(tlsOut).length >= 20, 15_000, 100);
+      await tryWaitFor(() => readDelivered(tlsOut).length >= 20, { timeoutMs: 15_000, intervalMs: 100, what: '20 lines delivered over mTLS' });
       expect(checkDelivery(c.writer.written, readDelivered(tlsOut)).missing).toEqual([]);
     } finally {
       await collector?.kill();

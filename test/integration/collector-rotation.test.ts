@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
 import { LogWriter } from '../helpers/collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
 
 /**
  * Several files written continuously while they are rotated by rename+create and by copytruncate:
@@ -55,7 +56,7 @@ describe('collector rotation under continuous writing', () => {
       await new Promise((r) => setTimeout(r, 15));
     }
     const written = writer.written;
-    const arrived = await waitUntil(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, 40_000, 200);
+    const arrived = await tryWaitFor(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, { timeoutMs: 40_000, intervalMs: 200, what: 'every written line delivered' });
     // A little longer, so late duplicates (if any) would show up.
     await new Promise((r) => setTimeout(r, 500));
     const report = checkDelivery(written, readDelivered(out));
@@ -100,7 +101,7 @@ describe('collector rotation under continuous writing', () => {
         writer.append(s, 50);
         const seen = rotatedAt.get(s);
         if (seen !== undefined) {
-          await waitUntil(() => opened(writer.path(s)) > seen, 10_000, 5);
+          await tryWaitFor(() => opened(writer.path(s)) > seen, { timeoutMs: 10_000, intervalMs: 5, what: "the collector to open the rotated file's successor" });
           rotatedAt.delete(s);
         }
       }
@@ -115,7 +116,7 @@ describe('collector rotation under continuous writing', () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     const written = writer.written;
-    await waitUntil(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, 30_000, 200);
+    await tryWaitFor(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, { timeoutMs: 30_000, intervalMs: 200, what: 'every written line delivered' });
     await new Promise((r) => setTimeout(r, 500));
     const report = checkDelivery(written, readDelivered(out));
     console.log(`rotation outside globs: ${report.expected} lines written, ${report.delivered} delivered, ${report.duplicates} duplicates`);
@@ -124,7 +125,7 @@ describe('collector rotation under continuous writing', () => {
     expect(report.orderViolations.slice(0, 5)).toEqual([]);
     // Finished rotated files are closed: only the live file stays open (red.log was rotated away in
     // the last round and not written again).
-    expect(await waitUntil(async () => (await collector?.metric('mega_collector_open_files')) === 1, 5000, 100)).toBe(true);
+    await waitFor(async () => (await collector?.metric('mega_collector_open_files')) === 1, { timeoutMs: 5000, intervalMs: 100, what: 'only the live file open' });
     expect(await collector.stop()).toBe(0);
   });
 });

@@ -6,11 +6,12 @@ import { readDeadLetterFile } from '../../src/spool/dead-letters.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
 import { runAggregator, startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { readDelivered } from '../helpers/collector-delivery.js';
 import type { Delivered } from '../helpers/collector-delivery.js';
 import { FAST_COLLECTOR_ENV, runCollector, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
+import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
 
 /**
  * Issue 8, case 5: a collector and an aggregator with different size limits. The aggregator
@@ -146,10 +147,10 @@ describe('mismatched size limits between a real collector and a real aggregator'
       await new Promise((r) => setTimeout(r, 20));
     }
     const total = before.length + after.length;
-    const done = await waitUntil(() => {
+    const done = await tryWaitFor(() => {
       const r = rejoined(out);
       return (r.lines.get(join(logs, 'a.log'))?.length ?? 0) + (r.lines.get(join(logs, 'b.log'))?.length ?? 0) >= total;
-    }, 90_000, 500);
+    }, { timeoutMs: 90_000, intervalMs: 500, what: 'every line of a.log and b.log delivered' });
     const r = rejoined(out);
     const a = r.lines.get(join(logs, 'a.log')) ?? [];
     const b = r.lines.get(join(logs, 'b.log')) ?? [];
@@ -193,7 +194,7 @@ describe('mismatched size limits between a real collector and a real aggregator'
     st.send({ sequence: 1, ...buildEntries(lines) });
     const [ack] = await st.waitForAcks(1);
     expect(ack?.code).toBe('OK');
-    expect(await waitUntil(() => readDelivered(out).length >= 20, 10_000)).toBe(true);
+    await waitFor(() => readDelivered(out).length >= 20, { timeoutMs: 10_000, intervalMs: 100, what: '20 lines delivered' });
     expect(readDelivered(out).map((d) => d.line)).toEqual(Array.from({ length: 20 }, (_, i) => `short ${i}`));
     const letters = await readDeadLetterFile(spool);
     expect(letters.letters).toHaveLength(1);

@@ -7,13 +7,14 @@ import { Spool } from '../../src/spool/spool.js';
 import type { SpoolRecord } from '../../src/spool/spool.js';
 import { runAggregator, startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
 import { LogWriter } from '../helpers/collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { makeBatch } from '../helpers/spool-fixtures.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
 import { freePort } from '../helpers/free-port.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 /**
  * Issue 8, case 4: a spool on a volume smaller than one segment (20 MiB tmpfs, default 64 MiB
@@ -130,7 +131,7 @@ describe('spool on a volume smaller than one segment (20 MiB tmpfs, default 64 M
     cleanups.push(() => clearInterval(watchFree));
     // 23 MiB at once: more than the volume holds before the first batch is due.
     for (let i = 0; i < 100; i++) writer.append(`f${i % 3}`, 1_000);
-    await waitUntil(async () => (await aggregator.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' })) > 0, 20_000, 100);
+    await tryWaitFor(async () => (await aggregator.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' })) > 0, { timeoutMs: 20_000, intervalMs: 100, what: 'a chunk refused for spool_full' });
     // Restart on the full spool in the middle of it.
     refused += await aggregator.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' });
     expect(await aggregator.stop()).toBe(0);
@@ -141,7 +142,7 @@ describe('spool on a volume smaller than one segment (20 MiB tmpfs, default 64 M
       await sleep(100);
     }
     const written = writer.written;
-    const allThere = await waitUntil(() => countLines(v.out) >= written.length, 180_000, 1000);
+    const allThere = await tryWaitFor(() => countLines(v.out) >= written.length, { timeoutMs: 180_000, intervalMs: 1000, what: 'every written line in the output' });
     refused += await aggregator.metric('mega_aggregator_chunks_refused_total', { reason: 'spool_full' });
     const delivered = readDelivered(v.out);
     const report = checkDelivery(written, delivered);
@@ -208,7 +209,7 @@ describe('spool on a volume smaller than one segment (20 MiB tmpfs, default 64 M
     const collector = await collect(v, aggregator.address);
     const writer = new LogWriter(v.logs, 'p'.repeat(100));
     for (let i = 0; i < 20; i++) writer.append('after', 1000);
-    const allThere = await waitUntil(() => countLines(v.out) >= writer.written.length, 60_000, 500);
+    const allThere = await tryWaitFor(() => countLines(v.out) >= writer.written.length, { timeoutMs: 60_000, intervalMs: 500, what: 'every written line in the output' });
     const report = checkDelivery(writer.written, readDelivered(v.out));
     console.log(
       `stalled spool restarted: ${appended} records filled the volume; then ${report.expected} lines written, ` +

@@ -2,11 +2,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { countEntries, entryText, freeUdpPort, shipEntries, until } from '../helpers/aeron-pipeline.js';
+import { countEntries, entryText, freeUdpPort, shipEntries } from '../helpers/aeron-pipeline.js';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { startMediaDriver, startSubscriber } from './aeron-driver.js';
 import type { MediaDriver, Subscriber } from './aeron-driver.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * The aggregator's Aeron emitter against the real C media driver with the C `basic_subscriber`:
@@ -58,11 +59,11 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
     const agg = await t.start();
     const total = 5000;
     await shipEntries(agg, 0, total, 50);
-    await until('every entry at basic_subscriber', () => payloads.length >= total, 60_000);
+    await waitFor(() => payloads.length >= total, { timeoutMs: 60_000, what: 'every entry at basic_subscriber' });
     expect(countEntries(payloads, total, 50)).toEqual({ lost: 0, duplicated: 0, changed: 0 });
     expect(payloads).toEqual(Array.from({ length: total }, (_, i) => entryText(i, 50)));
     // The tail of the stream is confirmed too (the publication pads past the driver's SM threshold).
-    await until('every batch confirmed', async () => (await pending(agg)) === 0);
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     expect(await agg.stop()).toBe(0);
   });
 
@@ -73,9 +74,9 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
     const agg = await t.start();
     // Enough to cross several 1 MiB terms, so the term id wraps past INT32_MAX from init-term-id.
     await shipEntries(agg, 0, 3000, 3);
-    await until('every entry at basic_subscriber', () => payloads.length >= 3000, 60_000);
+    await waitFor(() => payloads.length >= 3000, { timeoutMs: 60_000, what: 'every entry at basic_subscriber' });
     expect(countEntries(payloads, 3000, 3)).toEqual({ lost: 0, duplicated: 0, changed: 0 });
-    await until('every batch confirmed', async () => (await pending(agg)) === 0);
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     expect(sub.images.some((line) => line.startsWith('Available image'))).toBe(true);
     expect(await agg.stop()).toBe(0);
   });
@@ -101,9 +102,9 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
     });
     cleanups.push(() => agg.kill());
     await shipEntries(agg, 0, 3000, 100);
-    await until('every entry at both subscribers', () => seen.every((p) => p.length >= 3000), 60_000);
+    await waitFor(() => seen.every((p) => p.length >= 3000), { timeoutMs: 60_000, what: 'every entry at both subscribers' });
     for (const p of seen) expect(countEntries(p, 3000, 100)).toEqual({ lost: 0, duplicated: 0, changed: 0 });
-    await until('every batch confirmed', async () => (await pending(agg)) === 0);
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     expect(await agg.stop()).toBe(0);
   });
 
@@ -113,10 +114,10 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
     const first = await t.subscribe(payloads);
     let agg = await t.start();
     await shipEntries(agg, 0, 1000);
-    await until('the first entries confirmed', async () => payloads.length >= 1000 && (await pending(agg)) === 0);
+    await waitFor(async () => payloads.length >= 1000 && (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'the first entries confirmed' });
     await first.stop('SIGKILL');
     await shipEntries(agg, 1000, 3000);
-    await until('the rest emitted', async () => (await agg.metric('mega_aggregator_entries_emitted_total')) >= 4000);
+    await waitFor(async () => (await agg.metric('mega_aggregator_entries_emitted_total')) >= 4000, { timeoutMs: 30_000, what: 'the rest emitted' });
     await new Promise((r) => setTimeout(r, 500));
     // Offered into the publication, consumed by nobody: still pending in the spool.
     expect(await pending(agg)).toBe(3000);
@@ -124,8 +125,8 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
 
     await t.subscribe(payloads);
     agg = await t.start();
-    await until('every entry at a subscriber', () => countEntries(payloads, 4000).lost === 0, 60_000);
-    await until('every batch confirmed', async () => (await pending(agg)) === 0);
+    await waitFor(() => countEntries(payloads, 4000).lost === 0, { timeoutMs: 60_000, what: 'every entry at a subscriber' });
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     const c = countEntries(payloads, 4000);
     expect(c).toMatchObject({ lost: 0, changed: 0 });
   });
@@ -136,18 +137,18 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
     const first = await t.subscribe(payloads);
     let agg = await t.start();
     await shipEntries(agg, 0, 500);
-    await until('the first entries confirmed', async () => payloads.length >= 500 && (await pending(agg)) === 0);
+    await waitFor(async () => payloads.length >= 500 && (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'the first entries confirmed' });
     first.child.kill('SIGSTOP');
     await shipEntries(agg, 500, 20_000);
-    await until('some of the rest emitted', async () => (await agg.metric('mega_aggregator_entries_emitted_total')) > 1000);
+    await waitFor(async () => (await agg.metric('mega_aggregator_entries_emitted_total')) > 1000, { timeoutMs: 30_000, what: 'some of the rest emitted' });
     expect(await agg.stop()).toBe(0);
     const stopped = await agg.waitForLog((r) => r.msg === 'stopped');
     expect(stopped.pendingInSpool).toBeGreaterThan(0);
 
     first.child.kill('SIGCONT');
     agg = await t.start();
-    await until('every entry at the subscriber', () => countEntries(payloads, 20_500).lost === 0, 90_000);
-    await until('every batch confirmed', async () => (await pending(agg)) === 0, 30_000);
+    await waitFor(() => countEntries(payloads, 20_500).lost === 0, { timeoutMs: 90_000, what: 'every entry at the subscriber' });
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     expect(countEntries(payloads, 20_500)).toMatchObject({ lost: 0, changed: 0 });
   });
 });

@@ -8,6 +8,7 @@ import { AGGREGATOR_MAIN, startAggregator } from '../helpers/aggregator-process.
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { COLLECTOR_MAIN, FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * Issue 11 item 6: `top` in a real terminal (tmux): it draws, refreshes every second from the
@@ -55,21 +56,13 @@ describe('top in a real terminal (tmux)', () => {
 
   const screen = (session: string): string => tmux('capture-pane', '-p', '-t', session);
 
-  async function waitFor(what: () => boolean, ms: number, describeIt: () => string): Promise<void> {
-    const end = Date.now() + ms;
-    while (!what()) {
-      if (Date.now() > end) throw new Error(`timed out; screen/state:\n${describeIt()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
   it('mega-aggregator top draws, refreshes every second with live rates, and quits on q', async () => {
     const session = 'agg';
     const codeFile = await startTop(session, AGGREGATOR_MAIN, {
       AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
       AGGREGATOR_METRICS_ADDRESS: `127.0.0.1:${agg.metricsPort}`,
     });
-    await waitFor(() => /lines in \(received\) +\S/.test(screen(session)), 15_000, () => screen(session));
+    await waitFor(() => /lines in \(received\) +\S/.test(screen(session)), { timeoutMs: 15_000, intervalMs: 100, what: 'the first frame', describe: () => screen(session) });
     const first = screen(session);
     expect(first).toContain('mega-aggregator top');
     for (const row of ['open streams', 'spool bytes', 'spool pending entries (lag)', 'emit retries', 'dead letters', 'Aeron publications']) {
@@ -79,12 +72,12 @@ describe('top in a real terminal (tmux)', () => {
     const clock = (s: string): string | undefined => /(\d\d:\d\d:\d\d) UTC/.exec(s)?.[1];
     // Lines written now show up as a rate on a later frame.
     await writeFile(join(dir, 'logs', 'app.log'), Array.from({ length: 5000 }, (_, i) => `line ${i}`).join('\n') + '\n');
-    await waitFor(() => /lines in \(received\) +[1-9][\d.k]* \/s/.test(screen(session)), 15_000, () => screen(session));
+    await waitFor(() => /lines in \(received\) +[1-9][\d.k]* \/s/.test(screen(session)), { timeoutMs: 15_000, intervalMs: 100, what: 'a frame with a received rate', describe: () => screen(session) });
     expect(clock(screen(session))).not.toBe(clock(first));
     tmux('send-keys', '-t', session, 'q');
-    await waitFor(() => existsSync(codeFile) && readFileSync(codeFile, 'utf8').trim() !== '', 10_000, () => screen(session));
+    await waitFor(() => existsSync(codeFile) && readFileSync(codeFile, 'utf8').trim() !== '', { timeoutMs: 10_000, intervalMs: 100, what: 'top to exit', describe: () => screen(session) });
     expect(readFileSync(codeFile, 'utf8').trim()).toBe('0');
-    await waitFor(() => !alive(session), 5000, () => 'session still alive');
+    await waitFor(() => !alive(session), { timeoutMs: 5000, intervalMs: 100, what: 'the tmux session to end', describe: () => 'session still alive' });
   });
 
   it('mega-collector top draws its rows and quits on Ctrl-C', async () => {
@@ -95,14 +88,14 @@ describe('top in a real terminal (tmux)', () => {
       COLLECTOR_STATE_DIR: join(dir, 'state-top'),
       COLLECTOR_METRICS_ADDRESS: `127.0.0.1:${col.metricsPort}`,
     });
-    await waitFor(() => /lines in \(read\) +[\d.]/.test(screen(session)), 15_000, () => screen(session));
+    await waitFor(() => /lines in \(read\) +[\d.]/.test(screen(session)), { timeoutMs: 15_000, intervalMs: 100, what: 'the first frame', describe: () => screen(session) });
     const s = screen(session);
     expect(s).toContain('mega-collector top');
     expect(s).toMatch(/connected +1\b/);
     expect(s).toMatch(/open files +1\b/);
     for (const row of ['behind (lag)', 'reconnects (retries)', 'lines dropped']) expect(s).toContain(row);
     tmux('send-keys', '-t', session, 'C-c');
-    await waitFor(() => existsSync(codeFile) && readFileSync(codeFile, 'utf8').trim() !== '', 10_000, () => screen(session));
+    await waitFor(() => existsSync(codeFile) && readFileSync(codeFile, 'utf8').trim() !== '', { timeoutMs: 10_000, intervalMs: 100, what: 'top to exit', describe: () => screen(session) });
     expect(readFileSync(codeFile, 'utf8').trim()).toBe('0');
   });
 });
