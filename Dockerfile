@@ -14,6 +14,7 @@ COPY api ./api
 COPY src ./src
 COPY cmd ./cmd
 COPY bench ./bench
+COPY support ./support
 RUN npm run build
 
 # ---- runtime: production dependencies and dist/ only ----

@@ -8,8 +8,9 @@
 import { appendFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { scrapeMetric, startProgram } from '../../src/util/program.js';
-import type { RunningProgram } from '../../src/util/program.js';
+import { scrapeMetric } from '../../support/metrics-text.js';
+import { startProgram } from '../../support/program.js';
+import type { RunningProgram } from '../../support/program.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dir = resolve(process.env.DEMO_DIR ?? 'data/demo');

@@ -1,14 +1,14 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProgram } from '../../src/util/program.js';
-import { REPO_ROOT, parseMetric } from './aggregator-process.js';
+import { metricValue } from '../../support/metrics-text.js';
+import { runProgram, startProgram } from '../../support/program.js';
+import type { LogRecord, ProgramResult, RunningProgram } from '../../support/program.js';
+import { REPO_ROOT } from './aggregator-process.js';
 
 /**
  * Runs the real collector program (`node dist/cmd/collector/main.js`, built by `npm run build`) as a
- * child process (through the shared startProgram), waits for its `msg:"started"` line and reads its
- * metrics port from it.
+ * child process (through the shared support/program.ts), waits for its `msg:"started"` line and reads
+ * its metrics port from it.
  */
 export const COLLECTOR_MAIN = join(REPO_ROOT, 'dist', 'cmd', 'collector', 'main.js');
 
@@ -23,9 +23,9 @@ export const FAST_COLLECTOR_ENV: Readonly<Record<string, string>> = {
 };
 
 export interface CollectorProcess {
-  readonly child: ChildProcess;
+  readonly child: RunningProgram['child'];
   readonly metricsPort: number;
-  readonly logs: string[];
+  readonly logs: readonly string[];
   readonly exited: Promise<number | string>;
   stop(graceMs?: number): Promise<number | string>;
   kill(): Promise<number | string>;
@@ -33,7 +33,11 @@ export interface CollectorProcess {
   metricsText(): Promise<string>;
   /** Resident set size in bytes, from /proc. */
   rss(): number;
-  waitForLog(match: (r: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
+}
+
+function assertBuilt(): void {
+  if (!existsSync(COLLECTOR_MAIN)) throw new Error(`${COLLECTOR_MAIN} is missing: run "npm run build" first`);
 }
 
 function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
@@ -43,78 +47,30 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 export async function startCollector(env: Record<string, string>, args: readonly string[] = [], timeoutMs = 20_000): Promise<CollectorProcess> {
-  if (!existsSync(COLLECTOR_MAIN)) throw new Error(`${COLLECTOR_MAIN} is missing: run "npm run build" first`);
-  const logs: string[] = [];
-  const records: Array<Record<string, unknown>> = [];
-  const listeners = new Set<(r: Record<string, unknown>) => void>();
-  const program = await startProgram({
-    script: COLLECTOR_MAIN,
-    args,
-    env: childEnv(env),
-    readyMessage: 'started',
-    timeoutMs,
-    onStderrLine: (line) => {
-      logs.push(line);
-      try {
-        const r = JSON.parse(line) as Record<string, unknown>;
-        records.push(r);
-        for (const l of [...listeners]) l(r);
-      } catch {
-        // not JSON (e.g. a one-line configuration error)
-      }
-    },
-  });
-  const waitForLog = (match: (r: Record<string, unknown>) => boolean, ms = 20_000): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const found = records.find(match);
-      if (found !== undefined) return resolve(found);
-      const timer = setTimeout(() => {
-        listeners.delete(l);
-        reject(new Error(`collector: no matching log line within ${ms} ms; last lines:\n${logs.slice(-15).join('\n')}`));
-      }, ms);
-      const l = (r: Record<string, unknown>): void => {
-        if (!match(r)) return;
-        clearTimeout(timer);
-        listeners.delete(l);
-        resolve(r);
-      };
-      listeners.add(l);
-    });
+  assertBuilt();
+  const program = await startProgram({ script: COLLECTOR_MAIN, args, env: childEnv(env), readyMessage: 'started', timeoutMs, keepLogs: true });
   const { child } = program;
   const metricsPort = Number(program.ready.metricsPort);
   const metricsText = async (): Promise<string> => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return {
     child,
     metricsPort,
-    logs,
+    logs: program.logs,
     exited: program.exited,
-    waitForLog,
+    waitForLog: program.waitForLog,
     metricsText,
-    metric: async (name, labels) => parseMetric(await metricsText(), name, labels),
+    metric: async (name, labels) => metricValue(await metricsText(), name, labels),
     rss: () => {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       return Number(m?.[1] ?? 0) * 1024;
     },
     stop: (graceMs = 15_000) => program.stop(graceMs),
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      return program.exited;
-    },
+    kill: program.kill,
   };
 }
 
 /** Runs the collector to completion (--help, bad configuration): exit code, stdout, stderr. */
-export function runCollector(env: Record<string, string>, args: readonly string[] = []): Promise<{ code: number | string; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [COLLECTOR_MAIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('exit', (code, signal) => {
-      clearTimeout(t);
-      resolve({ code: code ?? signal ?? 'unknown', stdout, stderr });
-    });
-  });
+export function runCollector(env: Record<string, string>, args: readonly string[] = []): Promise<ProgramResult> {
+  assertBuilt();
+  return runProgram({ script: COLLECTOR_MAIN, args, env: childEnv(env) });
 }

@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { startProgram } from '../../src/util/program.js';
-import type { RunningProgram } from '../../src/util/program.js';
+import { startProgram } from '../../support/program.js';
+import type { RunningProgram } from '../../support/program.js';
 import { interpolate, readCompose } from './deploy-envs.js';
 import { waitFor } from './wait-for.js';
 

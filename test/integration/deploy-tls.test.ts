@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAggregatorConfig } from '../../src/config/aggregator-config.js';
 import { loadCollectorConfig } from '../../src/config/collector-config.js';
-import type { RunningProgram } from '../../src/util/program.js';
+import type { RunningProgram } from '../../support/program.js';
 import { AGGREGATOR_MAIN, REPO_ROOT } from '../helpers/aggregator-process.js';
 import { shipOneLineWithComposeEnv } from '../helpers/compose-ship.js';
 import { composeEnvs, kubernetesEnvs, systemdEnvs } from '../helpers/deploy-envs.js';

@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startProgram } from '../../src/util/program.js';
+import { startProgram } from '../../support/program.js';
 import { readmeMetricNames } from '../helpers/readme-metrics.js';
-import type { RunningProgram } from '../../src/util/program.js';
+import type { RunningProgram } from '../../support/program.js';
 
 /**
  * Every query of deploy/grafana/mega-collector.json, and every metric the README's table lists, names a

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningProgram } from '../../src/util/program.js';
+import type { RunningProgram } from '../../support/program.js';
 import { shipOneLineWithComposeEnv } from '../helpers/compose-ship.js';
 
 /**
