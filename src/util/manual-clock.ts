@@ -45,28 +45,57 @@ export class ManualClock implements Clock {
   /** Moves time forward by `ms`, firing every timer that falls due on the way. */
   advance(ms: number): void {
     const target = this.current + ms;
-    for (;;) {
-      let next: ManualTimer | undefined;
-      for (const t of this.timers.values()) {
-        if (t.due <= target && (next === undefined || t.due < next.due || (t.due === next.due && t.id < next.id))) next = t;
-      }
-      if (next === undefined) break;
-      this.timers.delete(next.id);
-      this.current = Math.max(this.current, next.due);
-      next.fn();
-    }
+    for (let next = this.nextDue(target); next !== undefined; next = this.nextDue(target)) this.fire(next);
     this.current = target;
   }
 
-  /** Advances in steps, letting promise continuations run between them. */
+  /**
+   * Moves time forward by `ms` like `advance`, but lets the code under test run between timers: before
+   * the first timer and after each one it waits until the microtask queue is empty (every promise
+   * continuation queued so far, and every one those queue, has run), so a timer that a continuation sets
+   * fires in this advance if it falls due. `stepMs` also stops at every step boundary (time passes in
+   * steps as continuations see it).
+   */
   async advanceAsync(ms: number, stepMs = ms): Promise<void> {
-    let left = ms;
-    while (left > 0) {
-      const step = Math.min(stepMs, left);
-      this.advance(step);
-      left -= step;
-      for (let i = 0; i < 10; i++) await Promise.resolve();
+    const target = this.current + ms;
+    const step = stepMs > 0 ? stepMs : Math.max(ms, 0);
+    await settled();
+    for (;;) {
+      const stepEnd = Math.min(target, this.current + step);
+      for (let next = this.nextDue(stepEnd); next !== undefined; next = this.nextDue(stepEnd)) {
+        this.fire(next);
+        await settled();
+      }
+      this.current = Math.max(this.current, stepEnd);
+      if (stepEnd >= target) return;
     }
-    for (let i = 0; i < 10; i++) await Promise.resolve();
   }
+
+  /** The timer that fires next if it is due by `until` (earliest due, ties in creation order). */
+  private nextDue(until: number): ManualTimer | undefined {
+    let next: ManualTimer | undefined;
+    for (const t of this.timers.values()) {
+      if (t.due <= until && (next === undefined || t.due < next.due || (t.due === next.due && t.id < next.id))) next = t;
+    }
+    return next;
+  }
+
+  private fire(timer: ManualTimer): void {
+    this.timers.delete(timer.id);
+    this.current = Math.max(this.current, timer.due);
+    timer.fn();
+  }
+}
+
+/**
+ * Node's setImmediate as it was when this module loaded (test fake timers installed later cannot stop
+ * it). Node runs every queued microtask, and every microtask those queue, before the next macrotask,
+ * so one turn is the point where promise continuations have settled; @sinonjs/fake-timers' tickAsync
+ * (behind vitest's advanceTimersByTimeAsync) waits the same way. No real time passes and no I/O is
+ * started: pure code under test reaches the same state every run.
+ */
+const nextMacrotask = globalThis.setImmediate;
+
+function settled(): Promise<void> {
+  return new Promise((resolve) => nextMacrotask(resolve));
 }
