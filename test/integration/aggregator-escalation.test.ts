@@ -9,7 +9,7 @@ import type { TestCerts } from '../helpers/certs.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
 import { startFakeEventsApi } from '../helpers/pagerduty-server.js';
 import type { FakeEventsApi } from '../helpers/pagerduty-server.js';
-import { tryWaitFor } from '../helpers/wait-for.js';
+import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
 
 describe('aggregator: emitter outage escalates once to PagerDuty and loses nothing (real process, real HTTPS)', () => {
   let dir: string;
@@ -75,8 +75,10 @@ describe('aggregator: emitter outage escalates once to PagerDuty and loses nothi
     expect(api.refused).toBeGreaterThanOrEqual(2);
     expect(await agg.metric('mega_aggregator_emit_retries_total')).toBeGreaterThanOrEqual(2);
 
-    // More batches fail behind the first one during the same outage: still a single incident.
-    await new Promise((r) => setTimeout(r, 600));
+    // More batches fail behind the first one during the same outage: still a single incident. Wait until
+    // emits have failed again after the trigger (not a fixed sleep, which passes when nothing ran).
+    const retriesAtTrigger = await agg.metric('mega_aggregator_emit_retries_total');
+    await waitFor(async () => ((await agg?.metric('mega_aggregator_emit_retries_total')) ?? 0) >= retriesAtTrigger + 3, { timeoutMs: 15_000, what: 'emits failing again after the trigger' });
     expect(api.events).toHaveLength(1);
 
     await mkdir(join(dir, 'not-yet'));
