@@ -1,3 +1,4 @@
+import { seededRandom as uniform } from '../helpers/seeded-random.js';
 import { CHAOS_SEED } from './settings.js';
 
 /** A seeded pseudo-random source (mulberry32): the same seed gives the same timings and sizes. */
@@ -13,14 +14,7 @@ export interface Random {
 }
 
 export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = uniform(seed);
   const int = (lo: number, hi: number): number => lo + Math.floor(next() * (hi - lo));
   return {
     seed,

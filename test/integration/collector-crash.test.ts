@@ -9,6 +9,7 @@ import { LogWriter } from '../helpers/collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { tryWaitFor } from '../helpers/wait-for.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 /**
  * kill -9 of the collector, and separately of the aggregator, at random moments while lines are
@@ -32,7 +33,8 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const randomBetween = (lo: number, hi: number): number => lo + Math.floor(Math.random() * (hi - lo));
+const random = seededRandom();
+const randomBetween = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo));
 
 /** Appends lines to two files every few ms until stopped. */
 function writeContinuously(writer: LogWriter): { stop(): Promise<void> } {

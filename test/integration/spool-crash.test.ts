@@ -9,6 +9,7 @@ import { Spool } from '../../src/spool/spool.js';
 import type { SpoolRecord } from '../../src/spool/spool.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
 import { makeBatch, tempDir } from '../helpers/spool-fixtures.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WRITER = join(ROOT, 'test', 'helpers', 'spool-writer.mjs');
@@ -132,9 +133,10 @@ describe('spool crash safety (kill -9 of a real writer process)', () => {
     const acked = new Set<number>();
     const delivered = new Set<number>();
     let nextSeq = 0;
+    const random = seededRandom();
     for (let round = 0; round < 4; round++) {
       const deliver = round % 2 === 1;
-      const run = await runAndKill(t.dir, nextSeq, deliver, 50, 300 + Math.floor(Math.random() * 700));
+      const run = await runAndKill(t.dir, nextSeq, deliver, 50, 300 + Math.floor(random() * 700));
       run.acked.forEach((s) => acked.add(s));
       run.delivered.forEach((s) => delivered.add(s));
       expect(run.acked.length).toBeGreaterThanOrEqual(50);
