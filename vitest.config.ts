@@ -1,16 +1,65 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * `npm test` runs both layers; `npm run test:unit` (vitest run --project unit) only the first:
+ *   - unit: test/unit, pure logic in virtual time. test/helpers/unit-purity.ts makes sockets, child
+ *     processes, file writes, reads outside code and fixtures, and real sleeps throw there.
+ *   - integration: test/integration, real processes, gRPC on loopback, UDP, files, the repository's
+ *     documents and deploy files.
+ * Suites that need tools from outside the repository run on their own (npm run test:interop,
+ * npm run test:tools, npm run test:chaos).
+ */
+
+/**
+ * Unit tests that still use real files, sockets or sleeps while their owners make them pure or move
+ * them to test/integration (issue 9, items 1-3): they run with the integration layer until then.
+ * Remove a line when its file is pure (or gone).
+ */
+const NOT_YET_PURE = [
+  'test/unit/batcher-property.test.ts',
+  'test/unit/batcher.test.ts',
+  'test/unit/collector-checkpoint.test.ts',
+  'test/unit/collector-chunking.test.ts',
+  'test/unit/collector-lifecycle.test.ts',
+  'test/unit/collector-ship-client.test.ts',
+  'test/unit/collector-tailer.test.ts',
+  'test/unit/file-emitter.test.ts',
+  'test/unit/spool-property.test.ts',
+  'test/unit/spool.test.ts',
+  'test/unit/text-emitter.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // Suites that need tools from outside the repository run on their own (npm run test:interop,
-    // npm run test:tools).
-    exclude: ['test/interop/**', 'test/tools/**', 'node_modules/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests start real processes and sockets; two cores, so keep parallelism modest.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     reporters: ['default'],
+    // fast-check's seed for every property (TEST_SEED; see test/helpers/seeded-random.ts).
+    setupFiles: ['test/helpers/seed-randomness.ts'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          exclude: NOT_YET_PURE,
+          // After the root's seed-randomness.ts (vitest appends a project's setup files to the root's).
+          setupFiles: ['test/helpers/unit-purity.ts'],
+          testTimeout: 10_000,
+          // Pure CPU work: threads start faster than forks, and every core may run one.
+          pool: 'threads',
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts', ...NOT_YET_PURE],
+        },
+      },
+    ],
   },
 });

@@ -204,7 +204,7 @@ export function formatHelp(program: string, summary: string, table: OptionTable,
   return `${lines.join('\n')}\n`;
 }
 
-/** The README's table of a program's variables, rendered from the same table (test/unit/readme.test.ts keeps them equal). */
+/** The README's table of a program's variables, rendered from the same table (test/integration/readme.test.ts keeps them equal). */
 export function formatMarkdownTable(table: OptionTable): string {
   const cell = (s: string): string => s.replace(/\|/g, '\\|');
   const rows = ['| variable | flag | default | meaning |', '| --- | --- | --- | --- |'];

@@ -13,7 +13,7 @@ export type UndecodableReason = (typeof UNDECODABLE_REASONS)[number];
 /** spool_error: the append failed on disk (not durable, so not acked; the client resends). */
 export const REFUSE_REASONS = ['invalid', 'spool_full', 'shutting_down', 'spool_error'] as const;
 export type RefuseReason = (typeof REFUSE_REASONS)[number];
-/** What cut a batch (the batcher's BatchCause; test/unit/metric-names.test.ts keeps them equal). */
+/** What cut a batch (the batcher's BatchCause; test/integration/metric-names.test.ts keeps them equal). */
 export const BATCH_CAUSES = ['size', 'time', 'drain'] as const;
 /** PagerDuty actions and outcomes (the notifier's NotifyAction and NotifyOutcome, kept equal by the same test). */
 export const NOTIFY_ACTIONS = ['trigger', 'resolve'] as const;

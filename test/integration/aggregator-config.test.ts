@@ -27,6 +27,11 @@ describe('aggregator: invalid configuration (real process)', () => {
     ],
     ['TLS without material', { AGGREGATOR_TLS: '1' }, /AGGREGATOR_TLS_CERTIFICATE, AGGREGATOR_TLS_KEY, AGGREGATOR_TLS_CA_CERTIFICATE/],
     ['TLS material unreadable', { AGGREGATOR_TLS: 'true', AGGREGATOR_TLS_CERTIFICATE: '/nonexistent/cert.pem' }, /AGGREGATOR_TLS_CERTIFICATE: cannot read/],
+    [
+      'TLS on: each unreadable path named',
+      { AGGREGATOR_TLS: '1', AGGREGATOR_TLS_CERTIFICATE: '/nonexistent/server.crt', AGGREGATOR_TLS_KEY: '/nonexistent/server.key', AGGREGATOR_TLS_CA_CERTIFICATE: '/nonexistent/ca.crt' },
+      /AGGREGATOR_TLS_CERTIFICATE: cannot read certificate file "\/nonexistent\/server\.crt" \(ENOENT\).*AGGREGATOR_TLS_KEY: cannot read private key file.*AGGREGATOR_TLS_CA_CERTIFICATE: cannot read CA certificate file/,
+    ],
     ['bad JSON', { AGGREGATOR_FILE_CONFIGURATION: '{"path": ' }, /AGGREGATOR_FILE_CONFIGURATION: not valid JSON/],
     ['JSON of the wrong shape', { AGGREGATOR_NOTIFY_CONFIGURATION: '{"integration_key": "k"}' }, /AGGREGATOR_NOTIFY_CONFIGURATION: .*incident_key/],
     ['bad byte size', { AGGREGATOR_SPOOL_MAX_BYTES: '1 parsec' }, /AGGREGATOR_SPOOL_MAX_BYTES/],
