@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { isExact, verifyOutput, writeCorpus } from './corpus.js';
 import { runE2eOnInput } from './e2e-bench.js';
 import { rsyslogAvailable, runTunedRsyslog } from './rsyslog-tuned.js';
+import { median, spread } from './stats.js';
 
 interface Sample {
   readonly seconds: number;
@@ -22,16 +23,6 @@ interface Sample {
   readonly senderCpuSeconds: number;
   readonly senderRssMiB: number;
   readonly receiverRssMiB: number;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-function spread(values: readonly number[], digits: number): string {
-  return `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
 }
 
 export async function compare(lines: number, lineBytes: number, runs: number): Promise<boolean> {

@@ -4,23 +4,24 @@
  * it. A run that loses, duplicates or changes a line is a failure, not a number.
  */
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 
 const PREFIX = ' bench line ';
 
 /** Fills `buf[start, start + lineBytes)` with line `seq` (newline last). */
-function fillLine(buf: Buffer, start: number, seq: number, lineBytes: number): void {
+export function fillLine(buf: Buffer, start: number, seq: number, lineBytes: number): void {
   buf.fill(0x78, start, start + lineBytes - 1);
   buf.write(`${String(seq).padStart(10, '0')}${PREFIX}`, start, 'latin1');
   buf[start + lineBytes - 1] = 0x0a;
 }
 
-export function writeCorpus(path: string, lines: number, lineBytes: number): void {
+export function writeCorpus(path: string, lines: number, lineBytes: number, firstSeq = 0): void {
   const fd = openSync(path, 'w');
   const perChunk = Math.max(1, Math.floor((4 << 20) / lineBytes));
   const chunk = Buffer.alloc(perChunk * lineBytes);
   for (let i = 0; i < lines; ) {
     const n = Math.min(perChunk, lines - i);
-    for (let j = 0; j < n; j++) fillLine(chunk, j * lineBytes, i + j, lineBytes);
+    for (let j = 0; j < n; j++) fillLine(chunk, j * lineBytes, firstSeq + i + j, lineBytes);
     writeSync(fd, chunk, 0, n * lineBytes);
     i += n;
   }
@@ -34,6 +35,11 @@ export interface LineCount {
   readonly duplicated: number;
   /** Lines that are no line of the corpus (cut, merged or altered). */
   readonly changed: number;
+}
+
+/** `files` files `<dir>/f<NNNN>.log` of `linesPerFile` lines each; file f holds lines f*linesPerFile, .... */
+export function writeCorpusFiles(dir: string, files: number, linesPerFile: number, lineBytes: number): void {
+  for (let f = 0; f < files; f++) writeCorpus(join(dir, `f${String(f).padStart(4, '0')}.log`), linesPerFile, lineBytes, f * linesPerFile);
 }
 
 /**

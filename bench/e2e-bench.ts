@@ -5,7 +5,7 @@
  *
  *   node dist/bench/e2e-bench.js [lines=1000000] [lineBytes=120] [emitter=file|blackhole]
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,10 @@ import { startProgram } from '../support/program.js';
 import type { RunningProgram } from '../support/program.js';
 import { isExact, verifyOutput, writeCorpus } from './corpus.js';
 import type { LineCount } from './corpus.js';
+import { formatPeaks, sampleMemory } from './memory-sampler.js';
+import type { MemoryPeaks, MemorySampler } from './memory-sampler.js';
 import { cpuSeconds, peakRssMiB } from './proc-stats.js';
+import { waitForSize } from './wait-for-size.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -31,13 +34,24 @@ export interface E2eResult {
   readonly aggregatorCpuSeconds: number;
   /** The file emitter's output checked line for line (undefined for the blackhole). */
   readonly count?: LineCount;
+  /** Heap against Buffers, sampled from /metrics when BENCH_MEMORY_BREAKDOWN=1. */
+  readonly memory?: { readonly collector: MemoryPeaks; readonly aggregator: MemoryPeaks };
 }
 
-// BENCH_PROFILE_DIR=/tmp/prof: CPU profiles of both programs, for chrome://inspect or speedscope.
-function nodeArgs(): string[] {
+// BENCH_PROFILE_DIR=/tmp/prof: CPU profiles of both programs, for chrome://inspect, speedscope or
+// `node dist/bench/profile-summary.js`. BENCH_COLLECTOR_NODE_ARGS / BENCH_AGGREGATOR_NODE_ARGS: extra
+// node options for one program (space-separated, e.g. "--max-semi-space-size=1"), for memory experiments.
+function nodeArgs(program: 'collector' | 'aggregator'): string[] {
   const profile = process.env.BENCH_PROFILE_DIR;
-  return profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`];
+  const extra = process.env[program === 'collector' ? 'BENCH_COLLECTOR_NODE_ARGS' : 'BENCH_AGGREGATOR_NODE_ARGS'];
+  return [
+    ...(profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${program}-${process.pid}-${Date.now()}.cpuprofile`]),
+    ...(extra === undefined || extra.trim() === '' ? [] : extra.trim().split(/\s+/)),
+  ];
 }
+
+/** AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY of the benchmarks (the 15 s default would measure the batch timer). */
+export const BENCH_PUBLISH_FREQUENCY_MS = 100;
 
 /** The real aggregator on loopback ports, spooling under `dir`, with the given emitter variables. */
 export function startBenchAggregator(dir: string, emitterEnv: Record<string, string>): Promise<RunningProgram> {
@@ -49,11 +63,11 @@ export function startBenchAggregator(dir: string, emitterEnv: Record<string, str
       AGGREGATOR_LISTEN_ADDRESS: '127.0.0.1:0',
       AGGREGATOR_METRICS_ADDRESS: '127.0.0.1:0',
       AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
-      AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms',
+      AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: `${BENCH_PUBLISH_FREQUENCY_MS}ms`,
       ...emitterEnv,
     },
     readyMessage: 'listening',
-    nodeArgs: nodeArgs(),
+    nodeArgs: nodeArgs('aggregator'),
   });
 }
 
@@ -70,7 +84,7 @@ export function startBenchCollector(dir: string, files: string, grpcPort: number
       COLLECTOR_METRICS_ADDRESS: '127.0.0.1:0',
     },
     readyMessage: 'started',
-    nodeArgs: nodeArgs(),
+    nodeArgs: nodeArgs('collector'),
   });
 }
 
@@ -98,23 +112,17 @@ export async function runE2eOnInput(
   const metricsPort = Number(aggregator.ready.metricsPort);
   const started = process.hrtime.bigint();
   const collector = await startBenchCollector(dir, input, Number(aggregator.ready.grpcPort));
+  let samplers: { collector: MemorySampler; aggregator: MemorySampler } | undefined;
+  if (process.env.BENCH_MEMORY_BREAKDOWN === '1') {
+    samplers = { collector: sampleMemory(Number(collector.ready.metricsPort)), aggregator: sampleMemory(metricsPort) };
+  }
   // Completion is polled cheaply: the output's size for the file emitter (a stat), the emitted
   // counter for the blackhole at a slower pace (each scrape makes the aggregator gather metrics).
-  const deadline = Date.now() + 600_000;
-  const expectedBytes = lines * lineBytes;
-  for (;;) {
-    if (Date.now() > deadline) throw new Error(`not all of ${lines} lines emitted in time`);
-    if (emitter === 'file') {
-      let size = 0;
-      try {
-        size = statSync(output).size;
-      } catch {
-        size = 0;
-      }
-      if (size >= expectedBytes) break;
-      await new Promise((r) => setTimeout(r, 10));
-    } else {
-      if ((await scrapeMetric(metricsPort, 'mega_aggregator_entries_emitted_total')) >= lines) break;
+  if (emitter === 'file') await waitForSize(output, lines * lineBytes, 600_000);
+  else {
+    const deadline = Date.now() + 600_000;
+    while ((await scrapeMetric(metricsPort, 'mega_aggregator_entries_emitted_total')) < lines) {
+      if (Date.now() > deadline) throw new Error(`not all of ${lines} lines emitted in time`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -123,6 +131,7 @@ export async function runE2eOnInput(
   const aggregatorPeakRssMiB = peakRssMiB(aggregator.child.pid);
   const collectorCpuSeconds = cpuSeconds(collector.child.pid);
   const aggregatorCpuSeconds = cpuSeconds(aggregator.child.pid);
+  const memory = samplers === undefined ? undefined : { collector: await samplers.collector.stop(), aggregator: await samplers.aggregator.stop() };
   await collector.stop();
   await aggregator.stop();
   let count: LineCount | undefined;
@@ -142,6 +151,7 @@ export async function runE2eOnInput(
     collectorCpuSeconds,
     aggregatorCpuSeconds,
     ...(count === undefined ? {} : { count }),
+    ...(memory === undefined ? {} : { memory }),
   };
 }
 
@@ -157,7 +167,10 @@ export function formatE2e(r: E2eResult): string {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [lines, lineBytes, emitter] = process.argv.slice(2);
   runE2eBench(Number(lines ?? 1_000_000), Number(lineBytes ?? 120), (emitter ?? 'file') as 'file' | 'blackhole')
-    .then((r) => console.log(formatE2e(r)))
+    .then((r) => {
+      console.log(formatE2e(r));
+      if (r.memory !== undefined) console.log(`${formatPeaks('collector', r.memory.collector)}\n${formatPeaks('aggregator', r.memory.aggregator)}`);
+    })
     .catch((err: unknown) => {
       console.error(err);
       process.exit(1);

@@ -2,7 +2,8 @@
  * End-to-end latency: a writer appends lines at a steady rate, each carrying the time it was written;
  * the real collector ships them to the real aggregator (fsync'd spool, file emitter), and this process
  * watches the output file, stamping each line when it appears. Prints percentiles (the output is
- * polled every 2 ms, so that is the resolution). Default settings except
+ * polled every 2 ms, so that is the resolution). Every line is numbered and checked: a lost, duplicated
+ * or changed line fails the run. Default settings except
  * AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY=100ms (the 15s default would measure the batch timer).
  *
  *   node dist/bench/latency-bench.js [linesPerSecond=20000] [seconds=5]
@@ -57,6 +58,9 @@ export async function runLatencyBench(rate = 20_000, seconds = 5): Promise<Laten
     const fd = openSync(output, 'r');
     const buf = Buffer.alloc(8 << 20);
     let pending = '';
+    const arrived = new Uint8Array(total);
+    let duplicated = 0;
+    let changed = 0;
     let position = 0;
     const deadline = Date.now() + seconds * 1000 + 30_000;
     while (latencies.length < total && Date.now() < deadline) {
@@ -69,12 +73,21 @@ export async function runLatencyBench(rate = 20_000, seconds = 5): Promise<Laten
       const seen = now();
       const lines = (pending + buf.toString('latin1', 0, n)).split('\n');
       pending = lines.pop() as string;
-      for (const line of lines) latencies.push(seen - Number(line.slice(0, line.indexOf(' '))));
+      for (const line of lines) {
+        // "<write time> <9-digit seq> <80 x>": anything else, or a sequence seen before, fails the run.
+        const fields = line.split(' ');
+        const seq = Number(fields[1]);
+        if (fields.length !== 3 || fields[2] !== pad || !Number.isInteger(seq) || seq < 0 || seq >= total) changed++;
+        else if (arrived[seq] === 1) duplicated++;
+        else arrived[seq] = 1;
+        latencies.push(seen - Number(fields[0]));
+      }
     }
     clearInterval(writer);
     closeSync(fd);
     await collector.stop();
     await aggregator.stop();
+    if (duplicated > 0 || changed > 0) throw new Error(`latency run is not the written lines: ${duplicated} duplicated, ${changed} changed`);
     if (latencies.length < total) throw new Error(`only ${latencies.length} of ${total} lines arrived`);
     latencies.sort((a, b) => a - b);
     return {

@@ -8,11 +8,12 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer } from 'node:net';
 import { cpuSeconds, peakRssMiB } from './proc-stats.js';
+import { waitForSize } from './wait-for-size.js';
 
 export interface PeerRun {
   readonly seconds: number;
@@ -94,19 +95,8 @@ export async function runTunedRsyslog(dir: string, input: string, lines: number,
     const started = process.hrtime.bigint();
     sender = startDaemon(join(sendDir, 'rsyslog.conf'), join(sendDir, 'pid'));
     const expected = lines * lineBytes;
-    const deadline = Date.now() + 600_000;
-    for (;;) {
-      let size = 0;
-      try {
-        size = statSync(output).size;
-      } catch {
-        size = 0;
-      }
-      if (size >= expected) break;
-      if (Date.now() > deadline) throw new Error(`rsyslog: ${size} of ${expected} bytes after 600 s`);
-      if (receiver.exitCode !== null || sender.exitCode !== null) throw new Error('rsyslog: a daemon exited early');
-      await sleep(10);
-    }
+    const running = sender;
+    await waitForSize(output, expected, 600_000, () => (receiver.exitCode !== null || running.exitCode !== null ? 'rsyslog: a daemon exited early' : undefined));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return {
       seconds,
