@@ -1,0 +1,68 @@
+import protobuf from 'protobufjs/minimal.js';
+import { describe, expect, it } from 'vitest';
+import { fillLine } from '../../bench/corpus.js';
+import { encodeStream } from '../../bench/ingest-bench.js';
+import { category } from '../../bench/profile-summary.js';
+import { median, medianWithSpread } from '../../bench/stats.js';
+import { decodeEntries } from '../../src/wire/entry-batch.js';
+
+/** The fields of a serialized Chunk (api/api.proto), read with protobufjs's wire reader. */
+function readChunk(buf: Buffer): { sequence: number; entries: Buffer; entryCount: number } {
+  const r = protobuf.Reader.create(buf);
+  let sequence = 0;
+  let entries = Buffer.alloc(0);
+  let entryCount = 0;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag >>> 3 === 1) sequence = Number(r.uint64());
+    else if (tag >>> 3 === 2) entries = Buffer.from(r.bytes());
+    else if (tag >>> 3 === 3) entryCount = r.uint32();
+    else r.skipType(tag & 7);
+  }
+  return { sequence, entries, entryCount };
+}
+
+describe('the ingest load generator', () => {
+  it('pre-encodes Chunk messages carrying exactly its numbered lines, in order, within the chunk size', () => {
+    const lineBytes = 120;
+    const chunks = encodeStream(3, 500, 100, lineBytes, 4096);
+    expect(chunks.length).toBeGreaterThan(1);
+    const expected = Buffer.alloc(lineBytes);
+    let seq = 500;
+    chunks.forEach((message, i) => {
+      const chunk = readChunk(message);
+      expect(chunk.sequence).toBe(i + 1);
+      expect(chunk.entries.length).toBeLessThanOrEqual(4096);
+      const entries = decodeEntries(chunk.entries);
+      expect(entries.length).toBe(chunk.entryCount);
+      for (const e of entries) {
+        fillLine(expected, 0, seq, lineBytes);
+        expect(e.line.equals(expected.subarray(0, lineBytes - 1))).toBe(true);
+        expect(e.offset).toBe((seq - 500) * lineBytes);
+        expect(e.source.fileId).toBe('bench:3');
+        seq++;
+      }
+    });
+    expect(seq).toBe(600);
+  });
+});
+
+describe('profile summary categories', () => {
+  it('names packages, node modules, our files and V8 pseudo-frames', () => {
+    expect(category({ functionName: 'x', url: 'file:///w/node_modules/@grpc/grpc-js/build/src/call.js', lineNumber: 1 })).toBe('@grpc/grpc-js');
+    expect(category({ functionName: 'x', url: 'file:///w/node_modules/protobufjs/src/writer.js', lineNumber: 1 })).toBe('protobufjs');
+    expect(category({ functionName: '_copyActual', url: 'node:buffer', lineNumber: 1 })).toBe('node:buffer');
+    expect(category({ functionName: 'x', url: 'node:internal/fs/promises', lineNumber: 1 })).toBe('node:fs');
+    expect(category({ functionName: 'addLine', url: 'file:///w/dist/src/wire/entry-batch.js', lineNumber: 1 })).toBe('src/wire/entry-batch.js');
+    expect(category({ functionName: '(garbage collector)', url: '', lineNumber: -1 })).toBe('(garbage collector)');
+    expect(category({ functionName: 'stat', url: '', lineNumber: -1 })).toBe('native: stat');
+  });
+});
+
+describe('bench statistics', () => {
+  it('takes medians of odd and even counts and prints the spread', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(medianWithSpread([1.234, 5, 2], 1)).toBe('2.0 (1.2–5.0)');
+  });
+});
