@@ -1,3 +1,5 @@
+// Pure, but here because test/helpers/unit-purity.ts does not count bench/ as code (adding 'bench' to its
+// CODE_ROOTS would let this file move to test/unit).
 import protobuf from 'protobufjs/minimal.js';
 import { describe, expect, it } from 'vitest';
 import { fillLine } from '../../bench/corpus.js';
