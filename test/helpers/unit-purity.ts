@@ -38,7 +38,8 @@ function isCodePath(path: unknown): boolean {
   else return true; // a file descriptor: its open was checked
   const abs = isAbsolute(p) ? p : resolve(p);
   if (abs === ROOT) return true;
-  return CODE_ROOTS.some((r) => abs.startsWith(r)) && !relative(ROOT, abs).startsWith('..');
+  // A code root itself ("src") or anything below it.
+  return CODE_ROOTS.some((r) => (abs + sep).startsWith(r)) && !relative(ROOT, abs).startsWith('..');
 }
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -55,14 +56,18 @@ function guardPaths(target: Record<string, unknown>, names: readonly string[], l
     const original = target[name];
     if (typeof original !== 'function') continue;
     const base = name.replace(/Sync$/, '');
-    const guarded = function (this: unknown, ...args: unknown[]): unknown {
-      const reads = READS.has(base) || (base === 'open' && opensForReading(args[1]));
-      const refusal = !reads ? 'writes to the file system' : isCodePath(args[0]) ? undefined : 'reads a file that is not code or a test fixture';
-      if (refusal === undefined) return (original as AnyFn).apply(this, args);
-      const err = new ImpureUnitTestError(`${label}.${name}(${String(args[0])}) ${refusal}`);
-      if (returnsPromise) return Promise.reject(err);
-      throw err;
-    };
+    const guard = (fn: AnyFn): AnyFn =>
+      function (this: unknown, ...args: unknown[]): unknown {
+        const reads = READS.has(base) || (base === 'open' && opensForReading(args[1]));
+        const refusal = !reads ? 'writes to the file system' : isCodePath(args[0]) ? undefined : 'reads a file that is not code or a test fixture';
+        if (refusal === undefined) return fn.apply(this, args);
+        const err = new ImpureUnitTestError(`${label}.${name}(${String(args[0])}) ${refusal}`);
+        if (returnsPromise) return Promise.reject(err);
+        throw err;
+      };
+    const guarded = guard(original as AnyFn) as AnyFn & Record<string, unknown>;
+    // Keep what hangs off the function (fs.realpathSync.native), guarded alike.
+    for (const [key, value] of Object.entries(original)) guarded[key] = typeof value === 'function' ? guard(value as AnyFn) : value;
     target[name] = guarded;
   }
 }

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,9 @@ describe('unit test purity', () => {
     expect(() => writeFileSync(join(tmpdir(), 'mc-unit-purity'), 'x')).toThrow(ImpureUnitTestError);
     expect(() => readFileSync('README.md')).toThrow(ImpureUnitTestError);
     await expect(readFile('deploy/prometheus/alerts.yml')).rejects.toThrow(ImpureUnitTestError);
+    expect(() => realpathSync.native('/etc')).toThrow(ImpureUnitTestError);
     expect(readFileSync('src/errors.ts', 'utf8')).toContain('export');
+    expect(realpathSync.native('src')).toMatch(/src$/);
   });
 
   it('refuses sockets, UDP and child processes', () => {
