@@ -86,7 +86,7 @@ async function fromFile(data: Buffer): Promise<void> {
   const tailer = new FileTailer(fd, cursor, path, { maxLineBytes: MiB, multilineTimeoutMs: 1000, idleFlushMs: 5000, rotateWaitMs: 5000 }, systemClock);
   const buf = Buffer.allocUnsafe(MiB + 1024);
   const t0 = process.hrtime.bigint();
-  while ((await tailer.step(builder, buf)) === 'data');
+  while ((await tailer.step(builder, buf)).status === 'data');
   builder.seal();
   report('file: FileTailer + chunks', Number(process.hrtime.bigint() - t0) / 1e9, chunks);
   if (cursor.ackedOffset !== data.length) throw new Error(`read ${cursor.ackedOffset} of ${data.length} bytes`);

@@ -3,14 +3,7 @@ import { EntryBatchWriter } from '../wire/entry-batch.js';
 import type { CursorRange, FileCursor } from './file-cursor.js';
 import type { OffsetEvidence } from './file-identity.js';
 
-/**
- * Collects entries of any files into one EntryBatch and seals it into a chunk when it holds
- * `maxBytes` or `maxEntries`, or when its first entry is `timeoutMs` old. A chunk never outgrows
- * `maxBytes`: the tailer asks `fits` before each entry and seals first when it would not (one entry
- * alone always goes in: the line cutter keeps lines small enough for an empty chunk). A chunk
- * remembers, per file cursor, the range of the file it carries, so that its acknowledgement can move
- * exactly those checkpoints.
- */
+/** A sealed chunk: one EntryBatch payload and the file ranges it carries. */
 export interface SealedChunk {
   readonly id: number;
   readonly payload: Buffer;
@@ -27,6 +20,14 @@ export interface ChunkBuilderOptions {
   readonly maxEntries?: number;
 }
 
+/**
+ * Collects entries of any files into one EntryBatch and seals it into a chunk when it holds
+ * `maxBytes` or `maxEntries`, or when its first entry is `timeoutMs` old. A chunk never outgrows
+ * `maxBytes`: the tailer asks `fits` before each entry and seals first when it would not (one entry
+ * alone always goes in: the line cutter keeps lines small enough for an empty chunk). A chunk
+ * remembers, per file cursor, the range of the file it carries, so that its acknowledgement can move
+ * exactly those checkpoints.
+ */
 export class ChunkBuilder {
   private readonly writer: EntryBatchWriter;
   private ranges = new Map<FileCursor, CursorRange>();
@@ -87,10 +88,7 @@ export class ChunkBuilder {
       range = cursor.openRange();
       this.ranges.set(cursor, range);
     }
-    range.endOffset = endOffset;
-    range.evidence = evidence;
-    range.lines += lines;
-    range.bytes += bytes;
+    range.extend(endOffset, evidence, lines, bytes);
   }
 
   /** Seals what has been collected (nothing when empty). */

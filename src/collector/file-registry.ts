@@ -88,10 +88,9 @@ export class FileRegistry {
     for (const r of records) {
       const prefix = r.prefixLength === undefined || r.prefixCrc === undefined ? undefined : { length: r.prefixLength, crc: r.prefixCrc };
       const cursor = new FileCursor(r.fileId, r.path, r.dev, r.ino, { length: r.fpLength, crc: r.fpCrc }, r.offset, { hash: r.hash, hashLength: r.hashLength, prefix });
-      cursor.retired = true;
-      cursor.retiredAtMs = now;
-      cursor.gone = r.gone === true;
-      cursor.truncated = r.truncated === true;
+      cursor.retire(now);
+      if (r.gone === true) cursor.markGone();
+      if (r.truncated === true) cursor.markTruncated();
       this.retired.push(cursor);
     }
   }
@@ -102,8 +101,7 @@ export class FileRegistry {
   }
 
   retire(cursor: FileCursor): void {
-    cursor.retired = true;
-    cursor.retiredAtMs = this.nowMs();
+    cursor.retire(this.nowMs());
     this.retired.push(cursor);
     this.prune();
   }
@@ -133,7 +131,7 @@ export class FileRegistry {
       // The bytes it had are gone: truncated (and perhaps regrown) or the inode was reused. Either way
       // the content is new; the old cursor stays retired in case a copy of it turns up.
       if (cursor.readOffset > 0) {
-        cursor.truncated = true;
+        cursor.markTruncated();
         truncated = cursor;
       }
     }
@@ -153,7 +151,7 @@ export class FileRegistry {
         // deletion, and a file holding its bytes under another inode is another file (a replacement
         // renamed over it, a copy made by hand): new, read from 0.
         if (!cursor.gone && original !== undefined && original.dev === cursor.dev && original.ino === cursor.ino) parked = true;
-      } else if (cursor.truncated && c.size < cursor.readOffset && (cursor.ackedOffset > c.size || (await verifyBefore(c.read, cursor.ackedOffset, cursor.ackedHashLength, cursor.ackedHash)))) {
+      } else if (cursor.truncated && c.size < cursor.readOffset && (cursor.ackedOffset > c.size || (await verifyBefore(c.read, cursor.ackedOffset, cursor.ackedEvidence.hashLength, cursor.ackedEvidence.hash)))) {
         // Copied, then the writer added lines that were read from the original before it was
         // truncated: the copy ends before the cursor's offset. Reading it from 0 would send it all again.
         covered = true;
@@ -220,13 +218,7 @@ export class FileRegistry {
 
   private revive(cursor: FileCursor, c: Candidate, how: ResumeKind): Decision {
     this.retired = this.retired.filter((x) => x !== cursor);
-    cursor.retired = false;
-    cursor.dev = c.dev;
-    cursor.ino = c.ino;
-    cursor.path = c.path;
-    cursor.gone = false;
-    cursor.seenSize = cursor.readOffset;
-    cursor.learnHead(c.head);
+    cursor.revive(c, c.head);
     return { kind: 'resume', cursor, how };
   }
 
@@ -243,7 +235,8 @@ export class FileRegistry {
   }
 
   static toRecord(c: FileCursor): CheckpointRecord {
-    const prefix = c.ackedPrefix;
+    const acked = c.ackedEvidence;
+    const prefix = acked.prefix;
     return {
       fileId: c.fileId,
       path: c.path,
@@ -252,8 +245,8 @@ export class FileRegistry {
       fpLength: c.fingerprint.length,
       fpCrc: c.fingerprint.crc,
       offset: c.ackedOffset,
-      hash: c.ackedHash,
-      hashLength: c.ackedHashLength,
+      hash: acked.hash,
+      hashLength: acked.hashLength,
       ...(prefix === undefined ? {} : { prefixLength: prefix.length, prefixCrc: prefix.crc }),
       retired: c.retired,
       ...(c.gone ? { gone: true } : {}),

@@ -81,7 +81,7 @@ describe('identity decisions with equal line layouts', () => {
   it('a copy of a truncated generation continues it from its offset under its file id', async () => {
     const reg = new FileRegistry(() => 0, noFiles);
     const cursor = readTo(reg, '/l/app.log', 7, old, offset - 1000);
-    cursor.truncated = true;
+    cursor.markTruncated();
     reg.retire(cursor);
     expect(await reg.decide(candidate('/l/app.log.1', 9, old), [])).toEqual({ kind: 'resume', cursor, how: 'copy' });
     expect(cursor.readOffset).toBe(offset - 1000);
@@ -90,7 +90,7 @@ describe('identity decisions with equal line layouts', () => {
   it('a file with the same head but other bytes before the offset is not a copy of a truncated generation', async () => {
     const reg = new FileRegistry(() => 0, noFiles);
     const cursor = readTo(reg, '/l/app.log', 7, old, offset);
-    cursor.truncated = true;
+    cursor.markTruncated();
     reg.retire(cursor);
     const other = Buffer.from(BANNER + lines('gen3', 0, 600));
     expect(await reg.decide(candidate('/l/app.log.1', 9, other), [])).toEqual({ kind: 'new', truncatedWhileAway: false });
@@ -116,7 +116,7 @@ describe('identity decisions with equal line layouts', () => {
     const truncatedOriginal = Buffer.from(lines('gen2', 0, 3));
     expect(await reg.decide(candidate('/l/app.log.1', 9, old), [{ cursor: live, read: reader(truncatedOriginal) }])).toEqual({ kind: 'parked' });
     // And when the truncation is noticed, the copy is claimed for the old generation.
-    live.truncated = true;
+    live.markTruncated();
     reg.retire(live);
     expect(await reg.claimCopy(candidate('/l/app.log.1', 9, old), live)).toBe(true);
     expect(live.ino).toBe(9);
@@ -126,7 +126,7 @@ describe('identity decisions with equal line layouts', () => {
   it('a copy shorter than a truncated generation\'s offset is covered (everything in it was read)', async () => {
     const reg = new FileRegistry(() => 0, noFiles);
     const cursor = readTo(reg, '/l/app.log', 7, old, offset);
-    cursor.truncated = true;
+    cursor.markTruncated();
     reg.retire(cursor);
     expect(await reg.decide(candidate('/l/app.log.1', 9, old.subarray(0, 9000)), [])).toEqual({ kind: 'covered' });
     expect(await reg.decide(candidate('/l/app.log.1', 9, old.subarray(0, 500)), [])).toEqual({ kind: 'covered' });
@@ -145,7 +145,7 @@ describe('identity decisions with equal line layouts', () => {
   it('checkpoint records carry the prefix hash and the truncated mark across a restart', () => {
     const reg = new FileRegistry(() => 0, noFiles);
     const cursor = readTo(reg, '/l/app.log', 7, old, offset);
-    cursor.truncated = true;
+    cursor.markTruncated();
     const rec = FileRegistry.toRecord(cursor);
     expect(rec.prefixLength).toBe(offset);
     expect(rec.truncated).toBe(true);

@@ -51,11 +51,11 @@ describe('deleted files', () => {
     const t = fx.tail('d.log');
     appendFileSync(fx.path('d.log'), 'kept2\n');
     unlinkSync(fx.path('d.log'));
-    expect(await t.step(fx.builder, fx.buf)).toBe('data');
-    expect(await t.step(fx.builder, fx.buf)).toBe('idle');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('data');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('idle');
     expect(t.detachKind).toBe('delete');
     fx.clock.advance(2000);
-    expect(await t.step(fx.builder, fx.buf)).toBe('finished');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('finished');
     expect(fx.lines()).toEqual(['kept1', 'kept2']);
   });
 });
@@ -142,7 +142,7 @@ describe('chunk limits', () => {
     const lines = Array.from({ length: 40 }, (_, i) => `${i} ${'x'.repeat((i * 37) % 300)}`);
     writeFileSync(fx.path('a.log'), lines.map((l) => `${l}\n`).join(''));
     const t = fx.tail('a.log');
-    while ((await t.step(fx.builder, fx.buf)) === 'data');
+    while ((await t.step(fx.builder, fx.buf)).status === 'data');
     fx.builder.seal();
     expect(fx.chunks.length).toBeGreaterThan(5);
     let end = 0;

@@ -12,10 +12,10 @@ describe('FileTailer on real files', () => {
     fx = new TailFixture();
     writeFileSync(fx.path('a.log'), 'one\ntwo\n');
     const t = fx.tail('a.log');
-    expect(await t.step(fx.builder, fx.buf)).toBe('data');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('data');
     appendFileSync(fx.path('a.log'), 'three\r\n');
-    expect(await t.step(fx.builder, fx.buf)).toBe('data');
-    expect(await t.step(fx.builder, fx.buf)).toBe('idle');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('data');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('idle');
     const entries = fx.entries();
     expect(entries.map((e) => [e.line.toString(), e.offset])).toEqual([
       ['one', 0],
@@ -64,7 +64,7 @@ describe('FileTailer on real files', () => {
     await t.step(fx.builder, fx.buf);
     truncateSync(fx.path('c.log'), 0);
     appendFileSync(fx.path('c.log'), 'xxxxxxxxxxxxxxxxxxxxxxxxx\n');
-    expect(await t.step(fx.builder, fx.buf)).toBe('truncated');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('truncated');
   });
 
   it('detects a truncation to zero', async () => {
@@ -73,7 +73,7 @@ describe('FileTailer on real files', () => {
     const t = fx.tail('c.log');
     await t.step(fx.builder, fx.buf);
     truncateSync(fx.path('c.log'), 0);
-    expect(await t.step(fx.builder, fx.buf)).toBe('truncated');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('truncated');
   });
 
   it('after rename rotation, drains the old file to its end, then finishes it', async () => {
@@ -84,16 +84,16 @@ describe('FileTailer on real files', () => {
     await t.step(fx.builder, fx.buf);
     renameSync(fx.path('r.log'), fx.path('r.log.1'));
     writeFileSync(fx.path('r.log'), 'new1\n');
-    expect(await t.step(fx.builder, fx.buf)).toBe('idle');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('idle');
     expect(t.state).toBe('draining');
     expect(t.detachKind).toBe('rename');
     // The writer still holds the old file open and writes a last line (and a partial one).
     writeSync(writer, 'old2\nold3');
     closeSync(writer);
-    expect(await t.step(fx.builder, fx.buf)).toBe('data');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('data');
     fx.clock.advance(2000);
-    expect(await t.step(fx.builder, fx.buf)).toBe('data');
-    expect(await t.step(fx.builder, fx.buf)).toBe('finished');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('data');
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('finished');
     expect(fx.lines()).toEqual(['old1', 'old2', 'old3']);
   });
 

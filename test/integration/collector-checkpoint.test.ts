@@ -92,7 +92,7 @@ describe('FileRegistry decisions', () => {
   /** Tails `name` fully and returns its records as a restarted collector would load them. */
   async function readAll(name: string): Promise<CheckpointRecord[]> {
     const t = fx.tail(name);
-    while ((await t.step(fx.builder, fx.buf)) === 'data');
+    while ((await t.step(fx.builder, fx.buf)).status === 'data');
     fx.builder.seal();
     for (const c of fx.chunks) for (const r of c.ranges) r.cursor.ack(r);
     return [FileRegistry.toRecord(t.cursor)];
@@ -136,8 +136,8 @@ describe('FileRegistry decisions', () => {
     appendFileSync(fx.path('a.log'), 'unread tail line\n');
     copyFileSync(fx.path('a.log'), fx.path('a.log.1'));
     truncateSync(fx.path('a.log'), 0);
-    expect(await t.step(fx.builder, fx.buf)).toBe('truncated');
-    t.cursor.truncated = true; // as FileOpener.truncated() does
+    expect((await t.step(fx.builder, fx.buf)).status).toBe('truncated');
+    t.cursor.markTruncated(); // as FileOpener.truncated() does
     fx.registry.retire(t.cursor);
     const c = await candidate(fx.path('a.log.1'));
     const d = await fx.registry.decide(c, []);
