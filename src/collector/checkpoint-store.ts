@@ -4,13 +4,7 @@ import { crc32c } from '@node-rs/crc32';
 import { z } from 'zod';
 import { ErrorCode, McError, errorMessage } from '../errors.js';
 
-/**
- * Per-file checkpoints in one JSON document in the state dir, written atomically: temp file, fsync,
- * the current file renamed to `.prev`, the temp renamed in, directory fsynced. A checksum over the
- * records catches a torn or edited file. Loading falls back to `.prev` (older offsets: duplicates,
- * never loss); when neither is usable the problem is reported and the caller starts every file from
- * the beginning (again duplicates rather than loss), so a bad file never causes a crash loop.
- */
+/** One file generation's checkpoint, as stored (validated with zod when loaded). */
 export const checkpointRecordSchema = z.object({
   fileId: z.string().min(1),
   path: z.string(),
@@ -51,6 +45,13 @@ export interface LoadedCheckpoints {
 
 const FILE = 'checkpoints.json';
 
+/**
+ * Per-file checkpoints in one JSON document in the state dir, written atomically: temp file, fsync,
+ * the current file renamed to `.prev`, the temp renamed in, directory fsynced. A checksum over the
+ * records catches a torn or edited file. Loading falls back to `.prev` (older offsets: duplicates,
+ * never loss); when neither is usable the problem is reported and the caller starts every file from
+ * the beginning (again duplicates rather than loss), so a bad file never causes a crash loop.
+ */
 export class CheckpointStore {
   readonly file: string;
   private readonly prev: string;

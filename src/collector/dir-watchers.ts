@@ -1,14 +1,7 @@
 import { statSync, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 
-/**
- * One `fs.watch` per directory (inotify on Linux): it names every entry created, renamed, deleted or
- * written in the directory within milliseconds, without listing the directory. chokidar lists the
- * whole directory again (a stat per entry, through the thread pool) on its events, one listing at a
- * time, and reports only what that listing shows: under load a new file waited up to 1.8 s, and one
- * deleted before the listing was never reported at all. These watchers are the fast path; chokidar
- * and the rescan stay as the safety net (lost inotify events, overflow, network file systems).
- */
+/** What a directory event says about an entry: created/renamed/deleted, or written. */
 export type DirEventKind = 'rename' | 'change';
 
 export type AddResult = 'new' | 'known' | 'none';
@@ -19,6 +12,14 @@ interface Watched {
   readonly ino: number;
 }
 
+/**
+ * One `fs.watch` per directory (inotify on Linux): it names every entry created, renamed, deleted or
+ * written in the directory within milliseconds, without listing the directory. chokidar lists the
+ * whole directory again (a stat per entry, through the thread pool) on its events, one listing at a
+ * time, and reports only what that listing shows: under load a new file waited up to 1.8 s, and one
+ * deleted before the listing was never reported at all. These watchers are the fast path; chokidar
+ * and the rescan stay as the safety net (lost inotify events, overflow, network file systems).
+ */
 export class DirWatchers {
   private readonly watched = new Map<string, Watched>();
 

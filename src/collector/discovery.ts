@@ -14,17 +14,7 @@ import type { GlobRoot } from './glob-roots.js';
 import { missingInterest, resolveLink } from './link-interests.js';
 import type { Interest, LinkFs, PathKind } from './link-interests.js';
 
-/**
- * Finds the files the globs name, as fast as the kernel tells:
- *  - one fs.watch per directory that can hold a match (DirWatchers) reports each created or renamed
- *    entry by name within milliseconds, so a file is opened (and so kept readable) while it lives;
- *  - a matched symlink is followed hop by hop, and the directories its targets live in (or would
- *    appear in) are watched too: a link created before its target resolves when the target appears,
- *    and follows a target replaced by rotation;
- *  - a glob base that does not exist yet is waited for in its nearest existing ancestor;
- *  - chokidar (each glob's base directory, events filtered with picomatch) and a periodic tinyglobby
- *    rescan remain as the safety net for what inotify loses (overflow, network file systems).
- */
+/** What discovery reports, as it finds it. */
 export interface DiscoveryHandlers {
   /** Paths that match (may repeat known ones: the caller dedupes by device+inode). */
   found(paths: readonly string[]): void;
@@ -52,6 +42,17 @@ const nodeLinkFs: LinkFs = {
 
 const interestKey = (dir: string, name: string): string => `${dir}\0${name}`;
 
+/**
+ * Finds the files the globs name, as fast as the kernel tells:
+ *  - one fs.watch per directory that can hold a match (DirWatchers) reports each created or renamed
+ *    entry by name within milliseconds, so a file is opened (and so kept readable) while it lives;
+ *  - a matched symlink is followed hop by hop, and the directories its targets live in (or would
+ *    appear in) are watched too: a link created before its target resolves when the target appears,
+ *    and follows a target replaced by rotation;
+ *  - a glob base that does not exist yet is waited for in its nearest existing ancestor;
+ *  - chokidar (each glob's base directory, events filtered with picomatch) and a periodic tinyglobby
+ *    rescan remain as the safety net for what inotify loses (overflow, network file systems).
+ */
 export class Discovery {
   private readonly globs: readonly string[];
   private readonly roots: readonly GlobRoot[];

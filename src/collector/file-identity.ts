@@ -70,7 +70,6 @@ export function fdReader(fd: number): ReadAt {
   return (length, position) => readAt(fd, length, position);
 }
 
-/** The first bytes of a file (up to FINGERPRINT_BYTES), for fingerprinting and matching. */
 /**
  * The first bytes of a file (up to FINGERPRINT_BYTES), synchronously: the opener runs on files found
  * a moment ago, and through the thread pool (behind reads and checkpoint fsyncs) this microsecond read

@@ -5,26 +5,7 @@ import { FileCursor } from './file-cursor.js';
 import { EMPTY_FINGERPRINT, FINGERPRINT_BYTES, HASH_WINDOW, headMatches, holdsEvidence, verifyBefore } from './file-identity.js';
 import type { OffsetEvidence, ReadAt } from './file-identity.js';
 
-/**
- * Every file generation the collector knows: tailed now (active) or not (retired: rotated away and
- * finished, deleted, truncated, or restored from checkpoints and not found yet). Decides what a newly
- * found file is. "Holds a generation" means: it starts with the generation's fingerprinted head, and
- * its bytes before the generation's read offset match the window hash and the prefix crc (see
- * file-identity.ts), so a file rewritten with lines of the same lengths never passes for the old one.
- *  - the same device+inode that holds its generation: resume at the checkpoint (restart);
- *  - the same inode that does not: truncated while stopped, or a reused inode: a new generation (the
- *    old one is marked truncated, so its rotated copy can be matched);
- *  - another inode that holds a truncated generation: its copy (copytruncate): continue it from its
- *    offset under its file id; while the generation's own file is still at its path (not known to be
- *    truncated) the copy waits (parked); a generation that ended by rename or deletion has no copy: a
- *    file holding its bytes is a replacement or a copy made by hand, read as new;
- *  - another inode whose whole content so far starts like a file still tailed (a copy being written,
- *    however short it is yet, or empty and named like a rotated copy of it): parked, looked at again when it changes or the original is
- *    truncated; so a copy is never read under a new file id;
- *  - another inode starting like a truncated generation but shorter than its read offset: a copy taken
- *    before lines that were read from the original: covered, everything in it was read already;
- *  - otherwise: new.
- */
+/** A file just found, as the registry judges it. */
 export interface Candidate {
   readonly path: string;
   readonly dev: number;
@@ -66,6 +47,26 @@ const MAX_RETIRED = 1024;
 /** Settled retired cursors are forgotten after this long. */
 const RETIRED_TTL_MS = 60 * 60 * 1000;
 
+/**
+ * Every file generation the collector knows: tailed now (active) or not (retired: rotated away and
+ * finished, deleted, truncated, or restored from checkpoints and not found yet). Decides what a newly
+ * found file is. "Holds a generation" means: it starts with the generation's fingerprinted head, and
+ * its bytes before the generation's read offset match the window hash and the prefix crc (see
+ * file-identity.ts), so a file rewritten with lines of the same lengths never passes for the old one.
+ *  - the same device+inode that holds its generation: resume at the checkpoint (restart);
+ *  - the same inode that does not: truncated while stopped, or a reused inode: a new generation (the
+ *    old one is marked truncated, so its rotated copy can be matched);
+ *  - another inode that holds a truncated generation: its copy (copytruncate): continue it from its
+ *    offset under its file id; while the generation's own file is still at its path (not known to be
+ *    truncated) the copy waits (parked); a generation that ended by rename or deletion has no copy: a
+ *    file holding its bytes is a replacement or a copy made by hand, read as new;
+ *  - another inode whose whole content so far starts like a file still tailed (a copy being written,
+ *    however short it is yet, or empty and named like a rotated copy of it): parked, looked at again when it changes or the original is
+ *    truncated; so a copy is never read under a new file id;
+ *  - another inode starting like a truncated generation but shorter than its read offset: a copy taken
+ *    before lines that were read from the original: covered, everything in it was read already;
+ *  - otherwise: new.
+ */
 export class FileRegistry {
   private retired: FileCursor[] = [];
   private seq = 0;
