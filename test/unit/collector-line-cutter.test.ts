@@ -83,6 +83,25 @@ describe('LineCutter', () => {
     expect(entries.map((e) => e.text)).toEqual(['S1234\n 678', ' 9ab']);
   });
 
+  it('with a start pattern, an over-long line first completes the pending entry, and its last piece joins nothing', () => {
+    const c = new LineCutter({ maxLineBytes: 6, multilineStartPattern: /^S/ });
+    const text = 'S1\n c\nSabcdefgh\n x\nS2';
+    const held = cut(c, text);
+    expect(held.entries.map((e) => [e.text, e.flags])).toEqual([
+      ['S1\n c', LineFlag.Multiline],
+      ['Sabcde', LineFlag.Partial],
+      ['fgh', LineFlag.PartialLast],
+    ]);
+    // ' x' may still gain continuation lines: held, unconsumed, until the final line is flushed.
+    expect(held.consumed).toBe(text.indexOf(' x'));
+    const flushed = cut(c, text, held.consumed, false, true);
+    expect(flushed.entries).toEqual([
+      { text: ' x', flags: 0, next: text.indexOf('S2') },
+      { text: 'S2', flags: LineFlag.NoNewline, next: text.length },
+    ]);
+    expect(c.splitPieces).toBe(1);
+  });
+
   it('property: cutting in arbitrary read sizes yields exactly the lines of the text', () => {
     fc.assert(
       fc.property(fc.array(fc.string({ unit: fc.constantFrom('a', 'b', '\r', 'é') , maxLength: 30 }), { maxLength: 30 }), fc.integer({ min: 1, max: 50 }), (lines, step) => {
