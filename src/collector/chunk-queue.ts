@@ -14,10 +14,8 @@ export class ChunkQueue {
   private head = 0;
   private bytes = 0;
   private listener: (() => void) | undefined;
-  /** Chunks pushed since it was made. */
-  pushedChunks = 0;
-  /** Most bytes it ever held at once. */
-  peakBytes = 0;
+  private pushed = 0;
+  private peak = 0;
 
   constructor(readonly maxBytes: number) {
     if (!(maxBytes > 0)) throw new RangeError(`a chunk queue needs room: maxBytes ${maxBytes}`);
@@ -31,6 +29,16 @@ export class ChunkQueue {
   /** Payload bytes held. */
   get heldBytes(): number {
     return this.bytes;
+  }
+
+  /** Chunks pushed since it was made. */
+  get pushedChunks(): number {
+    return this.pushed;
+  }
+
+  /** Most bytes it ever held at once. */
+  get peakBytes(): number {
+    return this.peak;
   }
 
   /** At or past its bound: the reader waits (back pressure; nothing is ever dropped). */
@@ -47,8 +55,8 @@ export class ChunkQueue {
   push(chunk: SealedChunk): void {
     this.items.push(chunk);
     this.bytes += chunk.payload.length;
-    this.pushedChunks++;
-    if (this.bytes > this.peakBytes) this.peakBytes = this.bytes;
+    this.pushed++;
+    if (this.bytes > this.peak) this.peak = this.bytes;
     this.listener?.();
   }
 

@@ -28,9 +28,8 @@ const PATTERN_PREFIX_BYTES = 1024;
  */
 export class LineCutter {
   /** The last entry emitted was a non-final piece of a long line; the next bytes continue it. */
-  continuing = false;
-  /** Pieces emitted because a line exceeded maxLineBytes. */
-  splitPieces = 0;
+  private continuing = false;
+  private pieces = 0;
   private max: number;
   private readonly pattern: RegExp | undefined;
   /** The multiline entry being collected during a cut: `buf[start, end)`, `next` after it (start < 0: none). */
@@ -42,6 +41,11 @@ export class LineCutter {
   constructor(private readonly options: LineCutterOptions) {
     this.max = options.maxLineBytes;
     this.pattern = options.multilineStartPattern;
+  }
+
+  /** Pieces emitted because a line exceeded maxLineBytes. */
+  get splitPieces(): number {
+    return this.pieces;
   }
 
   /**
@@ -112,7 +116,7 @@ export class LineCutter {
   private piece(pos: number, out: EntryOut): number {
     out.entry(pos, pos + this.max, pos + this.max, LineFlag.Partial);
     this.continuing = true;
-    this.splitPieces++;
+    this.pieces++;
     return pos + this.max;
   }
 }
