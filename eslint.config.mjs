@@ -43,7 +43,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/collector/tail*.ts', 'src/collector/file-*.ts', 'src/collector/checkpoint*.ts', 'src/collector/line*.ts', 'src/spool/**/*.ts', 'src/batcher/**/*.ts'],
+    files: ['src/collector/tail*.ts', 'src/collector/file-*.ts', 'src/collector/checkpoint*.ts', 'src/collector/line*.ts', 'src/collector/read-loop.ts', 'src/collector/chunk-*.ts', 'src/spool/**/*.ts', 'src/batcher/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
         { group: ['@grpc/*'], message: 'Tailing, spool and batching know nothing of gRPC.' },
