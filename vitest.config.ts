@@ -18,11 +18,7 @@ import { defineConfig } from 'vitest/config';
 const NOT_YET_PURE = [
   'test/unit/batcher-property.test.ts',
   'test/unit/batcher.test.ts',
-  'test/unit/collector-checkpoint.test.ts',
-  'test/unit/collector-chunking.test.ts',
-  'test/unit/collector-lifecycle.test.ts',
   'test/unit/collector-ship-client.test.ts',
-  'test/unit/collector-tailer.test.ts',
   'test/unit/file-emitter.test.ts',
   'test/unit/spool-property.test.ts',
   'test/unit/spool.test.ts',

@@ -2,6 +2,7 @@ import { appendFileSync, copyFileSync, cpSync, mkdirSync, rmSync, renameSync, st
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CollectorHarness, eventually } from '../helpers/collector-harness.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 /** Whole-collector scenarios (real files, real gRPC, in process) around file identity and restarts. */
 let h: CollectorHarness;
@@ -12,13 +13,8 @@ async function openFiles(harness: CollectorHarness): Promise<number> {
   return m?.values[0]?.value ?? -1;
 }
 
-async function eventuallyAsync(check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return check();
+function eventuallyAsync(check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
+  return tryWaitFor(check, { timeoutMs, intervalMs: 20, what: 'a collector condition' });
 }
 
 describe('Collector (in process, real files and gRPC)', () => {

@@ -145,7 +145,7 @@ describe('FileCursor: acknowledgements', () => {
           expect(c.unackedRanges).toBe(ranges.length - prefix);
         }
       }),
-      { seed: 9, numRuns: 300 },
+      { numRuns: 300 },
     );
   });
 });
