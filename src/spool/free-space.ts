@@ -1,5 +1,7 @@
 import { statfs } from 'node:fs/promises';
+import { ConfigError, errorMessage } from '../errors.js';
 import type { Clock } from '../util/clock.js';
+import type { SpoolLog } from './spool-types.js';
 
 /**
  * Free space on the spool's volume, as part of admission: an append is refused (MC_ERR_SPOOL_FULL, so
@@ -99,4 +101,49 @@ export class FreeSpace {
     })();
     return this.refreshing;
   }
+}
+
+/** Free-space admission for a spool: the segment size to use, and the admission (undefined without statfs). */
+export interface VolumeSetup {
+  readonly segmentBytes: number;
+  readonly freeSpace: FreeSpace | undefined;
+}
+
+/**
+ * Reads the volume once at open and sizes segments by it (effectiveSegmentBytes). Throws ConfigError
+ * when the reserve leaves no room on the volume. When statfs fails, admission checks the bound only.
+ */
+export async function setUpVolume(
+  dir: string,
+  o: {
+    readonly maxBytes: number;
+    readonly segmentBytes: number;
+    readonly minSegmentBytes: number;
+    readonly minFreeBytes: number | undefined;
+    readonly statVolume: StatVolume;
+    readonly clock: Clock;
+    readonly log: SpoolLog;
+  },
+): Promise<VolumeSetup> {
+  let volume: VolumeStats;
+  try {
+    volume = await o.statVolume(dir);
+  } catch (err) {
+    o.log.warn({ dir, err: errorMessage(err) }, 'spool: cannot read the free space of the volume (statfs); admission checks AGGREGATOR_SPOOL_MAX_BYTES only');
+    return { segmentBytes: effectiveSegmentBytes(o.segmentBytes, o.maxBytes, undefined, o.minSegmentBytes), freeSpace: undefined };
+  }
+  const segmentBytes = effectiveSegmentBytes(o.segmentBytes, o.maxBytes, volume.totalBytes, o.minSegmentBytes);
+  const minFreeBytes = o.minFreeBytes ?? defaultMinFreeBytes(volume.totalBytes);
+  if (minFreeBytes >= volume.totalBytes) {
+    throw new ConfigError([
+      `AGGREGATOR_SPOOL_MIN_FREE_BYTES: keeping ${minFreeBytes} bytes free leaves no room on the spool's volume of ${volume.totalBytes} bytes (${dir})`,
+    ]);
+  }
+  if (segmentBytes < o.segmentBytes && segmentBytes === Math.max(o.minSegmentBytes, Math.floor(volume.totalBytes / 4))) {
+    o.log.warn(
+      { dir, volumeBytes: volume.totalBytes, configuredSegmentBytes: o.segmentBytes, segmentBytes },
+      'spool: the volume is small for the configured segment size; using segments of a quarter of the volume',
+    );
+  }
+  return { segmentBytes, freeSpace: new FreeSpace(dir, minFreeBytes, volume, o.statVolume, o.clock) };
 }

@@ -1,0 +1,183 @@
+import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ErrorCode, McError } from '../errors.js';
+import type { SegmentView } from './segment-index.js';
+import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, parseRecordHeader, recordCrc, segmentFileName } from './segment-format.js';
+import { findNextRecord } from './segment-scan.js';
+import type { DeliveredPosition, SpoolReader, SpoolRecord } from './spool-types.js';
+
+/**
+ * What a reader sees of the spool: the live segments, read only, and two ways to talk back (wait for
+ * progress; report a damaged record, which the spool records and every reader then skips).
+ */
+export interface ReaderView {
+  readonly dir: string;
+  isClosed(): boolean;
+  segment(n: number): SegmentView | undefined;
+  /** The first live segment after `n`, if any. */
+  segmentAfter(n: number): SegmentView | undefined;
+  /** Resolves on the next durable append, roll or close; rejects with the signal's reason when aborted. */
+  waitForProgress(signal?: AbortSignal): Promise<void>;
+  /** A durable record failed its checksum: readers skip [start, end) of `segment` from now on. */
+  reportCorrupt(segment: number, start: number, end: number, reason: string): void;
+}
+
+/** Wakes readers waiting for the spool to move (an append became durable, a roll, close). */
+export class Progress {
+  private readonly waiters = new Set<() => void>();
+
+  wait(signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolveWait, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const onAbort = (): void => {
+        this.waiters.delete(wake);
+        reject(signal?.reason);
+      };
+      const wake = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolveWait();
+      };
+      this.waiters.add(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  wake(): void {
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+}
+
+async function readExactly(fh: FileHandle, buf: Buffer, position: number): Promise<boolean> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    if (bytesRead === 0) return false;
+    got += bytesRead;
+  }
+  return true;
+}
+
+/**
+ * Reads durable records in order from a delivered position, verifying each record's checksum. It keeps
+ * its own cursor and open file; it changes nothing of the spool's state (damage is reported through
+ * the view).
+ */
+export class SegmentReader implements SpoolReader {
+  private segment: number;
+  private offset: number;
+  private skip: number;
+  private fh: FileHandle | undefined;
+  private fhSegment = -1;
+
+  constructor(
+    private readonly view: ReaderView,
+    from: DeliveredPosition,
+  ) {
+    this.segment = from.segment;
+    this.offset = Math.max(from.offset, SEGMENT_HEADER_BYTES);
+    this.skip = from.entry;
+  }
+
+  async next(signal?: AbortSignal): Promise<SpoolRecord> {
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        if (this.view.isClosed()) throw new McError(ErrorCode.SpoolClosed, 'spool is closed');
+        const seg = this.view.segment(this.segment);
+        if (seg === undefined) {
+          // Deleted (delivered) or not created yet.
+          const after = this.view.segmentAfter(this.segment);
+          if (after !== undefined) {
+            this.moveTo(after.number);
+            continue;
+          }
+          await this.view.waitForProgress(signal);
+          continue;
+        }
+        const bad = seg.badRanges.find((r) => this.offset >= r.start && this.offset < r.end);
+        if (bad !== undefined) {
+          this.offset = bad.end;
+          this.skip = 0;
+          continue;
+        }
+        const end = seg.durableEnd;
+        if (this.offset < end) {
+          const record = await this.read(seg, end);
+          if (record !== undefined) return record;
+          continue; // corrupt: the range was reported and is skipped
+        }
+        if (seg.sealed) {
+          const after = this.view.segmentAfter(this.segment);
+          if (after !== undefined) {
+            this.moveTo(after.number);
+            continue;
+          }
+        }
+        await this.view.waitForProgress(signal);
+      }
+    } catch (err) {
+      await this.closeFile();
+      throw err;
+    }
+  }
+
+  private moveTo(segment: number): void {
+    this.segment = segment;
+    this.offset = SEGMENT_HEADER_BYTES;
+    this.skip = 0;
+  }
+
+  /** Releases the open segment file; the next read reopens it. */
+  async closeFile(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    this.fhSegment = -1;
+    if (fh !== undefined) await fh.close().catch(() => undefined);
+  }
+
+  /** Reads the record at the cursor; undefined when it is corrupt (reported, cursor moved on). */
+  private async read(seg: SegmentView, end: number): Promise<SpoolRecord | undefined> {
+    if (this.fhSegment !== seg.number) {
+      await this.closeFile();
+      this.fh = await open(join(this.view.dir, segmentFileName(seg.number)), 'r');
+      this.fhSegment = seg.number;
+    }
+    const fh = this.fh as FileHandle;
+    const start = this.offset;
+    const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
+    let problem: string | undefined;
+    let payload: Buffer | undefined;
+    const rh = start + RECORD_HEADER_BYTES <= end && (await readExactly(fh, header, start)) ? parseRecordHeader(header) : null;
+    if (rh === null) problem = 'bad record header';
+    else if (start + RECORD_HEADER_BYTES + rh.length > end) problem = `record of ${rh.length} bytes runs past the durable end`;
+    else {
+      payload = Buffer.allocUnsafe(rh.length);
+      if (!(await readExactly(fh, payload, start + RECORD_HEADER_BYTES))) problem = 'short read';
+      else if (recordCrc(header, payload) !== rh.crc) problem = 'record checksum mismatch';
+    }
+    if (problem !== undefined || rh === null || payload === undefined) {
+      // Resynchronise on the next valid record within what is durable; none: skip to the durable end
+      // (appends continue from there, so a damaged active segment does not stop delivery).
+      const resume = (await findNextRecord(fh, start + 1, end)) ?? end;
+      this.view.reportCorrupt(seg.number, start, resume, problem ?? 'unreadable record');
+      return undefined;
+    }
+    const next = start + RECORD_HEADER_BYTES + rh.length;
+    const skip = Math.min(this.skip, rh.entryCount);
+    this.offset = next;
+    this.skip = 0;
+    return {
+      position: { segment: seg.number, offset: start },
+      next: { segment: seg.number, offset: next },
+      data: payload,
+      entryCount: rh.entryCount,
+      skipEntries: skip,
+    };
+  }
+}
