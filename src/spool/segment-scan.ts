@@ -156,3 +156,29 @@ export async function scanSegment(fh: FileHandle, segment: number, size: number,
   }
   return { validEnd, offsets, entries, corrupt };
 }
+
+async function readExactly(fh: FileHandle, buf: Buffer, position: number): Promise<boolean> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    if (bytesRead === 0) return false;
+    got += bytesRead;
+  }
+  return true;
+}
+
+export type RecordRead =
+  | { readonly ok: true; readonly payload: Buffer; readonly entryCount: number; readonly next: number }
+  | { readonly ok: false; readonly problem: string };
+
+/** Reads and verifies the record at `start`, which must end by `end` (the durable end or the file size). */
+export async function readRecordAt(fh: FileHandle, start: number, end: number): Promise<RecordRead> {
+  const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
+  const rh = start + RECORD_HEADER_BYTES <= end && (await readExactly(fh, header, start)) ? parseRecordHeader(header) : null;
+  if (rh === null) return { ok: false, problem: 'bad record header' };
+  if (start + RECORD_HEADER_BYTES + rh.length > end) return { ok: false, problem: `record of ${rh.length} bytes runs past the durable end` };
+  const payload = Buffer.allocUnsafe(rh.length);
+  if (!(await readExactly(fh, payload, start + RECORD_HEADER_BYTES))) return { ok: false, problem: 'short read' };
+  if (recordCrc(header, payload) !== rh.crc) return { ok: false, problem: 'record checksum mismatch' };
+  return { ok: true, payload, entryCount: rh.entryCount, next: start + RECORD_HEADER_BYTES + rh.length };
+}

@@ -19,7 +19,9 @@ export interface SegmentFile {
   readonly number: number;
   /** File size when it was walked. */
   readonly size: number;
-  /** Its records; undefined for segments wholly before the delivered one (not walked: deleted on open). */
+  /** Last modification (the last append), ms since the epoch. */
+  readonly mtimeMs: number;
+  /** Its records; undefined for segments wholly before the delivered one unless asked (`walkDelivered`). */
   readonly scan?: SegmentScan;
 }
 
@@ -50,9 +52,11 @@ export async function segmentNumbers(dir: string): Promise<number[]> {
 
 /**
  * Walks the segments of `dir`. A torn tail can only be in the segments written last: the last two are
- * verified by checksum; older ones are walked by header (readers verify them as they read).
+ * verified by checksum; older ones are walked by header (readers verify them as they read). Segments
+ * wholly before the delivered one are walked only with `walkDelivered` (recovery does not need their
+ * records; a listing does).
  */
-export async function readSpoolLayout(dir: string): Promise<SpoolLayout> {
+export async function readSpoolLayout(dir: string, options: { walkDelivered?: boolean } = {}): Promise<SpoolLayout> {
   const abs = resolve(dir);
   const numbers = await segmentNumbers(abs);
   const read = await readDelivered(abs);
@@ -68,9 +72,9 @@ export async function readSpoolLayout(dir: string): Promise<SpoolLayout> {
       throw err;
     }
     try {
-      const size = (await fh.stat()).size;
-      if (n < delivered.segment) segments.push({ number: n, size });
-      else segments.push({ number: n, size, scan: await scanSegment(fh, n, size, i >= numbers.length - 2) });
+      const { size, mtimeMs } = await fh.stat();
+      if (n < delivered.segment && options.walkDelivered !== true) segments.push({ number: n, size, mtimeMs });
+      else segments.push({ number: n, size, mtimeMs, scan: await scanSegment(fh, n, size, i >= numbers.length - 2) });
     } finally {
       await fh.close();
     }

@@ -3,8 +3,8 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, McError } from '../errors.js';
 import type { SegmentView } from './segment-index.js';
-import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, parseRecordHeader, recordCrc, segmentFileName } from './segment-format.js';
-import { findNextRecord } from './segment-scan.js';
+import { SEGMENT_HEADER_BYTES, segmentFileName } from './segment-format.js';
+import { findNextRecord, readRecordAt } from './segment-scan.js';
 import type { DeliveredPosition, SpoolReader, SpoolRecord } from './spool-types.js';
 
 /**
@@ -51,16 +51,6 @@ export class Progress {
     this.waiters.clear();
     for (const w of ws) w();
   }
-}
-
-async function readExactly(fh: FileHandle, buf: Buffer, position: number): Promise<boolean> {
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
-    if (bytesRead === 0) return false;
-    got += bytesRead;
-  }
-  return true;
 }
 
 /**
@@ -150,33 +140,23 @@ export class SegmentReader implements SpoolReader {
     }
     const fh = this.fh as FileHandle;
     const start = this.offset;
-    const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
-    let problem: string | undefined;
-    let payload: Buffer | undefined;
-    const rh = start + RECORD_HEADER_BYTES <= end && (await readExactly(fh, header, start)) ? parseRecordHeader(header) : null;
-    if (rh === null) problem = 'bad record header';
-    else if (start + RECORD_HEADER_BYTES + rh.length > end) problem = `record of ${rh.length} bytes runs past the durable end`;
-    else {
-      payload = Buffer.allocUnsafe(rh.length);
-      if (!(await readExactly(fh, payload, start + RECORD_HEADER_BYTES))) problem = 'short read';
-      else if (recordCrc(header, payload) !== rh.crc) problem = 'record checksum mismatch';
-    }
-    if (problem !== undefined || rh === null || payload === undefined) {
+    const r = await readRecordAt(fh, start, end);
+    if (!r.ok) {
       // Resynchronise on the next valid record within what is durable; none: skip to the durable end
       // (appends continue from there, so a damaged active segment does not stop delivery).
       const resume = (await findNextRecord(fh, start + 1, end)) ?? end;
-      this.view.reportCorrupt(seg.number, start, resume, problem ?? 'unreadable record');
+      this.view.reportCorrupt(seg.number, start, resume, r.problem);
       return undefined;
     }
-    const next = start + RECORD_HEADER_BYTES + rh.length;
-    const skip = Math.min(this.skip, rh.entryCount);
+    const next = r.next;
+    const skip = Math.min(this.skip, r.entryCount);
     this.offset = next;
     this.skip = 0;
     return {
       position: { segment: seg.number, offset: start },
       next: { segment: seg.number, offset: next },
-      data: payload,
-      entryCount: rh.entryCount,
+      data: r.payload,
+      entryCount: r.entryCount,
       skipEntries: skip,
     };
   }

@@ -16,7 +16,7 @@ function walked(number: number, records: Array<[len: number, entries: number]>, 
     entries.push(e);
     pos += len;
   }
-  return { number, size: pos + trailing, scan: { validEnd: pos, offsets, entries, corrupt: [], ...extra } };
+  return { number, size: pos + trailing, mtimeMs: 0, scan: { validEnd: pos, offsets, entries, corrupt: [], ...extra } };
 }
 
 function layout(segments: SegmentFile[], delivered: DeliveredPosition = START, deliveredProblem?: string): SpoolLayout {
@@ -33,7 +33,7 @@ describe('recovery plan (pure: what open does and inspect reports)', () => {
   });
 
   it('keeps segments from the delivered one on, seals all but the last, indexes their records', () => {
-    const plan = planRecovery(layout([{ number: 1, size: 500 }, walked(2, [[30, 2], [40, 3]]), walked(3, [[20, 1]])], { segment: 2, offset: 46, entry: 1 }));
+    const plan = planRecovery(layout([{ number: 1, size: 500, mtimeMs: 0 }, walked(2, [[30, 2], [40, 3]]), walked(3, [[20, 1]])], { segment: 2, offset: 46, entry: 1 }));
     expect(plan.remove).toEqual([1]);
     expect(plan.segments.map((s) => [s.number, s.sealed, s.offsets])).toEqual([
       [2, true, [16, 46]],
@@ -56,7 +56,7 @@ describe('recovery plan (pure: what open does and inspect reports)', () => {
   });
 
   it('rewrites the header of a last segment whose header is bad', () => {
-    const file: SegmentFile = { number: 4, size: 10, scan: { validEnd: 0, offsets: [], entries: [], corrupt: [], badHeader: 'bad segment magic', tail: { start: 0, end: 10, reason: 'bad segment magic' } } };
+    const file: SegmentFile = { number: 4, size: 10, mtimeMs: 0, scan: { validEnd: 0, offsets: [], entries: [], corrupt: [], badHeader: 'bad segment magic', tail: { start: 0, end: 10, reason: 'bad segment magic' } } };
     const plan = planRecovery(layout([file], { segment: 4, offset: 16, entry: 0 }));
     expect(plan.repair).toEqual({ segment: 4, to: 16, rewriteHeader: true });
     expect(plan.segments[0]!.size).toBe(16);
@@ -91,8 +91,8 @@ describe('recovery plan (pure: what open does and inspect reports)', () => {
   });
 
   it('everything delivered and deleted: a new segment numbered above both the files and the position', () => {
-    expect(planRecovery(layout([{ number: 3, size: 100 }], { segment: 9, offset: 16, entry: 0 })).create).toBe(10);
-    const plan = planRecovery(layout([{ number: 3, size: 100 }], { segment: 9, offset: 16, entry: 0 }));
+    expect(planRecovery(layout([{ number: 3, size: 100, mtimeMs: 0 }], { segment: 9, offset: 16, entry: 0 })).create).toBe(10);
+    const plan = planRecovery(layout([{ number: 3, size: 100, mtimeMs: 0 }], { segment: 9, offset: 16, entry: 0 }));
     expect(plan.remove).toEqual([3]);
     expect(plan.delivered).toEqual({ segment: 10, offset: 16, entry: 0 });
   });
