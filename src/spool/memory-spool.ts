@@ -1,5 +1,5 @@
 import { ErrorCode, McError } from '../errors.js';
-import type { DeliveredPosition, RecordPosition, SpoolReader, SpoolRecord } from './spool.js';
+import type { DeliveredPosition, RecordPosition, SpoolReader, SpoolRecord } from './spool-types.js';
 import type { SpoolPort } from './spool-port.js';
 
 /** A record kept in memory, with the entry count its appender declared. */

@@ -1,4 +1,4 @@
-import type { DeliveredPosition, SpoolReader } from './spool.js';
+import type { DeliveredPosition, SpoolReader } from './spool-types.js';
 
 /**
  * What the batcher needs of a spool, and no more: read records in order, move the delivered

@@ -19,6 +19,7 @@ import { addBadRange, pendingEntries } from './segment-index.js';
 import type { SegmentIndex } from './segment-index.js';
 import { readSpoolLayout } from './spool-layout.js';
 import { SpoolLock } from './spool-lock.js';
+import type { SpoolPort } from './spool-port.js';
 import { Progress, SegmentReader } from './spool-reader.js';
 import type { ReaderView } from './spool-reader.js';
 import { NO_LOG } from './spool-types.js';
@@ -60,7 +61,7 @@ const MIN_SEGMENT_BYTES = 4096;
  * delivery (delivery.ts) moves and persists that position and frees delivered segments; dead letters
  * go to their own file (dead-letter-sink.ts).
  */
-export class Spool {
+export class Spool implements SpoolPort {
   private readonly progress = new Progress();
   private readonly writer: GroupCommit;
   private readonly delivery: Delivery;
