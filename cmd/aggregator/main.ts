@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { startAggregator } from '../../src/aggregator/aggregator.js';
 import { replayDeadLetters, spoolStatus } from '../../src/aggregator/spool-commands.js';
+import { parsePurgeBound, spoolList, spoolPurge, takeArchiveFlags } from '../../src/aggregator/spool-archive-commands.js';
+import type { ArchiveFlags } from '../../src/aggregator/spool-archive-commands.js';
 import { aggregatorConfigWarnings, aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
 import type { AggregatorConfig } from '../../src/config/aggregator-config.js';
 import { formatHelp, parseArgs } from '../../src/config/options.js';
@@ -24,6 +26,10 @@ const COMMANDS = [
   '  spool status               print the spool\'s segments, bytes, positions and dead-letter count',
   '  spool replay-dead-letters  hand dead letters to the configured emitter again and remove those it confirmed',
   '                             (aggregator stopped; needs an emitter variable: the blackhole is refused)',
+  '  spool list [--json]        one line per segment: first/last position and entry time, entries, bytes,',
+  '                             pending/retained/delivered (reads beside a running aggregator)',
+  '  spool purge --before TIME|SEGMENT:OFFSET',
+  '                             delete retained (delivered) segments before it; never pending ones (aggregator stopped)',
   '  top                        live view of this aggregator\'s /metrics (AGGREGATOR_METRICS_ADDRESS), every second; q quits',
   '  validate                   check the configuration, directories, listen addresses, emitter file and',
   '                             certificates; print the effective configuration (secrets redacted); exit 0 or 2',
@@ -87,8 +93,10 @@ async function run(config: AggregatorConfig, logger: Logger): Promise<number> {
 
 async function main(argv: readonly string[]): Promise<number> {
   let args;
+  let archive: ArchiveFlags;
   try {
-    args = parseArgs(aggregatorOptions, argv);
+    archive = takeArchiveFlags(argv);
+    args = parseArgs(aggregatorOptions, archive.rest);
   } catch (err) {
     die(errorMessage(err));
   }
@@ -128,6 +136,14 @@ async function main(argv: readonly string[]): Promise<number> {
       case 'spool status':
         process.stdout.write(await spoolStatus(config));
         return 0;
+      case 'spool list':
+        process.stdout.write(await spoolList(config, archive.json));
+        return 0;
+      case 'spool purge': {
+        const purged = await spoolPurge(config, parsePurgeBound(archive.before, Date.now()), logger);
+        process.stdout.write(`purged ${purged.segments} retained segments (${purged.bytes} bytes)\n`);
+        return 0;
+      }
       case 'spool replay-dead-letters': {
         const abort = new AbortController();
         process.once('SIGINT', () => abort.abort());

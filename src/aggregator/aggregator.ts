@@ -91,6 +91,7 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
         maxBytes: config.spoolMaxBytes,
         segmentBytes: config.spoolSegmentBytes,
         ...(config.spoolMinFreeBytes === undefined ? {} : { minFreeBytes: config.spoolMinFreeBytes }),
+        ...(config.spoolRetention === undefined ? {} : { retention: config.spoolRetention }),
         logger: logger.child({ component: 'spool' }),
         clock,
       });
@@ -98,7 +99,7 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
     cleanup.push(() => spool.close());
     metrics.setSpoolProbe(() => {
       const s = spool.stats();
-      return { bytes: s.bytes, pendingEntries: s.pendingEntries };
+      return { bytes: s.bytes, pendingEntries: s.pendingEntries, retainedBytes: s.retainedBytes, oldestRetainedMs: s.oldestRetainedMs };
     });
 
     const inner: Emitter = await createEmitter(config.emitter, { clock, random, logger, registry: metrics.registry });

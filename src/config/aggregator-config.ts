@@ -4,6 +4,8 @@ import { parsePathTemplate } from '../emitters/path-template.js';
 import { aeronConfigSchema } from './aeron-config.js';
 import type { AeronEmitterConfig } from './aeron-config.js';
 import { readPemSetting } from './pem.js';
+import { parseRetention } from './retention.js';
+import type { SpoolRetention } from './retention.js';
 import type { IngestLimits } from '../wire/ingest-limits.js';
 import { boolean, bytes, durationMs, hostPort, integer, json, oneOf, option, text } from './options.js';
 import type { OptionValues } from './options.js';
@@ -52,6 +54,17 @@ export type NotifyConfig = z.infer<typeof notifyConfigSchema>;
 
 /** 1 GiB: with gRPC's 2 GiB message ceiling, a chunk always fits in one message with room to spare. */
 const MAX_CHUNK_BYTES_CEILING = 1024 * 1024 * 1024;
+
+/** AGGREGATOR_SPOOL_RETENTION (retention.ts); null: off. */
+const retention = (): z.ZodType<SpoolRetention | null, string> =>
+  z.string().transform((raw, ctx) => {
+    try {
+      return parseRetention(raw) ?? null;
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
 
 const BLACKHOLE: EmitterSelection = Object.freeze({ kind: 'blackhole' });
 
@@ -184,6 +197,12 @@ export const aggregatorOptions = {
       "free space kept on the spool's volume: appends that would leave less are refused with RESOURCE_EXHAUSTED (default: 5% of the volume, at most 256MiB)",
     schema: bytes({ min: 0 }),
   }),
+  spoolRetention: option({
+    env: 'AGGREGATOR_SPOOL_RETENTION',
+    description:
+      'keep delivered spool segments for replay until older or larger than this: a duration, a byte size or both (24h, 20GiB, 24h,20GiB; default off); evicted oldest first when undelivered data needs the room',
+    schema: retention(),
+  }),
   maxChunkBytes: option({
     env: 'AGGREGATOR_MAX_CHUNK_BYTES',
     default: '16MiB',
@@ -273,6 +292,8 @@ export interface AggregatorConfig {
   readonly spoolSegmentBytes: number;
   /** undefined: 5% of the spool's volume, at most 256 MiB (decided by the spool at open). */
   readonly spoolMinFreeBytes: number | undefined;
+  /** undefined: delivered segments are deleted at once. */
+  readonly spoolRetention: SpoolRetention | undefined;
   readonly maxChunkBytes: number;
   readonly maxLineBytes: number;
   /** Every chunk limit (maxChunkBytes and maxLineBytes included), as advertised to collectors. */
@@ -361,6 +382,7 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
     spoolMaxBytes: v.spoolMaxBytes,
     spoolSegmentBytes: v.spoolSegmentBytes,
     spoolMinFreeBytes: v.spoolMinFreeBytes,
+    spoolRetention: v.spoolRetention ?? undefined,
     maxChunkBytes: v.maxChunkBytes,
     maxLineBytes,
     limits: Object.freeze({

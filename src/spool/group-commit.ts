@@ -14,6 +14,7 @@ import {
 } from './segment-format.js';
 import { indexRecord, newSegment } from './segment-index.js';
 import type { SegmentIndex } from './segment-index.js';
+import type { Clock } from '../util/clock.js';
 import type { RecordPosition, SpoolLog } from './spool-types.js';
 
 interface PendingAppend {
@@ -69,6 +70,11 @@ export interface GroupCommitOptions {
   readonly segmentBytes: number;
   readonly freeSpace: FreeSpace | undefined;
   readonly log: SpoolLog;
+  readonly clock: Clock;
+  /** Bytes of retained (delivered, kept) segments that may be evicted to make room; 0 without retention. */
+  readonly evictableBytes: () => number;
+  /** Evicts retained segments, oldest first, until `bytes` are freed or none is left. Never rejects. */
+  readonly evict: (bytes: number) => Promise<void>;
   /** Records became durable or the spool rolled: wake readers. */
   readonly onProgress: () => void;
   /** A segment was sealed (it may be fully delivered already). */
@@ -124,7 +130,9 @@ export class GroupCommit {
       return Promise.reject(new RangeError(`entryCount must be an integer in [0, 2^32), got ${entryCount}`));
     }
     const size = RECORD_HEADER_BYTES + data.length;
-    const used = this.o.index.diskBytes + this.reservedBytes;
+    // Retained segments give way to undelivered data: they are evicted before the write (makeRoom).
+    const evictable = this.o.evictableBytes();
+    const used = this.o.index.diskBytes + this.reservedBytes - evictable;
     if (data.length > MAX_RECORD_PAYLOAD_BYTES || used + size + SEGMENT_HEADER_BYTES > this.o.maxBytes) {
       this.o.onShortOfSpace();
       return Promise.reject(
@@ -132,7 +140,7 @@ export class GroupCommit {
       );
     }
     const free = this.o.freeSpace;
-    if (free !== undefined && !free.admits(this.reservedBytes + size + SEGMENT_HEADER_BYTES)) {
+    if (free !== undefined && !free.admits(this.reservedBytes + size + SEGMENT_HEADER_BYTES - evictable)) {
       this.o.onShortOfSpace();
       return Promise.reject(
         new McError(
@@ -176,9 +184,20 @@ export class GroupCommit {
       }
       const group = this.queue;
       this.queue = [];
+      await this.makeRoom(group);
       await this.writeGroup(group);
     }
     this.flushing = undefined;
+  }
+
+  /** Evicts retained segments when the group would not fit beside them (in the bound or the volume's reserve). */
+  private async makeRoom(group: PendingAppend[]): Promise<void> {
+    if (this.o.evictableBytes() === 0) return;
+    const bytes = group.reduce((n, item) => n + item.size, SEGMENT_HEADER_BYTES);
+    let need = this.o.index.diskBytes + bytes - this.o.maxBytes;
+    const free = this.o.freeSpace;
+    if (free !== undefined) need = Math.max(need, free.minFreeBytes + bytes - free.availableBytes);
+    if (need > 0) await this.o.evict(need);
   }
 
   private async writeGroup(group: PendingAppend[]): Promise<void> {
@@ -271,7 +290,7 @@ export class GroupCommit {
     this.o.freeSpace?.noteWritten(SEGMENT_HEADER_BYTES);
     const oldFh = this.activeFh;
     this.mustRoll = false;
-    this.o.index.roll(newSegment(n, SEGMENT_HEADER_BYTES));
+    this.o.index.roll(newSegment(n, SEGMENT_HEADER_BYTES), this.o.clock.now());
     this.activeFh = fh;
     await oldFh.close();
     this.o.onProgress();

@@ -74,6 +74,7 @@ export function planRecovery(layout: SpoolLayout): RecoveryPlan {
     const isLast = i === live.length - 1;
     const seg = newSegment(n, file.size);
     seg.sealed = !isLast;
+    if (!isLast) seg.sealedAtMs = file.mtimeMs;
     for (let k = 0; k < scan.offsets.length; k++) indexRecord(seg, scan.offsets[k] as number, scan.entries[k] as number);
     for (const c of scan.corrupt) {
       corruptRanges++;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createSegmentFile } from './group-commit.js';
 import { SEGMENT_HEADER_BYTES, encodeSegmentHeader, segmentFileName } from './segment-format.js';
 import { SegmentIndex, newSegment } from './segment-index.js';
+import type { SegmentState } from './segment-index.js';
 import { planRecovery } from './recovery-plan.js';
 import type { TailRepair } from './recovery-plan.js';
 import { readSpoolLayout } from './spool-layout.js';
@@ -34,16 +35,26 @@ async function cutTail(dir: string, repair: TailRepair): Promise<void> {
 
 /**
  * Recovery on open (the caller holds the directory's lock): reads the layout, plans (recovery-plan.ts)
- * and carries the plan out: leftover temp files and delivered segments are deleted, a torn tail is
- * cut, the active segment is opened or created.
+ * and carries the plan out: leftover temp files are deleted, and delivered segments too unless
+ * `retain` (a retention policy is set), a torn tail is cut, the active segment is opened or created.
  */
-export async function recover(dir: string, log: SpoolLog): Promise<Recovered> {
+export async function recover(dir: string, log: SpoolLog, retain: boolean): Promise<Recovered> {
   for (const n of await readdir(dir)) if (n.endsWith('.tmp')) await rm(join(dir, n), { force: true });
-  const plan = planRecovery(await readSpoolLayout(dir));
-  for (const n of plan.remove) await rm(join(dir, segmentFileName(n)), { force: true });
+  const layout = await readSpoolLayout(dir);
+  const plan = planRecovery(layout);
+  const retained: SegmentState[] = [];
+  for (const n of plan.remove) {
+    const file = layout.segments.find((s) => s.number === n);
+    if (retain && file !== undefined) {
+      // Delivered, kept for replay: retention (delivery.ts) decides when it goes.
+      retained.push({ ...newSegment(n, file.size), sealed: true, sealedAtMs: file.mtimeMs });
+    } else {
+      await rm(join(dir, segmentFileName(n)), { force: true });
+    }
+  }
   for (const note of plan.notes) log[note.level](note.obj, note.msg);
   if (plan.repair !== undefined) await cutTail(dir, plan.repair);
-  const segments = [...plan.segments];
+  const segments = [...retained, ...plan.segments];
   let activeFh: FileHandle;
   if (plan.create !== undefined) {
     activeFh = await createSegmentFile(dir, plan.create);

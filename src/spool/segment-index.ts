@@ -31,6 +31,8 @@ export interface SegmentState extends SegmentView {
   durableEnd: number;
   sealed: boolean;
   readonly badRanges: ByteSpan[];
+  /** When it was sealed (its last append), ms since the epoch: the age retention counts from. */
+  sealedAtMs?: number;
   /** Start offsets of the indexed records, and the entries up to and including each. */
   readonly offsets: number[];
   readonly cumEntries: number[];
@@ -124,9 +126,10 @@ export class SegmentIndex {
     return [...this.segments.values()].sort((a, b) => a.number - b.number);
   }
 
-  /** Seals the active segment and makes `seg` (new, empty) the active one. */
-  roll(seg: SegmentState): void {
+  /** Seals the active segment (at `nowMs`) and makes `seg` (new, empty) the active one. */
+  roll(seg: SegmentState, nowMs: number): void {
     this.activeSegment.sealed = true;
+    this.activeSegment.sealedAtMs = nowMs;
     this.put(seg);
     this.activeSegment = seg;
   }

@@ -52,6 +52,10 @@ export interface SpoolStats {
   readonly corruptRanges: number;
   /** Group commits (one writev + one fdatasync of the active segment each) since open. */
   readonly groupCommits: number;
+  /** Bytes of delivered segments kept for replay (AGGREGATOR_SPOOL_RETENTION). */
+  readonly retainedBytes: number;
+  /** When the oldest retained segment was sealed, ms since the epoch; undefined when none is retained. */
+  readonly oldestRetainedMs: number | undefined;
 }
 
 /** The logging the spool does; a pino Logger fits. */

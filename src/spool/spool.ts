@@ -17,7 +17,9 @@ import { planRecovery } from './recovery-plan.js';
 import { segmentFileName } from './segment-format.js';
 import { addBadRange, pendingEntries } from './segment-index.js';
 import type { SegmentIndex } from './segment-index.js';
+import { segmentDelivered } from './segment-list.js';
 import { readSpoolLayout } from './spool-layout.js';
+import type { RetentionPolicy } from './retention.js';
 import { SpoolLock } from './spool-lock.js';
 import type { SpoolPort } from './spool-port.js';
 import { Progress, SegmentReader } from './spool-reader.js';
@@ -44,6 +46,11 @@ export interface SpoolOptions {
    * less than this free on the spool's volume. Default: 5% of the volume, at most 256 MiB.
    */
   readonly minFreeBytes?: number;
+  /**
+   * AGGREGATOR_SPOOL_RETENTION: delivered segments are kept (for replay) until older or larger than
+   * this (retention.ts); evicted, oldest first, whenever undelivered data needs their room. Default: none.
+   */
+  readonly retention?: RetentionPolicy;
   /** How the volume's size and free space are read (statfs; tests inject their own). */
   readonly statVolume?: StatVolume;
   readonly logger?: Logger;
@@ -78,7 +85,14 @@ export class Spool implements SpoolPort {
     private readonly maxBytes: number,
     private readonly lock: SpoolLock,
     recovered: Recovered,
-    init: { segmentBytes: number; freeSpace: FreeSpace | undefined; deadLetters: number; clock: Clock; log: SpoolLog },
+    init: {
+      segmentBytes: number;
+      freeSpace: FreeSpace | undefined;
+      deadLetters: number;
+      retention: RetentionPolicy | undefined;
+      clock: Clock;
+      log: SpoolLog;
+    },
   ) {
     const { segmentBytes, freeSpace, clock, log } = init;
     this.index = recovered.index;
@@ -92,6 +106,9 @@ export class Spool implements SpoolPort {
       segmentBytes,
       freeSpace,
       log,
+      clock,
+      evictableBytes: () => this.delivery.retainedBytes,
+      evict: (bytes) => this.delivery.evict(bytes),
       onProgress: () => this.progress.wake(),
       onSealed: () => this.delivery.housekeep(),
       onShortOfSpace: () => this.delivery.reclaimSoon(),
@@ -105,6 +122,7 @@ export class Spool implements SpoolPort {
       clock,
       log,
       active: this.writer,
+      retention: init.retention,
       isClosed: () => this.closed,
     });
     this.deadLetters = new DeadLetterSink(dir, init.deadLetters, clock, log);
@@ -143,9 +161,10 @@ export class Spool implements SpoolPort {
       clock,
       log,
     });
-    const recovered = await recover(dir, log);
+    const retention = options.retention;
+    const recovered = await recover(dir, log, retention !== undefined);
     const deadLetters = await deadLetterEntries(dir);
-    const spool = new Spool(dir, options.maxBytes, lock, recovered, { segmentBytes, freeSpace, deadLetters, clock, log });
+    const spool = new Spool(dir, options.maxBytes, lock, recovered, { segmentBytes, freeSpace, deadLetters, retention, clock, log });
     log.info({ ...spool.stats(), segmentBytes, minFreeBytes: freeSpace?.minFreeBytes }, 'spool: opened');
     spool.delivery.housekeep();
     // A fully delivered last segment (a stop after a full disk may have left one) is released before
@@ -226,6 +245,15 @@ export class Spool implements SpoolPort {
     await this.deadLetters.write(records, reason);
   }
 
+  /**
+   * Deletes retained segments (sealed and fully delivered) that `which` picks, before retention would;
+   * never a pending one. Resolves with what was deleted.
+   */
+  purgeRetained(which: (segment: number) => boolean): Promise<{ segments: number; bytes: number }> {
+    if (this.closed) return Promise.reject(new McError(ErrorCode.SpoolClosed, 'spool is closed'));
+    return this.delivery.purge(which);
+  }
+
   /** Reads the dead-letter file of `dir` (a torn last record is ignored). */
   static async readDeadLetters(dir: string): Promise<DeadLetter[]> {
     return (await readDeadLetterFile(resolve(dir))).letters;
@@ -251,6 +279,8 @@ export class Spool implements SpoolPort {
       deadLetters: this.deadLetters.entries,
       corruptRanges: this.corruptRanges,
       groupCommits: this.writer.groupCommits,
+      retainedBytes: this.delivery.retainedBytes,
+      oldestRetainedMs: this.delivery.oldestRetainedMs,
     };
   }
 
@@ -268,6 +298,8 @@ export class Spool implements SpoolPort {
     // Nothing live (no segment yet, or all delivered): recovery would start a new segment; report
     // the persisted position as it is.
     const delivered = last === undefined ? layout.delivered : plan.delivered;
+    // On disk, sealed and delivered: what retention keeps (or housekeeping is about to delete).
+    const retained = layout.segments.filter((s, i) => i < layout.segments.length - 1 && segmentDelivered(s.number, s.scan?.validEnd ?? s.size, delivered));
     return {
       dir: layout.dir,
       segments: layout.segments.length,
@@ -281,6 +313,8 @@ export class Spool implements SpoolPort {
       deadLetters: (await readDeadLetterFile(layout.dir)).letters.reduce((n, l) => n + l.entryCount, 0),
       corruptRanges: plan.corruptRanges,
       groupCommits: 0,
+      retainedBytes: retained.reduce((n, s) => n + s.size, 0),
+      oldestRetainedMs: retained[0]?.mtimeMs,
     };
   }
 

@@ -32,6 +32,8 @@ export interface AggregatorMetrics {
   readonly bytesReceived: Counter;
   readonly spoolBytes: Gauge;
   readonly spoolPendingEntries: Gauge;
+  readonly spoolRetainedBytes: Gauge;
+  readonly spoolOldestRetainedTimestamp: Gauge;
   readonly emitRetries: Counter;
   readonly batchesEmitted: Counter<'cause'>;
   readonly notificationsSent: Counter<'action' | 'outcome'>;
@@ -42,14 +44,24 @@ export interface AggregatorMetrics {
   /** gRPC messages that could not be decoded (no Chunk reached the service; the stream ended with an error status). */
   readonly messagesUndecodable: Counter<'reason'>;
   /** Where the spool gauges read from at scrape time (set once the spool is open). */
-  setSpoolProbe(probe: () => { bytes: number; pendingEntries: number }): void;
+  setSpoolProbe(probe: () => SpoolProbe): void;
+}
+
+/** What the spool gauges read at scrape time. */
+export interface SpoolProbe {
+  readonly bytes: number;
+  readonly pendingEntries: number;
+  /** Delivered segments kept for replay (AGGREGATOR_SPOOL_RETENTION). */
+  readonly retainedBytes: number;
+  /** When the oldest retained segment was sealed (ms since the epoch); undefined when none. */
+  readonly oldestRetainedMs: number | undefined;
 }
 
 export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = {}): AggregatorMetrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  let spoolProbe: (() => { bytes: number; pendingEntries: number }) | undefined;
+  let spoolProbe: (() => SpoolProbe) | undefined;
   const metrics: AggregatorMetrics = {
     setSpoolProbe: (probe) => {
       spoolProbe = probe;
@@ -116,6 +128,22 @@ export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = 
       registers,
       collect() {
         if (spoolProbe !== undefined) this.set(spoolProbe().pendingEntries);
+      },
+    }),
+    spoolRetainedBytes: new Gauge({
+      name: 'mega_aggregator_spool_retained_bytes',
+      help: 'Bytes of delivered spool segments kept for replay (AGGREGATOR_SPOOL_RETENTION)',
+      registers,
+      collect() {
+        if (spoolProbe !== undefined) this.set(spoolProbe().retainedBytes);
+      },
+    }),
+    spoolOldestRetainedTimestamp: new Gauge({
+      name: 'mega_aggregator_spool_oldest_retained_timestamp_seconds',
+      help: 'When the oldest retained spool segment was sealed (Unix time; 0 when none is retained)',
+      registers,
+      collect() {
+        if (spoolProbe !== undefined) this.set((spoolProbe().oldestRetainedMs ?? 0) / 1000);
       },
     }),
     emitRetries: new Counter({

@@ -83,7 +83,8 @@ describe('SegmentIndex', () => {
     expect(index.diskBytes).toBe(130);
 
     const c = newSegment(3, SEGMENT_HEADER_BYTES);
-    index.roll(c);
+    index.roll(c, 1234);
+    expect(b.sealedAtMs).toBe(1234);
     expect(b.sealed).toBe(true);
     expect(index.active).toBe(c);
     expect(index.diskBytes).toBe(130 + SEGMENT_HEADER_BYTES);
