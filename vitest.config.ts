@@ -20,8 +20,6 @@ const NOT_YET_PURE = [
   'test/unit/batcher.test.ts',
   'test/unit/collector-ship-client.test.ts',
   'test/unit/file-emitter.test.ts',
-  'test/unit/spool-property.test.ts',
-  'test/unit/spool.test.ts',
   'test/unit/text-emitter.test.ts',
 ];
 
