@@ -3,6 +3,7 @@ import { access } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { glob } from 'tinyglobby';
+import { shipCredentials } from '../collector/aggregator-channel.js';
 import type { CollectorConfig } from '../config/collector-config.js';
 import { collectorConfigWarnings, collectorOptions } from '../config/collector-config.js';
 import { effectiveSettings, formatSettings } from './effective-config.js';
@@ -33,15 +34,14 @@ async function checkFiles(config: CollectorConfig): Promise<CheckResult> {
 }
 
 function credentials(config: CollectorConfig): grpc.ChannelCredentials {
-  if (!config.tls) return grpc.credentials.createInsecure();
-  return grpc.credentials.createSsl(config.tlsCaCertificate ?? null, config.tlsKey ?? null, config.tlsCertificate ?? null);
+  return shipCredentials(config.tls ? { caCertificate: config.tlsCaCertificate, key: config.tlsKey, certificate: config.tlsCertificate } : undefined);
 }
 
-/** grpc.health.v1.Health/Check of the whole server ("") at the remote address. */
-async function checkAggregator(config: CollectorConfig, timeoutMs: number): Promise<CheckResult> {
+/** grpc.health.v1.Health/Check of the whole server ("") at one remote address (each is checked). */
+async function checkAggregator(config: CollectorConfig, address: string, timeoutMs: number): Promise<CheckResult> {
   const env = collectorOptions.remoteAddress.env;
   const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
-  const client = new Health(config.remoteAddress, credentials(config));
+  const client = new Health(address, credentials(config));
   const how = config.tls ? 'TLS' : 'plaintext';
   try {
     const status = await new Promise<string>((resolve, reject) => {
@@ -51,11 +51,11 @@ async function checkAggregator(config: CollectorConfig, timeoutMs: number): Prom
         else resolve(String(res?.status ?? 'UNKNOWN'));
       });
     });
-    if (status === 'SERVING' || status === '1') return pass(env, `the aggregator at ${config.remoteAddress} answers its health check over ${how}: SERVING`);
-    return fail(env, `the aggregator at ${config.remoteAddress} answers ${status}`);
+    if (status === 'SERVING' || status === '1') return pass(env, `the aggregator at ${address} answers its health check over ${how}: SERVING`);
+    return fail(env, `the aggregator at ${address} answers ${status}`);
   } catch (err) {
     const e = err as grpc.ServiceError;
-    return fail(env, `no health answer from ${config.remoteAddress} over ${how} (${e.code === undefined ? '' : `${grpc.status[e.code]}: `}${e.details ?? e.message})`);
+    return fail(env, `no health answer from ${address} over ${how} (${e.code === undefined ? '' : `${grpc.status[e.code]}: `}${e.details ?? e.message})`);
   } finally {
     client.close();
   }
@@ -80,7 +80,7 @@ export async function validateCollector(
     results.push(...checkCertificateDates(o.tlsCertificate.env, config.tlsCertificate, now));
   }
   if (config.tlsCaCertificate !== undefined) results.push(...checkCertificateDates(o.tlsCaCertificate.env, config.tlsCaCertificate, now));
-  if (options.network) results.push(await checkAggregator(config, options.healthTimeoutMs ?? 5000));
-  else results.push(warn(o.remoteAddress.env, `${config.remoteAddress} not contacted (--no-network)`));
+  if (options.network) for (const address of config.remoteAddress) results.push(await checkAggregator(config, address, options.healthTimeoutMs ?? 5000));
+  else results.push(warn(o.remoteAddress.env, `${config.remoteAddress.join(',')} not contacted (--no-network)`));
   return formatReport('mega-collector', results, formatSettings(effectiveSettings(collectorOptions, env, flags)));
 }

@@ -1,6 +1,5 @@
 import { close as closeCb, fstatSync } from 'node:fs';
 import { promisify } from 'node:util';
-import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { CollectorConfig } from '../config/collector-config.js';
 import { ErrorCode, McError } from '../errors.js';
@@ -9,6 +8,7 @@ import type { Clock, Random } from '../util/clock.js';
 import { encodeBatchHeader } from '../wire/entry-batch.js';
 import { CONSERVATIVE_LIMITS } from '../wire/ingest-limits.js';
 import type { IngestLimits } from '../wire/ingest-limits.js';
+import { dnsServerResolver } from './aggregator-resolver.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import { CheckpointWriter } from './checkpoint-writer.js';
 import { ChunkBuilder } from './chunk-builder.js';
@@ -156,8 +156,11 @@ export class Collector {
       (chunk) => this.queue.push(chunk),
     );
     this.ship = new ShipClient({
-      address: cfg.remoteAddress,
-      credentials: this.credentials(),
+      addresses: cfg.remoteAddress,
+      key: this.collectorId,
+      tls: cfg.tls ? { caCertificate: cfg.tlsCaCertificate, key: cfg.tlsKey, certificate: cfg.tlsCertificate } : undefined,
+      resolveIntervalMs: cfg.resolveIntervalMs,
+      ...(cfg.dnsServers === undefined ? {} : { resolve: dnsServerResolver(cfg.dnsServers) }),
       retry: { initialDelayMs: cfg.retryInitialDelayMs, maxDelayMs: cfg.retryMaxDelayMs, maxTimes: cfg.retryMaxTimes },
       clock: this.clock,
       random: this.deps.random,
@@ -166,7 +169,8 @@ export class Collector {
       onRejected: (chunk) => this.onAcked(chunk, true),
       onFatal: (err) => this.deps.onFatal?.(err),
       onSent: () => this.metrics.chunksSent.inc(),
-      onReconnect: () => this.metrics.reconnects.inc(),
+      onReconnect: (reason) => this.metrics.reconnects.inc({ reason }),
+      onFailover: (reason) => this.metrics.failovers.inc({ reason }),
       onLimits: (limits, advertised) => this.applyLimits(limits, advertised),
     });
     this.drain = new ChunkDrain(this.queue, this.ship, queueMicrotask, () => this.loop.notePeak());
@@ -174,6 +178,7 @@ export class Collector {
       inflightBytes: () => this.inflightBytes,
       paused: () => this.paused,
       connected: () => this.ship?.connected ?? false,
+      aggregator: () => this.ship?.aggregator,
       openFiles: () => this.tailers.size,
       behind: () => {
         // A rotated file still draining and its successor share a path: their lag adds up.
@@ -239,12 +244,6 @@ export class Collector {
     } catch {
       return t.knownEnd;
     }
-  }
-
-  private credentials(): grpc.ChannelCredentials {
-    const cfg = this.config;
-    if (!cfg.tls) return grpc.credentials.createInsecure();
-    return grpc.credentials.createSsl(cfg.tlsCaCertificate ?? null, cfg.tlsKey ?? null, cfg.tlsCertificate ?? null);
   }
 
   /**

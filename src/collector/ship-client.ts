@@ -5,23 +5,41 @@ import type { BackoffPolicy } from '../retry/backoff.js';
 import { ErrorCode, McError } from '../errors.js';
 import type { Clock, Random, TimerHandle } from '../util/clock.js';
 import { fitEntryBatch } from '../wire/entry-batch-fit.js';
-import { AckCode, loadIngestApi } from '../wire/grpc-api.js';
-import type { AckMessage, ChunkMessage } from '../wire/grpc-api.js';
+import { AckCode } from '../wire/grpc-api.js';
+import type { AckMessage } from '../wire/grpc-api.js';
+import { makeIngestClient, probeAggregator, shipCredentials } from './aggregator-channel.js';
+import type { ChannelOptions, IngestClient, ShipCall, ShipTls } from './aggregator-channel.js';
+import { AggregatorPool } from './aggregator-pool.js';
+import type { MoveReason } from '../telemetry/collector-metrics.js';
+import type { AggregatorTarget } from './aggregator-pool.js';
+import { AggregatorResolver, systemResolver } from './aggregator-resolver.js';
+import type { HostResolver } from './aggregator-resolver.js';
 import { CONSERVATIVE_LIMITS, readLimits } from '../wire/ingest-limits.js';
 import type { IngestLimits } from '../wire/ingest-limits.js';
 import type { SealedChunk } from './chunk-builder.js';
 
 /**
- * The shipping side: one bidirectional Ingest.Ship stream at a time. Every sealed chunk stays queued
- * until the aggregator acknowledges it; a broken stream is replaced after an exponential backoff with
- * full jitter, and every chunk not acknowledged on it is sent again, in order, on the next one.
+ * The shipping side (past 400 lines: the stream protocol, the re-cutting to limits and the choice of
+ * aggregator share the queue and the in-flight map; address ranking and resolution live in
+ * aggregator-pool.ts and aggregator-resolver.ts). One bidirectional Ingest.Ship stream at a time, to
+ * one of the aggregators of COLLECTOR_REMOTE_ADDRESS (aggregator-pool.ts says which). Every sealed
+ * chunk stays queued until an aggregator acknowledges it; a broken stream is replaced at once by a
+ * stream to the next aggregator that is not cooling down (an address that failed cools down for an
+ * exponential backoff with full jitter of its consecutive failures), and every chunk not
+ * acknowledged on it is sent again, in order, on the next one. What was acknowledged is durable in
+ * that aggregator's spool and is emitted by it (when it comes back, after a crash).
  * What an Ack code means is decided here once:
  *  - OK: durable at the aggregator, the chunk is done;
  *  - RESOURCE_EXHAUSTED: the spool is full: hold sending for retry_after_ms, then resend (never drop),
  *    one chunk at a time until one is accepted again (chunks already in flight behind the refused
  *    one may still be accepted before it: the one way a file's lines can arrive out of order);
- *  - UNAVAILABLE: the aggregator is going away: reconnect and resend;
+ *  - UNAVAILABLE: the aggregator is going away (SIGTERM: it acknowledged every chunk it took before
+ *    this answer, acks go out in stream order) or cannot store: go to another one and resend;
  *  - INVALID_ARGUMENT: it will never be accepted: dropped, counted and logged as an error.
+ * A stream the aggregator ends (its shutdown, after acknowledging what it took) also sends the
+ * collector elsewhere at once. Moves the collector decides itself (its preferred aggregator is
+ * reachable again, or its address left the DNS answer) half-close the stream and wait for the acks of
+ * what is in flight before the next stream starts, so they send nothing twice.
  *
  * Limits: the aggregator advertises its chunk limits in the response headers of each stream. Nothing
  * is sent on a new stream before they arrive (or, from an aggregator too old to send them, before
@@ -30,8 +48,16 @@ import type { SealedChunk } from './chunk-builder.js';
  * (long lines into flagged pieces) and counts as acknowledged once every part is.
  */
 export interface ShipClientOptions {
-  readonly address: string;
-  readonly credentials: grpc.ChannelCredentials;
+  /** COLLECTOR_REMOTE_ADDRESS: "host:port" items, addresses or DNS names. */
+  readonly addresses: readonly string[];
+  /** Spreads a fleet over the aggregators (the collector id). */
+  readonly key: string;
+  /** undefined: plaintext. */
+  readonly tls: ShipTls | undefined;
+  /** How names are resolved (default: the system resolver). */
+  readonly resolve?: HostResolver;
+  /** Names are resolved again this often (and soon after a failure); the preferred aggregator is tried again then. */
+  readonly resolveIntervalMs?: number;
   readonly retry: BackoffPolicy & { readonly maxTimes?: number | undefined };
   readonly clock: Clock;
   readonly random: Random;
@@ -41,7 +67,10 @@ export interface ShipClientOptions {
   /** Connection attempts exhausted (COLLECTOR_RETRY_MAX_TIMES). */
   onFatal(err: McError): void;
   onSent?(chunk: SealedChunk): void;
-  onReconnect?(): void;
+  /** A stream is replaced, and why. */
+  onReconnect?(reason: MoveReason): void;
+  /** The next stream goes to another aggregator than the last one. */
+  onFailover?(reason: MoveReason, from: string, to: string): void;
   onConnected?(connected: boolean): void;
   /** The limits in force changed: advertised by the aggregator (`advertised`) or the conservative fallback. */
   onLimits?(limits: IngestLimits, advertised: boolean): void;
@@ -70,21 +99,35 @@ interface Queued {
   rejected: string | undefined;
 }
 
-type ShipCall = grpc.ClientDuplexStream<ChunkMessage, AckMessage>;
-
 const RELEASED: SealedChunk = Object.freeze({ id: 0, payload: Buffer.alloc(0), entryCount: 0, ranges: [] });
 
 /** Floor for a RESOURCE_EXHAUSTED hold when the aggregator gives no retry_after_ms. */
 const MIN_HOLD_MS = 100;
 
 const DEFAULT_LIMITS_WAIT_MS = 2000;
+const DEFAULT_RESOLVE_INTERVAL_MS = 30_000;
+/** How long a move the collector decided waits for the acks in flight before it cuts the stream. */
+const MOVE_GRACE_MS = 5000;
+/** How long the preferred aggregator may take to accept a connection before a move to it is dropped. */
+const PROBE_TIMEOUT_MS = 2000;
 
 function fits(part: Part, limits: IngestLimits): boolean {
   return part.payload.length <= limits.maxChunkBytes && part.entryCount <= limits.maxEntriesPerChunk && part.longestLine <= limits.maxLineBytes;
 }
 
 export class ShipClient {
-  private readonly client: grpc.Client & { Ship(): ShipCall };
+  private readonly pool: AggregatorPool;
+  private readonly resolver: AggregatorResolver;
+  private readonly channelOptions: ChannelOptions;
+  /** The client of the aggregator of the current (or last) stream. */
+  private channel: { readonly target: AggregatorTarget; readonly client: IngestClient } | undefined;
+  /** The address of the last stream and why it ended, for the failover count. */
+  private lastDown: { readonly address: string; readonly reason: MoveReason } | undefined;
+  /** Set while the current stream is half-closed to move elsewhere (no more chunks go on it). */
+  private moving: MoveReason | undefined;
+  private moveTimer: TimerHandle | undefined;
+  private probeInFlight = false;
+  private started = false;
   private queue: Queued[] = [];
   /** Absolute index of queue[0]. */
   private base = 0;
@@ -113,19 +156,31 @@ export class ShipClient {
   connected = false;
 
   constructor(private readonly options: ShipClientOptions) {
-    const { Client } = loadIngestApi();
-    this.client = new Client(options.address, options.credentials, {
-      // The channel's own reconnect backoff would otherwise grow to 2 minutes while the aggregator is away.
-      'grpc.initial_reconnect_backoff_ms': options.retry.initialDelayMs,
-      'grpc.max_reconnect_backoff_ms': options.retry.maxDelayMs,
-      // A DNS name with several addresses: spread collectors (each new stream) round-robin.
-      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
-      'grpc.enable_retries': 0,
-    }) as unknown as grpc.Client & { Ship(): ShipCall };
+    this.pool = new AggregatorPool(options.key);
+    this.channelOptions = {
+      credentials: shipCredentials(options.tls),
+      tls: options.tls !== undefined,
+      initialReconnectMs: options.retry.initialDelayMs,
+      maxReconnectMs: options.retry.maxDelayMs,
+    };
+    this.resolver = new AggregatorResolver({
+      addresses: options.addresses,
+      resolve: options.resolve ?? systemResolver,
+      intervalMs: options.resolveIntervalMs ?? DEFAULT_RESOLVE_INTERVAL_MS,
+      clock: options.clock,
+      logger: options.logger,
+      onTargets: (targets) => this.onTargets(targets),
+    });
+  }
+
+  /** The address of the aggregator the current stream goes to (undefined between streams). */
+  get aggregator(): string | undefined {
+    return this.call === undefined ? undefined : this.channel?.target.address;
   }
 
   start(): void {
-    this.connect();
+    this.started = true;
+    void this.resolver.start();
   }
 
   enqueue(chunk: SealedChunk): void {
@@ -153,6 +208,8 @@ export class ShipClient {
 
   close(): void {
     this.closed = true;
+    this.resolver.close();
+    if (this.moveTimer !== undefined) this.options.clock.clearTimeout(this.moveTimer);
     if (this.reconnectTimer !== undefined) this.options.clock.clearTimeout(this.reconnectTimer);
     if (this.holdTimer !== undefined) this.options.clock.clearTimeout(this.holdTimer);
     if (this.limitsTimer !== undefined) this.options.clock.clearTimeout(this.limitsTimer);
@@ -162,13 +219,89 @@ export class ShipClient {
       call.end();
       call.cancel();
     }
-    this.client.close();
+    this.channel?.client.close();
+    this.channel = undefined;
+  }
+
+  private onTargets(targets: readonly AggregatorTarget[]): void {
+    this.pool.setTargets(targets);
+    if (this.closed || !this.started) return;
+    if (this.call === undefined) {
+      // Waiting for a first address (or for one to cool down): an address may have come.
+      if (this.reconnectTimer === undefined || this.pool.pick(this.options.clock.now()) !== undefined) this.scheduleConnect(0);
+      return;
+    }
+    const current = this.channel?.target;
+    if (current === undefined || this.moving !== undefined) return;
+    if (!this.pool.has(current.address)) {
+      this.moveAway('removed');
+      return;
+    }
+    const preferred = this.pool.pick(this.options.clock.now());
+    if (preferred === undefined || preferred.address === current.address || this.probeInFlight) return;
+    // Back to the preferred aggregator (it came back, or was added), if it accepts a connection now.
+    this.probeInFlight = true;
+    void probeAggregator(preferred, this.channelOptions, PROBE_TIMEOUT_MS).then((up) => {
+      this.probeInFlight = false;
+      const now = this.options.clock.now();
+      if (!up) {
+        this.pool.markFailed(preferred.address, now, backoffDelayMs(this.options.retry, this.pool.failuresOf(preferred.address), this.options.random));
+        return;
+      }
+      if (this.closed || this.call === undefined || this.moving !== undefined) return;
+      if (this.pool.pick(now)?.address === preferred.address && this.channel?.target.address !== preferred.address) this.moveAway('rebalance');
+    });
+  }
+
+  /**
+   * Leaves the current aggregator without sending anything twice: no more chunks go on the stream, it
+   * is half-closed, the aggregator answers what is in flight and ends it (onDown follows). Cut after
+   * MOVE_GRACE_MS if it does not (what is unacknowledged then is resent).
+   */
+  private moveAway(reason: MoveReason): void {
+    const call = this.call;
+    if (call === undefined) return;
+    this.moving = reason;
+    this.options.logger.info({ from: this.channel?.target.address, reason, inflight: this.inflight.size }, 'moving to another aggregator once the chunks in flight are acknowledged');
+    call.end();
+    this.moveTimer = this.options.clock.setTimeout(() => {
+      this.moveTimer = undefined;
+      if (call !== this.call) return;
+      this.onDown(call, 'the aggregator did not finish the stream in time', reason);
+      call.cancel();
+    }, MOVE_GRACE_MS);
+  }
+
+  private scheduleConnect(delayMs: number): void {
+    if (this.reconnectTimer !== undefined) this.options.clock.clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = this.options.clock.setTimeout(() => this.connect(), delayMs);
   }
 
   private connect(): void {
     this.reconnectTimer = undefined;
-    if (this.closed) return;
-    const call = this.client.Ship();
+    if (this.closed || this.call !== undefined) return;
+    const now = this.options.clock.now();
+    const target = this.pool.pick(now);
+    if (target === undefined) {
+      // No address known yet (names not resolved), or every aggregator cooling down after failures.
+      this.resolver.refreshSoon();
+      const readyAt = this.pool.nextReadyAt();
+      if (readyAt !== undefined) this.scheduleConnect(Math.max(0, readyAt - now));
+      else if (!this.giveUp('no address of COLLECTOR_REMOTE_ADDRESS resolves')) this.scheduleConnect(backoffDelayMs(this.options.retry, this.attempt++, this.options.random));
+      return;
+    }
+    if (this.channel?.target.address !== target.address) {
+      this.channel?.client.close();
+      this.channel = { target, client: makeIngestClient(target, this.channelOptions) };
+    }
+    const last = this.lastDown;
+    if (last !== undefined && last.address !== target.address) {
+      this.options.logger.info({ from: last.address, to: target.address, reason: last.reason, unackedChunks: this.unackedChunks }, 'failing over to another aggregator');
+      this.options.onFailover?.(last.reason, last.address, target.address);
+    }
+    this.lastDown = undefined;
+    this.moving = undefined;
+    const call = this.channel.client.Ship();
     this.call = call;
     this.inflight = new Map();
     this.writeBlocked = false;
@@ -195,10 +328,12 @@ export class ShipClient {
       this.pump();
     });
     call.on('data', (ack: AckMessage) => this.onAck(call, ack));
-    call.on('error', (err: grpc.ServiceError) => this.onDown(call, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
-    call.on('end', () => this.onDown(call, 'stream ended by the aggregator'));
+    call.on('error', (err: grpc.ServiceError) => this.onDown(call, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`, this.moving ?? 'error'));
+    // The aggregator ends the stream when it shuts down (after acknowledging what it took), or after
+    // our half-close when we move.
+    call.on('end', () => this.onDown(call, 'stream ended by the aggregator', this.moving ?? 'goaway'));
     call.on('status', (s: grpc.StatusObject) => {
-      if (s.code !== grpc.status.OK) this.onDown(call, `${grpc.status[s.code] ?? s.code}: ${s.details}`);
+      if (s.code !== grpc.status.OK) this.onDown(call, `${grpc.status[s.code] ?? s.code}: ${s.details}`, this.moving ?? 'error');
     });
     call.on('drain', () => {
       if (call !== this.call) return;
@@ -250,7 +385,7 @@ export class ShipClient {
 
   private pump(): void {
     const call = this.call;
-    if (call === undefined || this.writeBlocked || this.closed) return;
+    if (call === undefined || this.writeBlocked || this.closed || this.moving !== undefined) return;
     if (this.holdUntil > this.options.clock.now()) return;
     // The limits of this stream's aggregator are not known yet (the timer pumps at the deadline).
     if (this.limitsDeadline !== 0) return;
@@ -301,6 +436,7 @@ export class ShipClient {
           this.options.onConnected?.(true);
         }
         this.attempt = 0;
+        if (this.channel !== undefined) this.pool.markGood(this.channel.target.address);
         this.probing = false;
         this.partDone(q, part);
         break;
@@ -318,9 +454,10 @@ export class ShipClient {
         this.hold(Math.max(ack.retryAfterMs, MIN_HOLD_MS));
         break;
       default:
-        // UNAVAILABLE (or a code this version does not know): reconnect and resend.
+        // UNAVAILABLE (or a code this version does not know): go to another aggregator and resend.
+        // Acks come in stream order, so every chunk sent before this one is answered already.
         this.requeue(q, part);
-        this.onDown(call, `aggregator answered ${ack.code}: ${ack.message}`);
+        this.onDown(call, `aggregator answered ${ack.code}: ${ack.message}`, 'goaway');
         call.cancel();
     }
     this.pump();
@@ -379,9 +516,12 @@ export class ShipClient {
     return chunk;
   }
 
-  private onDown(call: ShipCall, reason: string): void {
+  private onDown(call: ShipCall, reason: string, kind: MoveReason): void {
     if (call !== this.call) return;
     this.call = undefined;
+    this.moving = undefined;
+    if (this.moveTimer !== undefined) this.options.clock.clearTimeout(this.moveTimer);
+    this.moveTimer = undefined;
     for (const { q, part } of this.inflight.values()) if (part.state === 'sent') this.requeue(q, part);
     this.inflight.clear();
     this.limitsDeadline = 0;
@@ -391,16 +531,28 @@ export class ShipClient {
       this.options.onConnected?.(false);
     }
     if (this.closed) return;
-    const maxTimes = this.options.retry.maxTimes;
-    if (maxTimes !== undefined && this.attempt >= maxTimes) {
-      this.options.onFatal(new McError(ErrorCode.NotConnected, `gave up after ${this.attempt} failed attempts to reach ${this.options.address}: ${reason}`));
-      return;
+    const now = this.options.clock.now();
+    const address = this.channel?.target.address ?? '';
+    this.lastDown = { address, reason: kind };
+    if (kind === 'error' || kind === 'goaway') {
+      // This aggregator cools down; another one that does not is dialed at once.
+      if (this.giveUp(reason)) return;
+      this.attempt++;
+      this.pool.markFailed(address, now, backoffDelayMs(this.options.retry, this.pool.failuresOf(address), this.options.random));
+      this.resolver.refreshSoon();
     }
-    const delay = backoffDelayMs(this.options.retry, this.attempt, this.options.random);
-    this.attempt++;
-    this.options.logger.warn({ reason, retryInMs: Math.round(delay), attempt: this.attempt, unackedChunks: this.unackedChunks }, 'stream to the aggregator is down; reconnecting');
-    this.options.onReconnect?.();
-    this.reconnectTimer = this.options.clock.setTimeout(() => this.connect(), delay);
+    const next = this.pool.pick(now);
+    const delay = next !== undefined ? 0 : Math.max(0, (this.pool.nextReadyAt() ?? now) - now);
+    this.options.logger.warn({ aggregator: address, reason, kind, retryInMs: Math.round(delay), next: next?.address, attempt: this.attempt, unackedChunks: this.unackedChunks }, 'stream to the aggregator is down; reconnecting');
+    this.options.onReconnect?.(kind);
+    this.scheduleConnect(delay);
+  }
+
+  /** COLLECTOR_RETRY_MAX_TIMES consecutive failures: reports the fatal error; true when given up. */
+  private giveUp(reason: string): boolean {
+    const maxTimes = this.options.retry.maxTimes;
+    if (maxTimes === undefined || this.attempt < maxTimes) return false;
+    this.options.onFatal(new McError(ErrorCode.NotConnected, `gave up after ${this.attempt} failed attempts to reach ${this.options.addresses.join(',')}: ${reason}`));
+    return true;
   }
 }
-

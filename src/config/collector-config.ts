@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { boolean, bytes, durationMs, hostPort, integer, oneOf, option, text } from './options.js';
@@ -73,13 +74,61 @@ const remoteHostPort = (): z.ZodType<string, string> =>
     }
   });
 
+/** Comma-separated remote addresses (each as remoteHostPort); duplicates collapse. */
+const remoteList = (): z.ZodType<readonly string[], string> =>
+  z.string().transform((raw, ctx) => {
+    const items = [...new Set(raw.split(',').map((a) => a.trim()).filter((a) => a !== ''))];
+    if (items.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'no address given' });
+      return z.NEVER;
+    }
+    for (const item of items) {
+      const parsed = remoteHostPort().safeParse(item);
+      if (!parsed.success) {
+        ctx.addIssue({ code: 'custom', message: parsed.error.issues.map((i) => i.message).join(', ') });
+        return z.NEVER;
+      }
+    }
+    return Object.freeze(items);
+  });
+
+/** Comma-separated DNS servers: "ip" or "ip:port" / "[v6]:port". */
+const dnsServerList = (): z.ZodType<readonly string[], string> =>
+  z.string().transform((raw, ctx) => {
+    const items = raw.split(',').map((a) => a.trim()).filter((a) => a !== '');
+    for (const item of items) {
+      const host = item.startsWith('[') ? item.slice(1, item.indexOf(']')) : item.split(':').length === 2 ? (item.split(':')[0] as string) : item;
+      if (isIP(host) === 0) {
+        ctx.addIssue({ code: 'custom', message: `"${item}" is not an IP address (ip, ip:port or [v6]:port)` });
+        return z.NEVER;
+      }
+    }
+    if (items.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'no server given' });
+      return z.NEVER;
+    }
+    return Object.freeze(items);
+  });
+
 export const collectorOptions = {
   remoteAddress: option({
     env: 'COLLECTOR_REMOTE_ADDRESS',
     flag: '--remote-address',
     required: true,
-    description: 'aggregator host:port or [v6]:port (no %zone: use a routable address or a name); a DNS name with several addresses is balanced round-robin',
-    schema: remoteHostPort(),
+    description:
+      'aggregators: comma-separated host:port or [v6]:port items, addresses or DNS names (no %zone); names are resolved again every COLLECTOR_RESOLVE_INTERVAL; collectors spread over all addresses and fail over between them',
+    schema: remoteList(),
+  }),
+  resolveIntervalMs: option({
+    env: 'COLLECTOR_RESOLVE_INTERVAL',
+    default: '30s',
+    description: 'how often names in COLLECTOR_REMOTE_ADDRESS are resolved again (also soon after a stream fails) and the preferred aggregator is tried again',
+    schema: durationMs({ min: 100 }),
+  }),
+  dnsServers: option({
+    env: 'COLLECTOR_DNS_SERVERS',
+    description: 'ip[:port],... : resolve the names of COLLECTOR_REMOTE_ADDRESS with these DNS servers (A and AAAA) instead of the system resolver',
+    schema: dnsServerList(),
   }),
   files: option({ env: 'COLLECTOR_FILES', required: true, description: 'comma-separated globs of files to tail (** allowed)', schema: globList() }),
   stateDir: option({ env: 'COLLECTOR_STATE_DIR', default: './data/collector', description: 'checkpoints and the collector id', schema: text({ nonEmpty: true }) }),

@@ -11,6 +11,13 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export type RotationKind = 'rename' | 'delete' | 'copytruncate';
 /** invalid: INVALID_ARGUMENT from the aggregator (the chunk's lines are dropped). */
 export type ChunkRejectReason = 'invalid';
+/**
+ * Why a stream to an aggregator was replaced: error (broken, refused, unreachable), goaway (the
+ * aggregator answered UNAVAILABLE or ended the stream: shutting down), removed (its address left the
+ * DNS answer), rebalance (back to the collector's preferred aggregator).
+ */
+export const MOVE_REASONS = ['error', 'goaway', 'removed', 'rebalance'] as const;
+export type MoveReason = (typeof MOVE_REASONS)[number];
 
 export interface CollectorMetrics {
   readonly registry: Registry;
@@ -24,7 +31,10 @@ export interface CollectorMetrics {
   readonly openFiles: Gauge;
   readonly rotations: Counter<'kind'>;
   readonly truncations: Counter;
-  readonly reconnects: Counter;
+  readonly reconnects: Counter<'reason'>;
+  readonly failovers: Counter<'reason'>;
+  /** 1 for the aggregator address the stream goes to. */
+  readonly aggregator: Gauge<'address'>;
   readonly checkpointWrites: Counter;
   readonly checkpointErrors: Counter;
   readonly chunksSent: Counter;
@@ -45,6 +55,8 @@ export interface CollectorProbe {
   inflightBytes(): number;
   paused(): boolean;
   connected(): boolean;
+  /** The aggregator address of the current stream (undefined between streams). */
+  aggregator(): string | undefined;
   openFiles(): number;
   /** Bytes between each tailed file's read offset and its end, by path. */
   behind(): Iterable<readonly [string, number]>;
@@ -59,11 +71,17 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
     new Counter<L>({ name: `mega_collector_${name}_total`, help, labelNames, registers });
   const rotations = counter('rotations', 'Rotations seen, by kind (rename, delete, copytruncate)', ['kind']);
   const chunksRejected = counter('chunks_rejected', 'Chunks the aggregator refused for good, by reason', ['reason']);
+  const reconnects = counter('reconnects', 'Times the stream to an aggregator was replaced, by reason (error, goaway, removed, rebalance)', ['reason']);
+  const failovers = counter('failovers', 'Times the next stream went to another aggregator than the last, by reason (error, goaway, removed, rebalance)', ['reason']);
   const linesDropped = counter('lines_dropped', 'Entries dropped because the aggregator rejected their chunk as invalid', ['reason']);
   // Closed label sets start at zero, so a dashboard sees the series before the first event.
   for (const kind of ['rename', 'delete', 'copytruncate'] as const) rotations.inc({ kind }, 0);
   chunksRejected.inc({ reason: 'invalid' }, 0);
   linesDropped.inc({ reason: 'invalid' }, 0);
+  for (const reason of MOVE_REASONS) {
+    reconnects.inc({ reason }, 0);
+    failovers.inc({ reason }, 0);
+  }
   return {
     registry,
     setProbe: (p) => {
@@ -96,7 +114,19 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
     }),
     rotations,
     truncations: counter('truncations', 'Files found truncated (while running or while stopped)'),
-    reconnects: counter('reconnects', 'Times the stream to the aggregator was re-established after a failure'),
+    reconnects,
+    failovers,
+    aggregator: new Gauge({
+      name: 'mega_collector_aggregator',
+      help: '1 for the aggregator address (label address) the stream currently goes to; no series between streams',
+      labelNames: ['address'],
+      registers,
+      collect() {
+        this.reset();
+        const address = probe?.aggregator();
+        if (address !== undefined) this.set({ address }, 1);
+      },
+    }),
     checkpointWrites: counter('checkpoint_writes', 'Checkpoint files written (durably)'),
     checkpointErrors: counter('checkpoint_errors', 'Failed checkpoint writes or unusable checkpoint files'),
     chunksSent: counter('chunks_sent', 'Chunks written to the stream (resends included)'),

@@ -1,4 +1,3 @@
-import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SealedChunk } from '../../src/collector/chunk-builder.js';
 import { ShipClient } from '../../src/collector/ship-client.js';
@@ -26,8 +25,9 @@ function makeClient(port: number, extra: { maxTimes?: number; onFatal?: (e: McEr
   const rejected: number[] = [];
   let reconnects = 0;
   const c = new ShipClient({
-    address: `127.0.0.1:${port}`,
-    credentials: grpc.credentials.createInsecure(),
+    addresses: [`127.0.0.1:${port}`],
+    key: 'collector-under-test',
+    tls: undefined,
     retry: { initialDelayMs: 10, maxDelayMs: 50, maxTimes: extra.maxTimes },
     clock: systemClock,
     random: () => 0.5,

@@ -1,0 +1,60 @@
+import * as grpc from '@grpc/grpc-js';
+import { parseHostPort } from '../config/address.js';
+import { loadIngestApi } from '../wire/grpc-api.js';
+import type { AckMessage, ChunkMessage } from '../wire/grpc-api.js';
+import type { AggregatorTarget } from './aggregator-pool.js';
+
+/**
+ * The gRPC side of reaching one aggregator: the channel credentials (TLS, mTLS or plaintext) and one
+ * Ingest client per dialed address. An address found through a DNS name is dialed as an IP, so TLS
+ * verifies the aggregator's certificate against the configured name (its SAN), not the IP.
+ */
+export interface ShipTls {
+  readonly caCertificate: Buffer | undefined;
+  readonly key: Buffer | undefined;
+  readonly certificate: Buffer | undefined;
+}
+
+export type ShipCall = grpc.ClientDuplexStream<ChunkMessage, AckMessage>;
+export type IngestClient = grpc.Client & { Ship(): ShipCall };
+
+/** Plaintext when `tls` is undefined; mTLS when it carries a key and certificate. */
+export function shipCredentials(tls: ShipTls | undefined): grpc.ChannelCredentials {
+  if (tls === undefined) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(tls.caCertificate ?? null, tls.key ?? null, tls.certificate ?? null);
+}
+
+export interface ChannelOptions {
+  readonly credentials: grpc.ChannelCredentials;
+  readonly tls: boolean;
+  readonly initialReconnectMs: number;
+  readonly maxReconnectMs: number;
+}
+
+export function makeIngestClient(target: AggregatorTarget, options: ChannelOptions): IngestClient {
+  const { Client } = loadIngestApi();
+  const { host, port } = parseHostPort(target.address);
+  const named = options.tls && target.host !== host ? { 'grpc.ssl_target_name_override': target.host, 'grpc.default_authority': `${target.host}:${port}` } : {};
+  return new Client(target.address, options.credentials, {
+    // The channel's own reconnect backoff would otherwise grow to 2 minutes while the aggregator is away.
+    'grpc.initial_reconnect_backoff_ms': options.initialReconnectMs,
+    'grpc.max_reconnect_backoff_ms': options.maxReconnectMs,
+    // An aggregator that stops answering (frozen, cut off) is noticed within ~15 s, then failed over.
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5000,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.enable_retries': 0,
+    ...named,
+  }) as unknown as IngestClient;
+}
+
+/** Resolves true when a connection to the address is up within `timeoutMs` (the client is closed after). */
+export function probeAggregator(target: AggregatorTarget, options: ChannelOptions, timeoutMs: number): Promise<boolean> {
+  const client = makeIngestClient(target, options);
+  return new Promise((resolve) => {
+    client.waitForReady(Date.now() + timeoutMs, (err) => {
+      client.close();
+      resolve(err === undefined);
+    });
+  });
+}
