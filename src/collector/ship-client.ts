@@ -123,6 +123,11 @@ export class ShipClient {
   private channel: { readonly target: AggregatorTarget; readonly client: IngestClient } | undefined;
   /** The address of the last stream and why it ended, for the failover count. */
   private lastDown: { readonly address: string; readonly reason: MoveReason } | undefined;
+  /**
+   * Chosen when the last stream went down: the next stream goes there even when the timer fires late
+   * (a busy event loop) and the failed address has cooled down meanwhile.
+   */
+  private nextTarget: AggregatorTarget | undefined;
   /** Set while the current stream is half-closed to move elsewhere (no more chunks go on it). */
   private moving: MoveReason | undefined;
   private moveTimer: TimerHandle | undefined;
@@ -281,7 +286,9 @@ export class ShipClient {
     this.reconnectTimer = undefined;
     if (this.closed || this.call !== undefined) return;
     const now = this.options.clock.now();
-    const target = this.pool.pick(now);
+    const chosen = this.nextTarget;
+    this.nextTarget = undefined;
+    const target = chosen !== undefined && this.pool.has(chosen.address) ? chosen : this.pool.pick(now);
     if (target === undefined) {
       // No address known yet (names not resolved), or every aggregator cooling down after failures.
       this.resolver.refreshSoon();
@@ -535,13 +542,18 @@ export class ShipClient {
     const address = this.channel?.target.address ?? '';
     this.lastDown = { address, reason: kind };
     if (kind === 'error' || kind === 'goaway') {
-      // This aggregator cools down; another one that does not is dialed at once.
+      // This aggregator cools down; another one that does not is dialed at once. One that is shutting
+      // down is not tried again before the next resolve tick when there is another to go to (it would
+      // accept a connection while it drains, and send us away again).
       if (this.giveUp(reason)) return;
       this.attempt++;
-      this.pool.markFailed(address, now, backoffDelayMs(this.options.retry, this.pool.failuresOf(address), this.options.random));
+      const backoff = backoffDelayMs(this.options.retry, this.pool.failuresOf(address), this.options.random);
+      const coolDown = kind === 'goaway' && this.pool.size > 1 ? Math.max(backoff, this.options.resolveIntervalMs ?? DEFAULT_RESOLVE_INTERVAL_MS) : backoff;
+      this.pool.markFailed(address, now, coolDown);
       this.resolver.refreshSoon();
     }
     const next = this.pool.pick(now);
+    this.nextTarget = next;
     const delay = next !== undefined ? 0 : Math.max(0, (this.pool.nextReadyAt() ?? now) - now);
     this.options.logger.warn({ aggregator: address, reason, kind, retryInMs: Math.round(delay), next: next?.address, attempt: this.attempt, unackedChunks: this.unackedChunks }, 'stream to the aggregator is down; reconnecting');
     this.options.onReconnect?.(kind);
