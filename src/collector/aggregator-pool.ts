@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Backoff } from '../retry/retry.js';
 
 /**
  * Which aggregator a collector ships to, decided without I/O (the addresses come from
@@ -9,8 +10,8 @@ import { createHash } from 'node:crypto';
  * a failed aggregator spread over all the others instead of piling onto one.
  *
  * An address that failed (a broken stream, a refused connection, an aggregator going away) cools down
- * for a delay its caller computes (a backoff of its consecutive failures) and is skipped until then;
- * `markGood` (an OK ack) clears its record.
+ * for the next delay of its own backoff (src/retry: exponential, full jitter, over its consecutive
+ * failures) and is skipped until then; `markGood` (an OK ack) starts its backoff afresh.
  */
 export interface AggregatorTarget {
   /** What is dialed: "ip:port", "[v6]:port" or, when not resolved here, "host:port". */
@@ -20,7 +21,7 @@ export interface AggregatorTarget {
 }
 
 interface Failure {
-  count: number;
+  readonly backoff: Backoff;
   until: number;
 }
 
@@ -49,7 +50,11 @@ export class AggregatorPool {
   private readonly failures = new Map<string, Failure>();
   private readonly keyHash: bigint;
 
-  constructor(private readonly key: string) {
+  constructor(
+    private readonly key: string,
+    /** A fresh backoff for an address that starts failing. */
+    private readonly newBackoff: () => Backoff,
+  ) {
     this.keyHash = hash64(key);
   }
 
@@ -103,15 +108,19 @@ export class AggregatorPool {
 
   /** Consecutive failures of `address` since its last OK ack. */
   failuresOf(address: string): number {
-    return this.failures.get(address)?.count ?? 0;
+    return this.failures.get(address)?.backoff.failures ?? 0;
   }
 
-  /** `address` failed: skip it until `now + coolDownMs`. */
-  markFailed(address: string, now: number, coolDownMs: number): void {
-    const f = this.failures.get(address) ?? { count: 0, until: 0 };
-    f.count++;
-    f.until = now + coolDownMs;
-    this.failures.set(address, f);
+  /** `address` failed: skip it for its next backoff delay, at least `atLeastMs`; returns the delay. */
+  markFailed(address: string, now: number, atLeastMs = 0): number {
+    let f = this.failures.get(address);
+    if (f === undefined) {
+      f = { backoff: this.newBackoff(), until: 0 };
+      this.failures.set(address, f);
+    }
+    const delay = Math.max(f.backoff.next(), atLeastMs);
+    f.until = now + delay;
+    return delay;
   }
 
   markGood(address: string): void {

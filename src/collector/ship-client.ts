@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { backoffDelayMs } from '../retry/backoff.js';
 import type { BackoffPolicy } from '../retry/backoff.js';
+import { Backoff } from '../retry/retry.js';
 import { ErrorCode, McError } from '../errors.js';
 import type { Clock, Random, TimerHandle } from '../util/clock.js';
 import { fitEntryBatch } from '../wire/entry-batch-fit.js';
@@ -117,6 +117,8 @@ function fits(part: Part, limits: IngestLimits): boolean {
 
 export class ShipClient {
   private readonly pool: AggregatorPool;
+  /** Waits between tries while no address of COLLECTOR_REMOTE_ADDRESS resolves. */
+  private readonly unresolved: Backoff;
   private readonly resolver: AggregatorResolver;
   private readonly channelOptions: ChannelOptions;
   /** The client of the aggregator of the current (or last) stream. */
@@ -161,7 +163,8 @@ export class ShipClient {
   connected = false;
 
   constructor(private readonly options: ShipClientOptions) {
-    this.pool = new AggregatorPool(options.key);
+    this.pool = new AggregatorPool(options.key, () => new Backoff(options.retry, options.random));
+    this.unresolved = new Backoff(options.retry, options.random);
     this.channelOptions = {
       credentials: shipCredentials(options.tls),
       tls: options.tls !== undefined,
@@ -250,7 +253,7 @@ export class ShipClient {
       this.probeInFlight = false;
       const now = this.options.clock.now();
       if (!up) {
-        this.pool.markFailed(preferred.address, now, backoffDelayMs(this.options.retry, this.pool.failuresOf(preferred.address), this.options.random));
+        this.pool.markFailed(preferred.address, now);
         return;
       }
       if (this.closed || this.call === undefined || this.moving !== undefined) return;
@@ -294,7 +297,10 @@ export class ShipClient {
       this.resolver.refreshSoon();
       const readyAt = this.pool.nextReadyAt();
       if (readyAt !== undefined) this.scheduleConnect(Math.max(0, readyAt - now));
-      else if (!this.giveUp('no address of COLLECTOR_REMOTE_ADDRESS resolves')) this.scheduleConnect(backoffDelayMs(this.options.retry, this.attempt++, this.options.random));
+      else if (!this.giveUp('no address of COLLECTOR_REMOTE_ADDRESS resolves')) {
+        this.attempt++;
+        this.scheduleConnect(this.unresolved.next());
+      }
       return;
     }
     if (this.channel?.target.address !== target.address) {
@@ -443,6 +449,7 @@ export class ShipClient {
           this.options.onConnected?.(true);
         }
         this.attempt = 0;
+        this.unresolved.reset();
         if (this.channel !== undefined) this.pool.markGood(this.channel.target.address);
         this.probing = false;
         this.partDone(q, part);
@@ -547,9 +554,7 @@ export class ShipClient {
       // accept a connection while it drains, and send us away again).
       if (this.giveUp(reason)) return;
       this.attempt++;
-      const backoff = backoffDelayMs(this.options.retry, this.pool.failuresOf(address), this.options.random);
-      const coolDown = kind === 'goaway' && this.pool.size > 1 ? Math.max(backoff, this.options.resolveIntervalMs ?? DEFAULT_RESOLVE_INTERVAL_MS) : backoff;
-      this.pool.markFailed(address, now, coolDown);
+      this.pool.markFailed(address, now, kind === 'goaway' && this.pool.size > 1 ? (this.options.resolveIntervalMs ?? DEFAULT_RESOLVE_INTERVAL_MS) : 0);
       this.resolver.refreshSoon();
     }
     const next = this.pool.pick(now);
