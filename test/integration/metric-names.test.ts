@@ -106,6 +106,8 @@ describe('metric names', () => {
     expect(labels('mega_collector_rotations_total', 'kind')).toEqual(['copytruncate', 'delete', 'rename']);
     expect(labels('mega_collector_chunks_rejected_total', 'reason')).toEqual(['invalid']);
     expect(labels('mega_collector_lines_dropped_total', 'reason')).toEqual(['invalid']);
+    expect(labels('mega_collector_reconnects_total', 'reason')).toEqual(['error', 'goaway', 'rebalance', 'removed']);
+    expect(labels('mega_collector_failovers_total', 'reason')).toEqual(['error', 'goaway', 'rebalance', 'removed']);
     for (const [name] of Object.values(AERON_METRICS)) {
       expect(byName.get(name)?.values, name).toEqual([{ value: 0, labels: { channel: 'aeron:udp?endpoint=127.0.0.1:40123', stream_id: '10' } }]);
     }
