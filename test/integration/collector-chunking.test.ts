@@ -102,7 +102,7 @@ describe('collector configuration', () => {
   });
 
   it('the --remote-address flag overrides the env', () => {
-    expect(loadCollectorConfig(base, new Map([['--remote-address', '10.0.0.1:9000']])).remoteAddress).toBe('10.0.0.1:9000');
+    expect(loadCollectorConfig(base, new Map([['--remote-address', '10.0.0.1:9000']])).remoteAddress).toEqual(['10.0.0.1:9000']);
   });
 
   it('names every variable at fault in one error', () => {

@@ -76,7 +76,20 @@ describe('TLS material while TLS is off', () => {
 describe('COLLECTOR_REMOTE_ADDRESS', () => {
   it('refuses an IPv6 zone id, which grpc-js cannot parse as a target', () => {
     expect(() => loadCollectorConfig({ ...COLLECTOR_BASE, COLLECTOR_REMOTE_ADDRESS: '[fe80::1%eth0]:8000' })).toThrow(/COLLECTOR_REMOTE_ADDRESS: .*zone id/);
-    expect(loadCollectorConfig({ ...COLLECTOR_BASE, COLLECTOR_REMOTE_ADDRESS: '[fd00::1]:8000' }).remoteAddress).toBe('[fd00::1]:8000');
+    expect(loadCollectorConfig({ ...COLLECTOR_BASE, COLLECTOR_REMOTE_ADDRESS: '[fd00::1]:8000' }).remoteAddress).toEqual(['[fd00::1]:8000']);
+  });
+
+  it('takes a comma-separated list of addresses and names (blanks and repeats dropped); a bad item is named', () => {
+    const env = { ...COLLECTOR_BASE, COLLECTOR_REMOTE_ADDRESS: ' agg-1:8000, 10.0.0.2:8000,,[fd00::3]:8000 ,agg-1:8000' };
+    expect(loadCollectorConfig(env).remoteAddress).toEqual(['agg-1:8000', '10.0.0.2:8000', '[fd00::3]:8000']);
+    expect(() => loadCollectorConfig({ ...COLLECTOR_BASE, COLLECTOR_REMOTE_ADDRESS: 'agg-1:8000,agg-2' })).toThrow(/COLLECTOR_REMOTE_ADDRESS: .*agg-2/);
+    expect(() => loadCollectorConfig({ ...COLLECTOR_BASE, COLLECTOR_REMOTE_ADDRESS: ' , ' })).toThrow(/COLLECTOR_REMOTE_ADDRESS: no address given/);
+  });
+
+  it('COLLECTOR_DNS_SERVERS takes IP addresses with optional ports; a name is refused', () => {
+    expect(loadCollectorConfig({ ...COLLECTOR_BASE, COLLECTOR_DNS_SERVERS: '10.96.0.10, 127.0.0.1:5353,[::1]:53' }).dnsServers).toEqual(['10.96.0.10', '127.0.0.1:5353', '[::1]:53']);
+    expect(() => loadCollectorConfig({ ...COLLECTOR_BASE, COLLECTOR_DNS_SERVERS: 'kube-dns:53' })).toThrow(/COLLECTOR_DNS_SERVERS: "kube-dns:53" is not an IP address/);
+    expect(loadCollectorConfig(COLLECTOR_BASE).resolveIntervalMs).toBe(30_000);
   });
 });
 
