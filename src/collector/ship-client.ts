@@ -134,6 +134,8 @@ export class ShipClient {
   private moving: MoveReason | undefined;
   private moveTimer: TimerHandle | undefined;
   private probeInFlight = false;
+  /** The current stream's response headers (the aggregator's limits) arrived. */
+  private streamOpen = false;
   private started = false;
   private queue: Queued[] = [];
   /** Absolute index of queue[0]. */
@@ -181,9 +183,9 @@ export class ShipClient {
     });
   }
 
-  /** The address of the aggregator the current stream goes to (undefined between streams). */
+  /** The address of the aggregator whose stream is open now (its response headers arrived). */
   get aggregator(): string | undefined {
-    return this.call === undefined ? undefined : this.channel?.target.address;
+    return this.call === undefined || !this.streamOpen ? undefined : this.channel?.target.address;
   }
 
   start(): void {
@@ -333,6 +335,7 @@ export class ShipClient {
     }, waitMs);
     call.on('metadata', (md: grpc.Metadata) => {
       if (call !== this.call) return;
+      this.streamOpen = true;
       const limits = readLimits(md);
       if (limits === undefined && this.limitsDeadline === 0) return;
       if (limits !== undefined) this.setLimits(limits, true);
@@ -533,6 +536,7 @@ export class ShipClient {
   private onDown(call: ShipCall, reason: string, kind: MoveReason): void {
     if (call !== this.call) return;
     this.call = undefined;
+    this.streamOpen = false;
     this.moving = undefined;
     if (this.moveTimer !== undefined) this.options.clock.clearTimeout(this.moveTimer);
     this.moveTimer = undefined;
