@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAggregator } from './aggregator-process.js';
 import type { AggregatorProcess } from './aggregator-process.js';
-import { checkDelivery, readDelivered, waitUntil } from './collector-delivery.js';
+import { checkDelivery, readDelivered } from './collector-delivery.js';
 import type { Delivered, DeliveryReport } from './collector-delivery.js';
 import { LogWriter } from './collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, startCollector } from './collector-process.js';
 import type { CollectorProcess } from './collector-process.js';
+import { tryWaitFor } from './wait-for.js';
 
 /**
  * A fleet for the scale-out tests: real aggregator processes (file emitter, each its own spool and
@@ -111,7 +112,11 @@ export class Fleet {
   /** Waits until the union of the outputs holds every line written (or `timeoutMs`), then checks it. */
   async settle(timeoutMs = 30_000): Promise<DeliveryReport> {
     const written = this.written;
-    await waitUntil(() => new Set(this.aggregators.flatMap((a) => this.delivered(a).map((d) => d.line))).size >= written.length, timeoutMs, 200);
+    await tryWaitFor(() => new Set(this.aggregators.flatMap((a) => this.delivered(a).map((d) => d.line))).size >= written.length, {
+      timeoutMs,
+      what: 'every line written in the union of the outputs',
+      intervalMs: 200,
+    });
     await sleep(300);
     return checkDelivery(written, this.aggregators.flatMap((a) => this.delivered(a)));
   }

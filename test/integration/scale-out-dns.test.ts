@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseMetric } from '../helpers/aggregator-process.js';
-import { waitUntil } from '../helpers/collector-delivery.js';
+import { metricValue } from '../../support/metrics-text.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 import type { TestDnsServer } from '../helpers/dns-server.js';
 import { Fleet } from '../helpers/scale-out-fleet.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * A DNS name with several addresses, followed as its answer changes (a Kubernetes headless Service as
@@ -43,14 +43,16 @@ describe('a DNS name with several addresses', () => {
 
     // The pod at 127.0.0.2 leaves the Service; two others join.
     dns.set(NAME, ['127.0.0.3', '127.0.0.4']);
-    const moved = await waitUntil(async () => {
-      const now = await Promise.all(f.collectors.map((c) => f.connectedTo(c)));
-      return now.every((a) => a === `127.0.0.3:${port}` || a === `127.0.0.4:${port}`);
-    }, 15_000, 200);
-    expect(moved).toBe(true);
+    await waitFor(
+      async () => {
+        const now = await Promise.all(f.collectors.map((c) => f.connectedTo(c)));
+        return now.every((a) => a === `127.0.0.3:${port}` || a === `127.0.0.4:${port}`);
+      },
+      { timeoutMs: 15_000, what: 'every collector to leave 127.0.0.2 for 127.0.0.3 or 127.0.0.4', intervalMs: 200 },
+    );
     expect(await first.process?.metric('mega_aggregator_streams_open')).toBe(0);
     for (const c of f.collectors) {
-      expect(parseMetric((await c.process?.metricsText()) ?? '', 'mega_collector_failovers_total', { reason: 'removed' })).toBe(1);
+      expect(metricValue((await c.process?.metricsText()) ?? '', 'mega_collector_failovers_total', { reason: 'removed' })).toBe(1);
     }
     await sleep(1000);
     await f.stopWriting();

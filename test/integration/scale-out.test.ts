@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseMetric } from '../helpers/aggregator-process.js';
+import { metricValue } from '../../support/metrics-text.js';
 import { Fleet } from '../helpers/scale-out-fleet.js';
 
 /**
@@ -45,7 +45,7 @@ describe('a fleet of collectors over three aggregators', () => {
       const now = await f.connectedTo(c);
       expect(now).toBeDefined();
       expect(now).not.toBe(victim.listen);
-      expect(parseMetric((await c.process?.metricsText()) ?? '', 'mega_collector_failovers_total', { reason: 'error' })).toBeGreaterThanOrEqual(1);
+      expect(metricValue((await c.process?.metricsText()) ?? '', 'mega_collector_failovers_total', { reason: 'error' })).toBeGreaterThanOrEqual(1);
     }
     await f.restart(victim);
     await sleep(3000);
@@ -67,7 +67,7 @@ describe('a fleet of collectors over three aggregators', () => {
     const f = await startFleet();
     f.startWriting();
     await sleep(1500);
-    const goaways = async (c: (typeof f.collectors)[0]): Promise<number> => parseMetric((await c.process?.metricsText()) ?? '', 'mega_collector_failovers_total', { reason: 'goaway' });
+    const goaways = async (c: (typeof f.collectors)[0]): Promise<number> => metricValue((await c.process?.metricsText()) ?? '', 'mega_collector_failovers_total', { reason: 'goaway' });
     let sentAway = 0;
     for (const a of f.aggregators) {
       const placement = await Promise.all(f.collectors.map((c) => f.connectedTo(c)));
