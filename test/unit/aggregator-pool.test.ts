@@ -11,19 +11,19 @@ const pool = (key: string, n = 3): AggregatorPool => {
 const first = (p: AggregatorPool): string => p.ranking()[0]?.address ?? '';
 
 describe('AggregatorPool: which aggregator a collector ships to', () => {
-  it('a fleet spreads evenly over the aggregators (10,000 collector ids over 4 addresses: each within 5% of a quarter)', () => {
+  it('a fleet spreads evenly over the aggregators (4,000 collector ids over 4 addresses: each within 8% of a quarter)', () => {
     const counts = new Map<string, number>();
-    for (let i = 0; i < 10_000; i++) {
+    for (let i = 0; i < 4000; i++) {
       const a = first(pool(`collector-${i}`, 4));
       counts.set(a, (counts.get(a) ?? 0) + 1);
     }
     expect(counts.size).toBe(4);
-    for (const c of counts.values()) expect(Math.abs(c - 2500)).toBeLessThan(125);
+    for (const c of counts.values()) expect(Math.abs(c - 1000)).toBeLessThan(80);
   });
 
   it('the collectors of a failed aggregator spread over all the others, not onto one', () => {
     const second = new Map<string, number>();
-    for (let i = 0; i < 6000; i++) {
+    for (let i = 0; i < 3000; i++) {
       const p = pool(`collector-${i}`, 4);
       const preferred = first(p);
       if (preferred !== '10.0.0.1:8000') continue;
@@ -85,7 +85,7 @@ describe('AggregatorPool: which aggregator a collector ships to', () => {
 
   it('jumpHash: in range, and growing the buckets from n to n+1 moves about 1/(n+1) of the keys', () => {
     let moved = 0;
-    for (let k = 0n; k < 10_000n; k++) {
+    for (let k = 0n; k < 3000n; k++) {
       const a = jumpHash(k * 7919n, 9);
       const b = jumpHash(k * 7919n, 10);
       expect(a).toBeGreaterThanOrEqual(0);
@@ -95,6 +95,6 @@ describe('AggregatorPool: which aggregator a collector ships to', () => {
         expect(b).toBe(9);
       }
     }
-    expect(Math.abs(moved - 1000)).toBeLessThan(150);
+    expect(Math.abs(moved - 300)).toBeLessThan(60);
   });
 });
