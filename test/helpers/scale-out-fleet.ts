@@ -42,6 +42,14 @@ export class Fleet {
   private writing: Promise<void> | undefined;
   private running = false;
   private made = { aggregators: 0, collectors: 0 };
+  /** Starts in progress: close() waits for them, so a start that failed beside them leaves no process behind. */
+  private readonly starting = new Set<Promise<unknown>>();
+
+  private track<T>(start: Promise<T>): Promise<T> {
+    this.starting.add(start);
+    void start.catch(() => undefined).finally(() => this.starting.delete(start));
+    return start;
+  }
 
   /** Starts one aggregator listening on `host` (port 0, or `port`). */
   async addAggregator(host: string, port = 0): Promise<FleetAggregator> {
@@ -53,14 +61,14 @@ export class Fleet {
       AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '100ms',
       AGGREGATOR_LISTEN_ADDRESS: `${host}:${port}`,
     };
-    const process = await startAggregator({ env, timeoutMs: 60_000 });
+    const process = await this.track(startAggregator({ env, timeoutMs: 60_000 }));
     const a: FleetAggregator = { listen: `${host}:${process.grpcPort}`, out, env: { ...env, AGGREGATOR_LISTEN_ADDRESS: `${host}:${process.grpcPort}` }, process };
     this.aggregators.push(a);
     return a;
   }
 
   async restart(a: FleetAggregator): Promise<void> {
-    a.process = await startAggregator({ env: a.env, timeoutMs: 60_000 });
+    a.process = await this.track(startAggregator({ env: a.env, timeoutMs: 60_000 }));
   }
 
   async addCollector(remote: string, extra: Record<string, string> = {}): Promise<FleetCollector> {
@@ -80,7 +88,7 @@ export class Fleet {
     };
     const c: FleetCollector = { id, stream: `c${n}`, writer: new LogWriter(logs, 'p'.repeat(40)), env, process: undefined };
     c.writer.append(c.stream, 5);
-    c.process = await startCollector(env, [], 60_000);
+    c.process = await this.track(startCollector(env, [], 60_000));
     this.collectors.push(c);
     return c;
   }
@@ -129,6 +137,7 @@ export class Fleet {
 
   async close(): Promise<void> {
     await this.stopWriting();
+    await Promise.allSettled([...this.starting]);
     await Promise.all(this.collectors.map((c) => c.process?.kill()));
     await Promise.all(this.aggregators.map((a) => a.process?.kill()));
     rmSync(this.dir, { recursive: true, force: true });
