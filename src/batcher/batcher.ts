@@ -1,13 +1,22 @@
-import { arrayBatch } from '../emitters/array-batch.js';
+import { emitVerdict } from '../emitters/emit-verdict.js';
 import type { Batch, Confirmation, EmitResult, Emitter } from '../emitters/emitter.js';
+import { RecordBatch } from '../emitters/record-batch.js';
+import type { RecordView } from '../emitters/record-batch.js';
 import { ErrorCode, McError, errorMessage } from '../errors.js';
-import type { DeliveredPosition, SpoolReader, SpoolRecord } from '../spool/spool.js';
+import type { BackoffPolicy } from '../retry/backoff.js';
+import { KEEP, retry } from '../retry/retry.js';
+import type { Outcome, Verdict } from '../retry/retry.js';
 import type { SpoolPort } from '../spool/spool-port.js';
 import type { Logger } from '../telemetry/logger.js';
-import { sleep, systemClock } from '../util/clock.js';
+import { systemClock } from '../util/clock.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
-import { decodeEntries, encodeEntries } from '../wire/entry-batch.js';
+import { countEntries, encodeEntries } from '../wire/entry-batch.js';
 import type { Entry } from '../wire/entry-batch.js';
+
+// The spool as the batcher sees it: SpoolPort and the types it speaks, nothing else.
+type SpoolReader = ReturnType<SpoolPort['reader']>;
+type SpoolRecord = Awaited<ReturnType<SpoolReader['next']>>;
+type DeliveredPosition = Parameters<SpoolPort['markDelivered']>[0];
 
 export type BatchCause = 'size' | 'time' | 'drain';
 
@@ -53,6 +62,23 @@ export interface BatcherStats {
 
 /** Wait before offering a batch again after a retryable result without retryAfterMs. */
 const DEFAULT_RETRY_MS = 100;
+/** Wait before reading the spool or writing a dead letter again after an I/O error. */
+const IO_RETRY_MS = 1000;
+
+/**
+ * The batcher's waits are fixed, not backed off (the retrying emitter it usually wraps does the
+ * backing off): a policy whose every delay is `ms`, whatever the random draw.
+ */
+const fixedDelay = (ms: number): BackoffPolicy => ({ initialDelayMs: ms, maxDelayMs: ms });
+const NO_JITTER = (): number => 0;
+
+function isSpoolClosed(err: unknown): boolean {
+  return err instanceof McError && err.code === ErrorCode.SpoolClosed;
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
 
 interface Log {
   info(obj: object, msg: string): void;
@@ -63,7 +89,9 @@ interface Log {
 const NO_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 interface PendingBatch {
-  readonly entries: Entry[];
+  /** The entries, as views over the spool records they are in (not decoded). */
+  readonly views: RecordView[];
+  count: number;
   /** Delivered position once every entry of this batch is confirmed. */
   end: DeliveredPosition;
   cause: BatchCause;
@@ -189,8 +217,8 @@ export class Batcher {
   }
 
   stats(): BatcherStats {
-    let pending = (this.open?.entries.length ?? 0) + (this.inFlight?.entries.length ?? 0) + this.unconfirmedEntries;
-    for (const b of this.ready) pending += b.entries.length;
+    let pending = (this.open?.count ?? 0) + (this.inFlight?.count ?? 0) + this.unconfirmedEntries;
+    for (const b of this.ready) pending += b.count;
     return { batches: this.batches, entries: this.entries, deadLettered: this.deadLettered, pending, unconfirmed: this.unconfirmedEntries };
   }
 
@@ -214,61 +242,86 @@ export class Batcher {
         this.wakeReader = undefined;
       }
       if (this.stopping) break;
+      let record: SpoolRecord;
       try {
-        const record = await reader.next(this.readAbort.signal);
-        await this.addRecord(record);
-      } catch (err) {
-        if (this.stopping) break;
-        if (err instanceof McError && err.code === ErrorCode.SpoolClosed) {
-          this.log.warn({}, 'batcher: spool closed under the reader; stopping reading');
-          break;
-        }
         // An I/O error reading the spool: the reader's cursor has not moved, so try the same record
         // again later rather than give up on delivery (or spin).
-        this.log.error({ err: errorMessage(err) }, 'batcher: reading the spool failed; retrying in 1 s');
-        try {
-          await sleep(this.clock, 1000, this.readAbort.signal);
-        } catch {
-          break;
-        }
+        record = await this.retryIo(
+          () => reader.next(this.readAbort.signal),
+          this.readAbort.signal,
+          'reading the spool failed; retrying in 1 s',
+          (err) => this.stopping || isSpoolClosed(err),
+        );
+      } catch (err) {
+        if (this.stopping) break;
+        if (isSpoolClosed(err)) this.log.warn({}, 'batcher: spool closed under the reader; stopping reading');
+        else this.log.error({ err: errorMessage(err) }, 'batcher: reading the spool failed; stopping reading');
+        break;
+      }
+      try {
+        await this.addRecord(record);
+      } catch (err) {
+        // Only a dead-letter write cut short by stop() ends here.
+        if (!this.stopping) this.log.error({ err: errorMessage(err) }, 'batcher: read loop failed');
+        break;
       }
     }
   }
 
+  /**
+   * Runs `io` until it succeeds, every IO_RETRY_MS after a failure (logged), unless the failure is
+   * final (`final`) or `signal` aborts the wait: then the error is thrown.
+   */
+  private retryIo<T>(io: () => Promise<T>, signal: AbortSignal, failed: string, final: (err: unknown) => boolean = () => false): Promise<T> {
+    return retry(io, {
+      policy: fixedDelay(IO_RETRY_MS),
+      clock: this.clock,
+      random: NO_JITTER,
+      signal,
+      classify: (o: Outcome<T>): Verdict => (o.ok || final(o.error) ? KEEP : { retry: true, error: asError(o.error) }),
+      onFailure: (f) => {
+        this.log.error({ err: f.error.message }, `batcher: ${failed}`);
+      },
+    });
+  }
+
   private async addRecord(record: SpoolRecord): Promise<void> {
-    let entries: Entry[];
+    let count: number;
     try {
-      entries = decodeEntries(record.data);
+      // Walked, not decoded: emitters decode (or only read the line bytes of) the views they get.
+      count = countEntries(record.data);
     } catch (err) {
       // Passed its checksum but does not decode: no emitter can ever take it. Keep it, then move on.
       const reason = `undecodable spool record at segment ${record.position.segment} offset ${record.position.offset}: ${errorMessage(err)}`;
       this.log.error({ position: record.position }, `batcher: ${reason}`);
-      await this.deadLetterRaw(record.data, reason);
+      // Kept before the reader moves past it; when stopping, it stays in the spool for the next start.
+      await this.retryIo(() => this.spool.deadLetter([record.data], reason), this.readAbort.signal, 'cannot write the dead-letter file; retrying', () => this.stopping);
       this.attachEnd({ ...record.next, entry: 0 });
       return;
     }
-    if (entries.length !== record.entryCount) {
-      this.log.warn({ position: record.position, header: record.entryCount, decoded: entries.length }, 'batcher: entry count mismatch');
+    if (count !== record.entryCount) {
+      this.log.warn({ position: record.position, header: record.entryCount, decoded: count }, 'batcher: entry count mismatch');
     }
-    let i = Math.min(record.skipEntries, entries.length);
-    if (i === entries.length) {
+    let i = Math.min(record.skipEntries, count);
+    if (i === count) {
       this.attachEnd({ ...record.next, entry: 0 });
       return;
     }
-    while (i < entries.length) {
+    while (i < count) {
       if (this.open === undefined) {
-        this.open = { entries: [], end: { ...record.position, entry: i }, cause: 'time' };
+        this.open = { views: [], count: 0, end: { ...record.position, entry: i }, cause: 'time' };
         const batch = this.open;
         this.openTimer = this.clock.setTimeout(() => {
           if (this.open === batch) this.cutOpen('time');
         }, this.maxDelayMs);
       }
       const open = this.open;
-      const take = Math.min(this.maxBatchSize - open.entries.length, entries.length - i);
-      for (let k = 0; k < take; k++) open.entries.push(entries[i + k] as Entry);
+      const take = Math.min(this.maxBatchSize - open.count, count - i);
+      open.views.push({ data: record.data, from: i, to: i + take });
+      open.count += take;
       i += take;
-      open.end = i === entries.length ? { ...record.next, entry: 0 } : { ...record.position, entry: i };
-      if (open.entries.length >= this.maxBatchSize) this.cutOpen('size');
+      open.end = i === count ? { ...record.next, entry: 0 } : { ...record.position, entry: i };
+      if (open.count >= this.maxBatchSize) this.cutOpen('size');
     }
   }
 
@@ -279,19 +332,6 @@ export class Batcher {
     else this.spool.markDelivered(end);
   }
 
-  private async deadLetterRaw(data: Buffer, reason: string): Promise<void> {
-    for (;;) {
-      try {
-        await this.spool.deadLetter([data], reason);
-        return;
-      } catch (err) {
-        if (this.stopping) throw err;
-        this.log.error({ err: errorMessage(err) }, 'batcher: cannot write the dead-letter file; retrying');
-        await sleep(this.clock, 1000, this.readAbort.signal);
-      }
-    }
-  }
-
   private cutOpen(cause: BatchCause): void {
     const open = this.open;
     if (open === undefined) return;
@@ -300,7 +340,7 @@ export class Batcher {
       this.clock.clearTimeout(this.openTimer);
       this.openTimer = undefined;
     }
-    if (open.entries.length === 0) {
+    if (open.count === 0) {
       this.attachEnd(open.end);
       return;
     }
@@ -355,12 +395,12 @@ export class Batcher {
    */
   private settle(pending: PendingBatch, deadLettered: number, confirmed: Confirmation | undefined): void {
     if (confirmed === undefined && this.unconfirmed.length === 0) {
-      this.confirm(pending, pending.entries.length, deadLettered);
+      this.confirm(pending, pending.count, deadLettered);
       return;
     }
-    const entries = pending.entries.length;
+    const entries = pending.count;
     // The emitter has what it needs: only the end position is kept (attachEnd may still move it).
-    const batch: PendingBatch = { entries: [], end: pending.end, cause: pending.cause };
+    const batch: PendingBatch = { views: [], count: 0, end: pending.end, cause: pending.cause };
     this.unconfirmed.push({ batch, entries, deadLettered, confirmed: confirmed ?? Promise.resolve(true) });
     this.unconfirmedEntries += entries;
     this.wakeConfirmer?.();
@@ -399,54 +439,65 @@ export class Batcher {
 
   /**
    * Emits one batch until the emitter takes it (ok or fatal, with the rejected entries dead-lettered);
-   * throws only when aborted.
+   * throws only when aborted. A retryable result is offered again after its retryAfterMs (the
+   * emitter's own word, even below the default) or DEFAULT_RETRY_MS.
    */
   private async deliver(pending: PendingBatch): Promise<{ deadLettered: number; confirmed: Confirmation | undefined }> {
-    const batch: Batch = arrayBatch(this.nextId++, pending.entries);
-    for (;;) {
-      this.emitAbort.signal.throwIfAborted();
-      const started = this.clock.monotonicNs();
-      let result: EmitResult;
-      try {
-        result = await this.emitter.emit(batch, this.emitAbort.signal);
-      } catch (err) {
-        // The contract says emitters return results; a throw is treated as retryable.
-        result = { kind: 'retryable', error: err instanceof Error ? err : new Error(String(err)) };
-      }
-      const durationMs = Number(this.clock.monotonicNs() - started) / 1e6;
-      try {
-        this.onBatch?.({ batch, result, durationMs, cause: pending.cause });
-      } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, 'batcher: onBatch hook threw');
-      }
-      if (result.kind === 'ok') return { deadLettered: 0, confirmed: result.confirmed };
-      if (result.kind === 'fatal') {
-        const rejected = [...new Set(result.rejected)].filter((i) => Number.isInteger(i) && i >= 0 && i < batch.count);
-        rejected.sort((a, b) => a - b);
-        if (rejected.length > 0) {
-          await this.deadLetterEntries(
-            rejected.map((i) => batch.entries()[i] as Entry),
-            result.error.message,
-          );
-        }
-        return { deadLettered: rejected.length, confirmed: result.confirmed };
-      }
-      this.emitAbort.signal.throwIfAborted();
-      this.log.warn({ batch: batch.id, entries: batch.count, err: result.error.message }, 'batcher: emit failed; offering the batch again');
-      await sleep(this.clock, result.retryAfterMs ?? DEFAULT_RETRY_MS, this.emitAbort.signal);
+    const batch: Batch = new RecordBatch(this.nextId++, pending.views);
+    const signal = this.emitAbort.signal;
+    signal.throwIfAborted();
+    let retryAfterMs: number | undefined;
+    const result = await retry(
+      async () => {
+        const r = await this.emitOnce(batch, pending.cause);
+        retryAfterMs = r.kind === 'retryable' ? r.retryAfterMs : undefined;
+        return r;
+      },
+      {
+        policy: fixedDelay(DEFAULT_RETRY_MS),
+        clock: this.clock,
+        random: NO_JITTER,
+        signal,
+        classify: emitVerdict,
+        onFailure: (f) => {
+          this.log.warn({ batch: batch.id, entries: batch.count, err: f.error.message }, 'batcher: emit failed; offering the batch again');
+          return retryAfterMs ?? DEFAULT_RETRY_MS;
+        },
+      },
+    );
+    if (result.kind === 'ok') return { deadLettered: 0, confirmed: result.confirmed };
+    if (result.kind === 'retryable') {
+      // Given up only because the stop deadline aborted the retries.
+      signal.throwIfAborted();
+      throw result.error;
     }
+    const rejected = [...new Set(result.rejected)].filter((i) => Number.isInteger(i) && i >= 0 && i < batch.count);
+    rejected.sort((a, b) => a - b);
+    if (rejected.length > 0) {
+      // Only the rejected entries are re-encoded; the records they came from stay as they are.
+      const all = batch.entries();
+      const letters = encodeEntries(rejected.map((i) => all[i] as Entry));
+      await this.retryIo(() => this.spool.deadLetter(letters, result.error.message), signal, 'cannot write the dead-letter file; retrying');
+    }
+    return { deadLettered: rejected.length, confirmed: result.confirmed };
   }
 
-  private async deadLetterEntries(entries: Entry[], reason: string): Promise<void> {
-    for (;;) {
-      try {
-        await this.spool.deadLetter(encodeEntries(entries), reason);
-        return;
-      } catch (err) {
-        this.log.error({ err: errorMessage(err) }, 'batcher: cannot write the dead-letter file; retrying');
-        await sleep(this.clock, 1000, this.emitAbort.signal);
-      }
+  /** One emit attempt, reported to onBatch; a throw (which the contract forbids) counts as retryable. */
+  private async emitOnce(batch: Batch, cause: BatchCause): Promise<EmitResult> {
+    const started = this.clock.monotonicNs();
+    let result: EmitResult;
+    try {
+      result = await this.emitter.emit(batch, this.emitAbort.signal);
+    } catch (err) {
+      result = { kind: 'retryable', error: asError(err) };
     }
+    const durationMs = Number(this.clock.monotonicNs() - started) / 1e6;
+    try {
+      this.onBatch?.({ batch, result, durationMs, cause });
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'batcher: onBatch hook threw');
+    }
+    return result;
   }
 
   private confirm(pending: PendingBatch, entries: number, deadLettered: number): void {

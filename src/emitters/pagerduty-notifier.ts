@@ -2,10 +2,11 @@ import { event } from '@pagerduty/pdjs';
 import type { EventPayloadV2 } from '@pagerduty/pdjs/build/src/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock, Random } from '../util/clock.js';
-import { sleep, systemClock, systemRandom } from '../util/clock.js';
+import { systemClock, systemRandom } from '../util/clock.js';
 import { errorMessage } from '../errors.js';
 import type { BackoffPolicy } from '../retry/backoff.js';
-import { backoffDelayMs } from '../retry/backoff.js';
+import { KEEP, retry } from '../retry/retry.js';
+import type { Outcome, Verdict } from '../retry/retry.js';
 import type { Notifier } from './notifier.js';
 
 export interface PagerDutyConfig {
@@ -132,40 +133,47 @@ export class PagerDutyNotifier implements Notifier {
     });
   }
 
+  /** Sends the queue in order; each event is tried (with backoff) until sent, refused, or closed. */
   private async drain(): Promise<void> {
     const { logger, onNotification } = this.options;
-    let attempt = 0;
     while (this.queue.length > 0 && !this.abort.signal.aborted) {
       const item = this.queue[0] as Pending;
-      let status: number | undefined;
-      let failure: string | undefined;
+      let status: number;
+      // A failed attempt is counted when its retry is scheduled, or here when closing ends the retries.
+      let uncounted = false;
+      const attempt = (): Promise<number> => {
+        uncounted = true;
+        return this.send(this.server, item.data, this.abort.signal);
+      };
       try {
-        status = await this.send(this.server, item.data, this.abort.signal);
-        if (status < 200 || status >= 300) failure = `HTTP ${status}`;
-      } catch (err) {
-        failure = errorMessage(err);
+        status = await retry(attempt, {
+          policy: this.retry,
+          clock: this.clock,
+          random: this.random,
+          signal: this.abort.signal,
+          classify: pagerDutyVerdict,
+          onFailure: (f) => {
+            uncounted = false;
+            onNotification?.(item.action, 'failure');
+            logger?.warn({ action: item.action, err: f.error.message, retryInMs: Math.round(f.delayMs) }, 'PagerDuty event failed; retrying');
+          },
+        });
+      } catch {
+        if (uncounted) onNotification?.(item.action, 'failure');
+        return; // closed while PagerDuty was unreachable
       }
-      if (failure === undefined) {
+      if (status >= 200 && status < 300) {
         this.queue.shift();
-        attempt = 0;
         onNotification?.(item.action, 'success');
         logger?.info({ action: item.action, dedupKey: item.data.dedup_key }, 'PagerDuty event sent');
-        continue;
-      }
-      if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
+      } else if (status >= 400 && status < 500 && status !== 429) {
         // The Events API refused the event itself (bad routing key, malformed): retrying cannot help.
         this.queue.shift();
         onNotification?.(item.action, 'rejected');
         logger?.error({ action: item.action, status }, 'PagerDuty refused the event; not retrying');
-        continue;
-      }
-      onNotification?.(item.action, 'failure');
-      const delayMs = backoffDelayMs(this.retry, attempt++, this.random);
-      logger?.warn({ action: item.action, err: failure, retryInMs: Math.round(delayMs) }, 'PagerDuty event failed; retrying');
-      try {
-        await sleep(this.clock, delayMs, this.abort.signal);
-      } catch {
-        return;
+      } else {
+        if (uncounted) onNotification?.(item.action, 'failure');
+        return; // closed while PagerDuty answered 429/5xx
       }
     }
   }
@@ -192,4 +200,15 @@ export class PagerDutyNotifier implements Notifier {
       this.options.logger?.error({ pending: this.queue.map((q) => q.action) }, 'PagerDuty events not sent before shutdown');
     }
   }
+}
+
+/**
+ * What is worth sending again: a network failure, 429 and 5xx. A 2xx is sent; another 4xx is the
+ * API refusing the event itself.
+ */
+function pagerDutyVerdict(outcome: Outcome<number>): Verdict {
+  if (!outcome.ok) return { retry: true, error: outcome.error instanceof Error ? outcome.error : new Error(errorMessage(outcome.error)) };
+  const status = outcome.value;
+  if ((status >= 200 && status < 300) || (status >= 400 && status < 500 && status !== 429)) return KEEP;
+  return { retry: true, error: new Error(`HTTP ${status}`) };
 }

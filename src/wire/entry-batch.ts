@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
-import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireError, WireReader, varintSize, writeVarint } from './varint.js';
+import { WireError, varintSize, writeVarint } from './varint.js';
+import { EntryBatchWalker, Met, TAG_COLLECTOR_ID, TAG_TAGS, TAG_RUNS, TAG_KEY, TAG_VALUE, TAG_PATH, TAG_FILE_ID, TAG_LINES, TAG_DATA, TAG_OFFSET, TAG_TIME, TAG_FLAGS } from './entry-batch-walker.js';
 
 /**
  * The entry encoding: `EntryBatch` of api/api.proto, written and read by hand on the hot path.
@@ -10,7 +11,10 @@ import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireError, WireReader, varintSize,
  *   Line       { 1: data bytes; 2: offset uint64; 3: time_unix_nano fixed64; 4: flags uint32 }
  *
  * The collector writes it once per chunk, the aggregator validates it with `scanEntryBatch` and stores
- * it byte for byte, and emitters decode it with `decodeEntries` (line bytes stay views into the record).
+ * it byte for byte, the batcher checks each spool record with `countEntries`, and emitters read it with
+ * `entryLines` (line bytes only) or `decodeEntries` (entry objects); line bytes stay views into the
+ * record. The four readers share one walk (entry-batch-walker.ts). About 420 lines: the writer and the
+ * readers of one encoding stay side by side, so a change to the format is made in one place.
  */
 
 export const LineFlag = {
@@ -41,19 +45,6 @@ export interface Entry {
   readonly source: EntrySource;
   readonly tags: readonly Tag[];
 }
-
-const TAG_COLLECTOR_ID = (1 << 3) | WIRE_LEN; // 0x0a
-const TAG_TAGS = (2 << 3) | WIRE_LEN; // 0x12
-const TAG_RUNS = (3 << 3) | WIRE_LEN; // 0x1a
-const TAG_KEY = (1 << 3) | WIRE_LEN;
-const TAG_VALUE = (2 << 3) | WIRE_LEN;
-const TAG_PATH = (1 << 3) | WIRE_LEN;
-const TAG_FILE_ID = (2 << 3) | WIRE_LEN;
-const TAG_LINES = (3 << 3) | WIRE_LEN;
-const TAG_DATA = (1 << 3) | WIRE_LEN;
-const TAG_OFFSET = (2 << 3) | WIRE_VARINT; // 0x10
-const TAG_TIME = (3 << 3) | WIRE_FIXED64; // 0x19
-const TAG_FLAGS = (4 << 3) | WIRE_VARINT; // 0x20
 
 function encodeString(tag: number, value: string): Buffer {
   const bytes = Buffer.from(value, 'utf8');
@@ -256,9 +247,9 @@ function checkUtf8(buf: Buffer, start: number, end: number, what: string): void 
 /**
  * Validates an EntryBatch without building objects: every field's wire type and length, UTF-8 of the
  * string fields, entry and tag bounds, line sizes. Unknown fields (from newer collectors) are skipped.
- * Allocates nothing per entry (three readers per call, re-aimed at each nested message), and stops
- * at the first entry past `maxEntries`, so a hostile batch of millions of empty lines costs one pass
- * over its first `maxEntries`. Throws ScanError.
+ * Allocates nothing per entry, and stops at the first entry past `maxEntries`, so a hostile batch of
+ * millions of empty lines costs one pass over its first `maxEntries`. A line's size is that of its
+ * data as decoded (the last `data` field of the Line). Throws ScanError.
  */
 export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
   const maxEntries = limits.maxEntries ?? Number.POSITIVE_INFINITY;
@@ -266,60 +257,43 @@ export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
   const maxTagBytes = limits.maxTagBytes ?? Number.POSITIVE_INFINITY;
   let entryCount = 0;
   try {
-    const r = new WireReader(buf);
-    const sub = new WireReader(buf, 0, 0);
-    const line = new WireReader(buf, 0, 0);
+    const w = new EntryBatchWalker(buf);
     let lineBytes = 0;
     let oversizedLines = 0;
     let longestLine = 0;
     let tags = 0;
     let tagBytes = 0;
-    while (!r.done) {
-      const tag = r.varint();
-      if (tag === TAG_COLLECTOR_ID) {
-        const s = r.lengthDelimited();
-        checkUtf8(buf, s, r.pos, 'collector_id');
-      } else if (tag === TAG_TAGS) {
-        if (++tags > maxTags) throw new WireError(`more than ${maxTags} tags`);
-        sub.pos = r.lengthDelimited();
-        sub.end = r.pos;
-        while (!sub.done) {
-          const ft = sub.varint();
-          if (ft === TAG_KEY || ft === TAG_VALUE) {
-            const fs = sub.lengthDelimited();
-            checkUtf8(buf, fs, sub.pos, 'tag');
-            tagBytes += sub.pos - fs;
-            if (tagBytes > maxTagBytes) throw new WireError(`tags hold more than ${maxTagBytes} bytes`);
-          } else sub.skip(ft & 7);
+    for (let met = w.next(); met !== Met.End; met = w.next()) {
+      switch (met) {
+        case Met.CollectorId:
+          checkUtf8(buf, w.start, w.end, 'collector_id');
+          break;
+        case Met.Tag:
+          if (++tags > maxTags) throw new WireError(`more than ${maxTags} tags`);
+          break;
+        case Met.TagKey:
+        case Met.TagValue:
+          checkUtf8(buf, w.start, w.end, 'tag');
+          tagBytes += w.end - w.start;
+          if (tagBytes > maxTagBytes) throw new WireError(`tags hold more than ${maxTagBytes} bytes`);
+          break;
+        case Met.Path:
+          checkUtf8(buf, w.start, w.end, 'path');
+          break;
+        case Met.FileId:
+          checkUtf8(buf, w.start, w.end, 'file_id');
+          break;
+        case Met.Line: {
+          if (entryCount >= maxEntries) throw new WireError(`more than ${maxEntries} entries`);
+          w.readLine();
+          const len = w.dataEnd - w.dataStart;
+          if (len > limits.maxLineBytes) oversizedLines++;
+          if (len > longestLine) longestLine = len;
+          lineBytes += len;
+          entryCount++;
+          break;
         }
-      } else if (tag === TAG_RUNS) {
-        sub.pos = r.lengthDelimited();
-        sub.end = r.pos;
-        while (!sub.done) {
-          const ft = sub.varint();
-          if (ft === TAG_PATH || ft === TAG_FILE_ID) {
-            const fs = sub.lengthDelimited();
-            checkUtf8(buf, fs, sub.pos, ft === TAG_PATH ? 'path' : 'file_id');
-          } else if (ft === TAG_LINES) {
-            if (entryCount >= maxEntries) throw new WireError(`more than ${maxEntries} entries`);
-            line.pos = sub.lengthDelimited();
-            line.end = sub.pos;
-            while (!line.done) {
-              const lt = line.varint();
-              if (lt === TAG_DATA) {
-                const ds = line.lengthDelimited();
-                const len = line.pos - ds;
-                if (len > limits.maxLineBytes) oversizedLines++;
-                if (len > longestLine) longestLine = len;
-                lineBytes += len;
-              } else if (lt === TAG_OFFSET || lt === TAG_FLAGS) line.varint();
-              else if (lt === TAG_TIME) line.skip(WIRE_FIXED64);
-              else line.skip(lt & 7);
-            }
-            entryCount++;
-          } else sub.skip(ft & 7);
-        }
-      } else r.skip(tag & 7);
+      }
     }
     return { entryCount, lineBytes, oversizedLines, longestLine };
   } catch (err) {
@@ -328,79 +302,94 @@ export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
   }
 }
 
-const EMPTY: Buffer = Buffer.alloc(0);
+/**
+ * Counts the entries of an EntryBatch, reading every field `decodeEntries` reads and building
+ * nothing: throws WireError exactly where decoding would. What the batcher checks of a spool record
+ * before it hands views of it to emitters.
+ */
+export function countEntries(buf: Buffer): number {
+  const w = new EntryBatchWalker(buf);
+  let count = 0;
+  for (let met = w.next(); met !== Met.End; met = w.next()) {
+    if (met === Met.Line) {
+      w.readLine();
+      count++;
+    }
+  }
+  return count;
+}
 
 /**
- * Decodes every entry of an EntryBatch, appending to `out`. Line bytes are views into `buf`; sources
- * and tags are shared by all entries of a run and batch. Throws WireError on malformed input.
+ * The line bytes of entries [from, to) of an EntryBatch, in entry order (that of `decodeEntries`),
+ * as views into `buf`: no entry objects, no copies.
  */
-export function decodeEntries(buf: Buffer, out: Entry[] = []): Entry[] {
-  const r = new WireReader(buf);
+export function* entryLines(buf: Buffer, from = 0, to = Number.POSITIVE_INFINITY): Generator<Buffer, void, undefined> {
+  const w = new EntryBatchWalker(buf);
+  let index = 0;
+  for (let met = w.next(); met !== Met.End && index < to; met = w.next()) {
+    if (met !== Met.Line || index++ < from) continue;
+    w.readLine();
+    yield buf.subarray(w.dataStart, w.dataEnd);
+  }
+}
+
+/** A source (or tag) filled in as its fields are met; frozen once the walk is over. */
+interface Filling {
+  collectorId: string;
+  path: string;
+  fileId: string;
+}
+
+/**
+ * Decodes the entries of an EntryBatch (all, or those at [from, to) in entry order), appending to
+ * `out`. Line bytes are views into `buf`; sources and tags are shared by all entries of a run and
+ * batch (the header may come after the runs: sources get the collector id once the walk is over).
+ * Throws WireError on malformed input.
+ */
+export function decodeEntries(buf: Buffer, out: Entry[] = [], from = 0, to = Number.POSITIVE_INFINITY): Entry[] {
+  const w = new EntryBatchWalker(buf);
   let collectorId = '';
-  const tags: Tag[] = [];
-  const runs: Array<[number, number]> = [];
-  while (!r.done) {
-    const tag = r.varint();
-    if (tag === TAG_COLLECTOR_ID) {
-      const s = r.lengthDelimited();
-      collectorId = buf.toString('utf8', s, r.pos);
-    } else if (tag === TAG_TAGS) {
-      const s = r.lengthDelimited();
-      const t = new WireReader(buf, s, r.pos);
-      let key = '';
-      let value = '';
-      while (!t.done) {
-        const ft = t.varint();
-        if (ft === TAG_KEY || ft === TAG_VALUE) {
-          const fs = t.lengthDelimited();
-          if (ft === TAG_KEY) key = buf.toString('utf8', fs, t.pos);
-          else value = buf.toString('utf8', fs, t.pos);
-        } else t.skip(ft & 7);
-      }
-      tags.push({ key, value });
-    } else if (tag === TAG_RUNS) {
-      const s = r.lengthDelimited();
-      runs.push([s, r.pos]); // decoded after the whole header is known (fields may come in any order)
-    } else r.skip(tag & 7);
+  const tags: Array<{ key: string; value: string }> = [];
+  const sources: Filling[] = [];
+  let source: Filling | undefined;
+  let index = 0;
+  for (let met = w.next(); met !== Met.End; met = w.next()) {
+    switch (met) {
+      case Met.CollectorId:
+        collectorId = w.text();
+        break;
+      case Met.Tag:
+        tags.push({ key: '', value: '' });
+        break;
+      case Met.TagKey:
+        (tags[tags.length - 1] as { key: string }).key = w.text();
+        break;
+      case Met.TagValue:
+        (tags[tags.length - 1] as { value: string }).value = w.text();
+        break;
+      case Met.Run:
+        source = { collectorId: '', path: '', fileId: '' };
+        sources.push(source);
+        break;
+      case Met.Path:
+        (source as Filling).path = w.text();
+        break;
+      case Met.FileId:
+        (source as Filling).fileId = w.text();
+        break;
+      case Met.Line:
+        if (index >= from && index < to) {
+          w.readLine();
+          out.push({ line: buf.subarray(w.dataStart, w.dataEnd), offset: w.offset, timeUnixNano: w.time, flags: w.flags, source: source as EntrySource, tags });
+        }
+        index++;
+        break;
+    }
   }
   Object.freeze(tags);
-  for (const [s, e] of runs) {
-    let path = '';
-    let fileId = '';
-    const lineRanges: Array<[number, number]> = [];
-    const run = new WireReader(buf, s, e);
-    while (!run.done) {
-      const ft = run.varint();
-      if (ft === TAG_PATH) {
-        const fs = run.lengthDelimited();
-        path = buf.toString('utf8', fs, run.pos);
-      } else if (ft === TAG_FILE_ID) {
-        const fs = run.lengthDelimited();
-        fileId = buf.toString('utf8', fs, run.pos);
-      } else if (ft === TAG_LINES) {
-        const ls = run.lengthDelimited();
-        lineRanges.push([ls, run.pos]);
-      } else run.skip(ft & 7);
-    }
-    const source: EntrySource = Object.freeze({ collectorId, path, fileId });
-    for (const [ls, le] of lineRanges) {
-      const line = new WireReader(buf, ls, le);
-      let data: Buffer = EMPTY;
-      let offset = 0;
-      let time = 0n;
-      let flags = 0;
-      while (!line.done) {
-        const lt = line.varint();
-        if (lt === TAG_DATA) {
-          const ds = line.lengthDelimited();
-          data = buf.subarray(ds, line.pos);
-        } else if (lt === TAG_OFFSET) offset = line.varint();
-        else if (lt === TAG_TIME) time = line.fixed64Big();
-        else if (lt === TAG_FLAGS) flags = line.varint();
-        else line.skip(lt & 7);
-      }
-      out.push({ line: data, offset, timeUnixNano: time, flags, source, tags });
-    }
+  for (const s of sources) {
+    s.collectorId = collectorId;
+    Object.freeze(s);
   }
   return out;
 }

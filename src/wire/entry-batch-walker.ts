@@ -1,0 +1,150 @@
+import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireReader } from './varint.js';
+
+/**
+ * The field tags of EntryBatch (api/api.proto; see entry-batch.ts), and the one walk over its bytes
+ * that the scan, the decoder and the line iterator share.
+ */
+
+export const TAG_COLLECTOR_ID = (1 << 3) | WIRE_LEN; // 0x0a
+export const TAG_TAGS = (2 << 3) | WIRE_LEN; // 0x12
+export const TAG_RUNS = (3 << 3) | WIRE_LEN; // 0x1a
+export const TAG_KEY = (1 << 3) | WIRE_LEN;
+export const TAG_VALUE = (2 << 3) | WIRE_LEN;
+export const TAG_PATH = (1 << 3) | WIRE_LEN;
+export const TAG_FILE_ID = (2 << 3) | WIRE_LEN;
+export const TAG_LINES = (3 << 3) | WIRE_LEN;
+export const TAG_DATA = (1 << 3) | WIRE_LEN;
+export const TAG_OFFSET = (2 << 3) | WIRE_VARINT; // 0x10
+export const TAG_TIME = (3 << 3) | WIRE_FIXED64; // 0x19
+export const TAG_FLAGS = (4 << 3) | WIRE_VARINT; // 0x20
+
+
+/** What `EntryBatchWalker.next()` met, in the order the bytes hold them. */
+export const Met = {
+  /** The end of the batch. */
+  End: 0,
+  /** collector_id: its bytes are [start, end). */
+  CollectorId: 1,
+  /** A Tag message begins; its TagKey and TagValue fields follow. */
+  Tag: 2,
+  TagKey: 3,
+  TagValue: 4,
+  /** A FileRun message begins; its Path, FileId and Line fields follow. */
+  Run: 5,
+  Path: 6,
+  FileId: 7,
+  /** A Line message of the current run; `readLine()` reads its fields (or leave it unread to skip it). */
+  Line: 8,
+} as const;
+export type Met = (typeof Met)[keyof typeof Met];
+
+const IN_TOP = 0;
+const IN_TAG = 1;
+const IN_RUN = 2;
+
+/**
+ * The one walk over EntryBatch bytes, pull-style (each `next()` returns the next thing met), so the
+ * scan, the decoder and the line iterator share it and differ only in what they do with each thing.
+ * Builds nothing: positions are fields of the walker, re-aimed at each step (three readers in all).
+ * Unknown fields (from newer collectors) are skipped; a field met twice is reported twice (protobuf:
+ * the last one wins). Every read is bounds-checked and throws WireError on malformed input.
+ */
+export class EntryBatchWalker {
+  /** The bytes of the field just met (CollectorId, TagKey, TagValue, Path, FileId): [start, end). */
+  start = 0;
+  end = 0;
+  /** After `readLine()`: the line's data [dataStart, dataEnd) (empty when absent), offset, flags. */
+  dataStart = 0;
+  dataEnd = 0;
+  offset = 0;
+  flags = 0;
+  /** After `readLine()`: where time_unix_nano's 8 bytes start, or -1 when absent (see `time`). */
+  timeAt = -1;
+  private readonly top: WireReader;
+  private readonly sub: WireReader;
+  private readonly line: WireReader;
+  private inside = IN_TOP;
+
+  constructor(readonly buf: Buffer) {
+    this.top = new WireReader(buf);
+    this.sub = new WireReader(buf, 0, 0);
+    this.line = new WireReader(buf, 0, 0);
+  }
+
+  next(): Met {
+    for (;;) {
+      if (this.inside !== IN_TOP) {
+        const sub = this.sub;
+        if (sub.done) {
+          this.inside = IN_TOP;
+          continue;
+        }
+        const ft = sub.varint();
+        if (this.inside === IN_TAG) {
+          if (ft === TAG_KEY || ft === TAG_VALUE) {
+            this.start = sub.lengthDelimited();
+            this.end = sub.pos;
+            return ft === TAG_KEY ? Met.TagKey : Met.TagValue;
+          }
+        } else if (ft === TAG_LINES) {
+          this.line.pos = sub.lengthDelimited();
+          this.line.end = sub.pos;
+          return Met.Line;
+        } else if (ft === TAG_PATH || ft === TAG_FILE_ID) {
+          this.start = sub.lengthDelimited();
+          this.end = sub.pos;
+          return ft === TAG_PATH ? Met.Path : Met.FileId;
+        }
+        sub.skip(ft & 7);
+        continue;
+      }
+      const top = this.top;
+      if (top.done) return Met.End;
+      const tag = top.varint();
+      if (tag === TAG_COLLECTOR_ID) {
+        this.start = top.lengthDelimited();
+        this.end = top.pos;
+        return Met.CollectorId;
+      }
+      if (tag === TAG_TAGS || tag === TAG_RUNS) {
+        this.sub.pos = top.lengthDelimited();
+        this.sub.end = top.pos;
+        this.inside = tag === TAG_TAGS ? IN_TAG : IN_RUN;
+        return tag === TAG_TAGS ? Met.Tag : Met.Run;
+      }
+      top.skip(tag & 7);
+    }
+  }
+
+  /** Reads the fields of the Line just met (the last of a repeated field wins). */
+  readLine(): void {
+    const line = this.line;
+    this.dataStart = 0;
+    this.dataEnd = 0;
+    this.offset = 0;
+    this.flags = 0;
+    this.timeAt = -1;
+    while (!line.done) {
+      const lt = line.varint();
+      if (lt === TAG_DATA) {
+        this.dataStart = line.lengthDelimited();
+        this.dataEnd = line.pos;
+      } else if (lt === TAG_OFFSET) this.offset = line.varint();
+      else if (lt === TAG_TIME) {
+        this.timeAt = line.pos;
+        line.skip(WIRE_FIXED64);
+      } else if (lt === TAG_FLAGS) this.flags = line.varint();
+      else line.skip(lt & 7);
+    }
+  }
+
+  /** time_unix_nano of the line read last (0 when absent). */
+  get time(): bigint {
+    return this.timeAt < 0 ? 0n : this.buf.readBigUInt64LE(this.timeAt);
+  }
+
+  /** The string field just met, decoded. */
+  text(): string {
+    return this.buf.toString('utf8', this.start, this.end);
+  }
+}
