@@ -9,6 +9,7 @@ import { FileEmitter } from './file-emitter.js';
 import { fileReopenCounter } from './file-emitter-metrics.js';
 import { TextEmitter } from './text-emitter.js';
 
+/** What the registry hands the emitters it builds. */
 export interface EmitterDeps {
   readonly clock: Clock;
   readonly random: Random;

@@ -1,8 +1,8 @@
 import type { Entry } from '../wire/entry-batch.js';
 
 /**
- * The emitter plugin interface: the last stage of the aggregator. An emitter receives a batch, does
- * its best, and says what happened as a value, never by throwing (OpenTelemetry's ExportResult).
+ * What an emitter is handed: entries read through methods, so a batch can be views over spool records
+ * (RecordBatch, as the batcher cuts them) or entries already decoded (arrayBatch: tests, replay).
  */
 export interface Batch {
   /** Monotonic batch number within this aggregator process (for logs and metrics). */
@@ -41,6 +41,10 @@ export type EmitResult =
    */
   | { readonly kind: 'fatal'; readonly error: Error; readonly rejected: readonly number[]; readonly confirmed?: Confirmation };
 
+/**
+ * The emitter plugin interface: the last stage of the aggregator. An emitter receives a batch, does
+ * its best, and says what happened as a value, never by throwing (OpenTelemetry's ExportResult).
+ */
 export interface Emitter {
   /** Short name for logs and metrics labels: "blackhole", "file", "text", "aeron". */
   readonly name: string;

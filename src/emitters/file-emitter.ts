@@ -22,6 +22,7 @@ import { rawLines } from './raw-lines.js';
 export const FILE_REOPEN_REASONS = ['renamed', 'deleted', 'signal', 'time'] as const;
 export type FileReopenReason = (typeof FILE_REOPEN_REASONS)[number];
 
+/** FileEmitter's settings (from AGGREGATOR_FILE_CONFIGURATION) and hooks. */
 export interface FileEmitterOptions {
   /** The output file; strftime fields in its file name (`shipped-%Y-%m-%d.log`) render in UTC. */
   readonly path: string;

@@ -9,6 +9,7 @@ import { KEEP, retry } from '../retry/retry.js';
 import type { Outcome, Verdict } from '../retry/retry.js';
 import type { Notifier } from './notifier.js';
 
+/** The notify configuration's PagerDuty settings (AGGREGATOR_NOTIFY_CONFIGURATION). */
 export interface PagerDutyConfig {
   readonly integration_key: string;
   readonly incident_key: string;
@@ -33,6 +34,7 @@ export const pdjsSender: EventSender = async (server, data, signal) => {
   return response.status;
 };
 
+/** PagerDutyNotifier's configuration, injected clock and randomness, and hooks. */
 export interface PagerDutyNotifierOptions {
   readonly config: PagerDutyConfig;
   /** Name of the failing emitter, for the summary. */

@@ -7,6 +7,7 @@ import { emitVerdict } from './emit-verdict.js';
 import type { Batch, EmitResult, Emitter } from './emitter.js';
 import type { Notifier } from './notifier.js';
 
+/** The emitter RetryingEmitter wraps, its retry policy and where an outage is escalated. */
 export interface RetryingEmitterOptions {
   readonly inner: Emitter;
   readonly policy: BackoffPolicy;

@@ -5,6 +5,7 @@ import { OK, retryable } from './emitter.js';
 import { entriesToJsonLines } from './entry-json.js';
 import { rawLines } from './raw-lines.js';
 
+/** TextEmitter's settings. */
 export interface TextEmitterOptions {
   readonly format?: 'raw' | 'json';
   /** Where lines go; stdout by default (the logs go to stderr). */

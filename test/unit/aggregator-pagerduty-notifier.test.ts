@@ -10,13 +10,13 @@ async function flush(): Promise<void> {
   for (let i = 0; i < 30; i++) await Promise.resolve();
 }
 
-function setup(respond: (data: EventPayloadV2, attempt: number) => number | Error) {
+function setup(respond: (data: EventPayloadV2, attempt: number, signal: AbortSignal) => number | Error | Promise<number>) {
   const clock = new ManualClock();
   const sent: Array<{ server: string | undefined; data: EventPayloadV2 }> = [];
   const outcomes: string[] = [];
   let attempts = 0;
-  const send: EventSender = async (server, data) => {
-    const r = respond(data, attempts++);
+  const send: EventSender = async (server, data, signal) => {
+    const r = await respond(data, attempts++, signal);
     if (r instanceof Error) throw r;
     if (r >= 200 && r < 300) sent.push({ server, data });
     return r;
@@ -84,6 +84,23 @@ describe('PagerDuty notifier', () => {
     clock.advance(500);
     await flush();
     await closed;
+  });
+
+  it('counts every failed attempt, the one that closing cut short included', async () => {
+    // The first attempt fails at once; the second hangs until close aborts it.
+    const { notifier, clock, outcomes } = setup((_d, n, signal) =>
+      n === 0 ? 503 : new Promise<number>((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')))),
+    );
+    notifier.trigger(new Error('x'));
+    await flush();
+    clock.advance(100); // random 0: the first wait is the initial delay
+    await flush();
+    expect(outcomes).toEqual(['trigger:failure']);
+    const closed = notifier.close(10);
+    clock.advance(10);
+    await flush();
+    await closed;
+    expect(outcomes).toEqual(['trigger:failure', 'trigger:failure']);
   });
 
   it('accepts host, host:port or an https URL as server', () => {

@@ -5,11 +5,14 @@ import {
   EntryBatchWriter,
   LineFlag,
   RunHead,
+  countEntries,
   decodeEntries,
   encodeBatchHeader,
   encodeEntries,
+  entryLines,
   scanEntryBatch,
 } from '../../src/wire/entry-batch.js';
+import { EntryBatchWalker, Met } from '../../src/wire/entry-batch-walker.js';
 import type { Entry } from '../../src/wire/entry-batch.js';
 import { fitEntryBatch, partitionOversized } from '../../src/wire/entry-batch-fit.js';
 import { WireError } from '../../src/wire/varint.js';
@@ -222,3 +225,107 @@ describe('fitting a batch to smaller limits', () => {
     ]);
   });
 });
+
+/** Protobuf bytes by hand: a tag byte and a length-delimited body (all lengths here are < 128). */
+function field(tag: number, body: Buffer | string): Buffer {
+  const b = typeof body === 'string' ? Buffer.from(body) : body;
+  return Buffer.concat([Buffer.from([tag, b.length]), b]);
+}
+
+describe('the one EntryBatch walker (scan, count, decode and lines share it)', () => {
+  it('meets the fields in byte order, skipping unknown ones', () => {
+    const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'k', value: 'v' }]));
+    w.addLine(new RunHead('/p', 'f'), Buffer.from('ab'), 0, 2, 7, 9n, LineFlag.Partial);
+    const buf = Buffer.concat([w.finish(), Buffer.from([0x78, 0x01])]);
+    const walker = new EntryBatchWalker(buf);
+    const met: Array<[number, string]> = [];
+    for (let m = walker.next(); m !== Met.End; m = walker.next()) {
+      if (m === Met.Line) {
+        walker.readLine();
+        met.push([m, `${buf.toString('utf8', walker.dataStart, walker.dataEnd)}@${walker.offset}/${walker.time}/${walker.flags}`]);
+      } else met.push([m, m === Met.Tag || m === Met.Run ? '' : walker.text()]);
+    }
+    expect(met).toEqual([
+      [Met.CollectorId, 'c'],
+      [Met.Tag, ''],
+      [Met.TagKey, 'k'],
+      [Met.TagValue, 'v'],
+      [Met.Run, ''],
+      [Met.Path, '/p'],
+      [Met.FileId, 'f'],
+      [Met.Line, `ab@7/9/${LineFlag.Partial}`],
+    ]);
+  });
+
+  it('count, scan, decode and lines agree on any batch, and on any range of it (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ data: fc.uint8Array({ maxLength: 60 }), file: fc.integer({ min: 0, max: 2 }) }), { maxLength: 40 }),
+        fc.nat(),
+        fc.nat(),
+        (lines, a, b) => {
+          const heads = [new RunHead('/a', '1'), new RunHead('/b', '2'), new RunHead('/c', '3')];
+          const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'x', value: 'y' }]), 8);
+          lines.forEach((l, i) => w.addLine(heads[l.file] as RunHead, Buffer.from(l.data), 0, l.data.length, i, BigInt(i)));
+          const buf = w.finish();
+          const all = decodeEntries(buf);
+          expect(countEntries(buf)).toBe(lines.length);
+          expect(scanEntryBatch(buf, limits).entryCount).toBe(lines.length);
+          expect([...entryLines(buf)].map((l) => l.toString('hex'))).toEqual(all.map((e) => e.line.toString('hex')));
+          const from = a % (lines.length + 1);
+          const to = from + (b % (lines.length - from + 1));
+          expect([...entryLines(buf, from, to)].map((l) => l.toString('hex'))).toEqual(all.slice(from, to).map((e) => e.line.toString('hex')));
+          expect(decodeEntries(buf, [], from, to)).toEqual(all.slice(from, to));
+        },
+      ),
+      { seed: 7, numRuns: 300 },
+    );
+  });
+
+  it('countEntries throws exactly where decodeEntries throws, on any bytes (property)', () => {
+    const valid = buildValid();
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 120 }), fc.integer({ min: 0, max: valid.length }).map((cut) => valid.subarray(0, cut))), (bytes) => {
+        const buf = Buffer.from(bytes);
+        let decoded: number | string;
+        try {
+          decoded = decodeEntries(buf).length;
+        } catch (err) {
+          expect(err).toBeInstanceOf(WireError);
+          decoded = 'throws';
+        }
+        let counted: number | string;
+        try {
+          counted = countEntries(buf);
+        } catch (err) {
+          expect(err).toBeInstanceOf(WireError);
+          counted = 'throws';
+        }
+        expect(counted).toEqual(decoded);
+      }),
+      { seed: 11, numRuns: 2000 },
+    );
+  });
+
+  it('a header after the runs still names every entry, and the last of a repeated field wins everywhere', () => {
+    const line = Buffer.concat([field(0x0a, 'long-first'), field(0x0a, 'x'), Buffer.from([0x10, 0x05])]);
+    const run = Buffer.concat([field(0x0a, '/old'), field(0x1a, line), field(0x0a, '/new'), field(0x12, 'id')]);
+    const buf = Buffer.concat([field(0x1a, run), field(0x0a, 'late-collector'), field(0x12, Buffer.concat([field(0x0a, 'k'), field(0x12, 'v')]))]);
+    const [entry] = decodeEntries(buf);
+    expect(entry?.line.toString()).toBe('x');
+    expect(entry?.offset).toBe(5);
+    expect(entry?.source).toEqual({ collectorId: 'late-collector', path: '/new', fileId: 'id' });
+    expect(Object.isFrozen(entry?.source)).toBe(true);
+    expect(entry?.tags).toEqual([{ key: 'k', value: 'v' }]);
+    expect([...entryLines(buf)].map((l) => l.toString())).toEqual(['x']);
+    // The scan measures the line as it will be decoded and emitted: its last data field.
+    expect(scanEntryBatch(buf, { maxLineBytes: 1 })).toMatchObject({ entryCount: 1, lineBytes: 1, longestLine: 1, oversizedLines: 0 });
+  });
+});
+
+function buildValid(): Buffer {
+  const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'k', value: 'v' }]));
+  w.addLine(new RunHead('/p', 'f'), Buffer.from('hello'), 0, 5, 300, 1n, LineFlag.NoNewline);
+  w.addLine(new RunHead('/q', 'g'), Buffer.from('world'), 0, 5, 400, 2n);
+  return w.finish();
+}

@@ -34,7 +34,7 @@ describe('text emitter', () => {
       done = true;
       return r;
     });
-    await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r)); // every continuation runs; no timer
     expect(done).toBe(false); // write() returned false: back pressure holds the emit
     expect(Buffer.concat(sink.chunks).toString()).toBe('one\ntwo\n');
     sink.release();

@@ -1,0 +1,76 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { RecordBatch } from '../../src/emitters/record-batch.js';
+import type { RecordView } from '../../src/emitters/record-batch.js';
+import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
+
+/** One record (EntryBatch) of the given lines, alternating between two files so it holds several runs. */
+function record(collectorId: string, lines: readonly Uint8Array[], firstOffset = 0): Buffer {
+  const w = new EntryBatchWriter(encodeBatchHeader(collectorId, [{ key: 'k', value: collectorId }]), 8);
+  const heads = [new RunHead('/a.log', 'a'), new RunHead('/b.log', 'b')];
+  lines.forEach((l, i) => w.addLine(heads[Math.floor(i / 3) % 2] as RunHead, Buffer.from(l), 0, l.length, firstOffset + i, BigInt(i)));
+  return w.finish();
+}
+
+const hex = (b: Buffer): string => b.toString('hex');
+
+describe('RecordBatch (a batch as views over spool records)', () => {
+  it('lines() are the entries() lines byte for byte, for any records and entry ranges (property)', () => {
+    const arbRecord = fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 12 });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(arbRecord, fc.nat(), fc.nat()), { minLength: 1, maxLength: 5 }), (specs) => {
+        const views: RecordView[] = specs.map(([lines, a, b], r) => {
+          const from = lines.length === 0 ? 0 : a % (lines.length + 1);
+          const to = from + (lines.length === 0 ? 0 : b % (lines.length - from + 1));
+          return { data: record(`c-${r}`, lines, r * 100), from, to };
+        });
+        const batch = new RecordBatch(7, views);
+        const expected = views.flatMap((v) => decodeEntries(v.data).slice(v.from, v.to));
+        expect(batch.count).toBe(expected.length);
+        expect([...batch.lines()].map(hex)).toEqual(expected.map((e) => hex(e.line)));
+        expect(batch.entries().map((e) => [hex(e.line), e.offset, e.timeUnixNano, e.source, e.tags])).toEqual(
+          expected.map((e) => [hex(e.line), e.offset, e.timeUnixNano, e.source, e.tags]),
+        );
+      }),
+      { seed: 42, numRuns: 150 },
+    );
+  });
+
+  it('a batch that starts inside one record and spans several keeps entry order, sources and tags', () => {
+    const first = record('c-1', ['l0', 'l1', 'l2', 'l3', 'l4'].map((s) => Buffer.from(s)));
+    const second = record('c-2', ['m0', 'm1'].map((s) => Buffer.from(s)), 50);
+    const third = record('c-3', ['n0', 'n1', 'n2'].map((s) => Buffer.from(s)), 90);
+    // As the batcher cuts it after a restart at entry 3 of the first record, ending inside the third.
+    const batch = new RecordBatch(1, [
+      { data: first, from: 3, to: 5 },
+      { data: second, from: 0, to: 2 },
+      { data: third, from: 0, to: 1 },
+    ]);
+    expect(batch.count).toBe(5);
+    expect([...batch.lines()].map((l) => l.toString())).toEqual(['l3', 'l4', 'm0', 'm1', 'n0']);
+    expect(batch.entries().map((e) => [e.line.toString(), e.offset, e.source.collectorId, e.source.path, e.tags[0]?.value])).toEqual([
+      ['l3', 3, 'c-1', '/b.log', 'c-1'],
+      ['l4', 4, 'c-1', '/b.log', 'c-1'],
+      ['m0', 50, 'c-2', '/a.log', 'c-2'],
+      ['m1', 51, 'c-2', '/a.log', 'c-2'],
+      ['n0', 90, 'c-3', '/a.log', 'c-3'],
+    ]);
+  });
+
+  it('lines() are views into the records (no copies), and entries() is decoded once and kept', () => {
+    const data = record('c', [Buffer.from('one'), Buffer.from('two')]);
+    const batch = new RecordBatch(1, [{ data, from: 0, to: 2 }]);
+    for (const line of batch.lines()) expect(line.buffer).toBe(data.buffer);
+    expect(batch.entries()).toBe(batch.entries());
+    expect(batch.entries()[1]?.line.buffer).toBe(data.buffer);
+  });
+
+  it('an empty range and an empty batch hold nothing', () => {
+    const data = record('c', [Buffer.from('x')]);
+    const batch = new RecordBatch(1, [{ data, from: 1, to: 1 }]);
+    expect(batch.count).toBe(0);
+    expect([...batch.lines()]).toEqual([]);
+    expect(batch.entries()).toEqual([]);
+    expect(new RecordBatch(2, []).count).toBe(0);
+  });
+});
