@@ -1,3 +1,7 @@
+// About 500 lines: the batcher is three loops (read and cut, emit, take confirmations) over one shared
+// state (the open, ready, in-flight and unconfirmed batches and the delivered position they end at);
+// split apart, each would need that state passed around and the invariants would no longer read in one
+// place. Retrying is src/retry's, batches are views (src/emitters/record-batch.ts).
 import { emitVerdict } from '../emitters/emit-verdict.js';
 import type { Batch, Confirmation, EmitResult, Emitter } from '../emitters/emitter.js';
 import { RecordBatch } from '../emitters/record-batch.js';
@@ -114,7 +118,9 @@ const DEFAULT_MAX_UNCONFIRMED = 1024;
  * moves only after the emitter confirms. An emitter that confirms after emit returns (a result with
  * `confirmed`) gets the next batches meanwhile, up to maxUnconfirmed; confirmations are taken in emit
  * order, and the delivered position follows them. Reading pauses while a full batch waits for the
- * emitter, so memory stays bounded by about two batches (plus one spool record).
+ * emitter, so memory stays bounded by about two batches (plus one spool record). A batch is views
+ * over the spool records it spans (record bytes and an entry range): records are walked to count and
+ * check their entries, never decoded here; emitters decode only what they need.
  */
 export class Batcher {
   private readonly spool: SpoolPort;

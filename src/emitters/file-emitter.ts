@@ -96,7 +96,7 @@ export class FileEmitter implements Emitter {
   async emit(batch: Batch, _signal: AbortSignal): Promise<EmitResult> {
     if (this.closed) return retryable(new McError(ErrorCode.EmitFailed, 'file emitter is closed'));
     if (batch.count === 0) return OK;
-    const data = this.format === 'json' ? entriesToJsonLines(batch.entries()) : rawLines(batch.lines());
+    const data = this.format === 'json' ? entriesToJsonLines(batch.entries()) : rawLines(batch);
     return this.serially(() => this.append(data));
   }
 

@@ -31,7 +31,7 @@ export class TextEmitter implements Emitter {
   async emit(batch: Batch, signal: AbortSignal): Promise<EmitResult> {
     if (this.closed) return retryable(new McError(ErrorCode.EmitFailed, 'text emitter is closed'));
     if (batch.count === 0) return OK;
-    const data = this.format === 'json' ? entriesToJsonLines(batch.entries()) : rawLines(batch.lines());
+    const data = this.format === 'json' ? entriesToJsonLines(batch.entries()) : rawLines(batch);
     try {
       await this.write(data, signal);
       return OK;

@@ -320,6 +320,20 @@ export function countEntries(buf: Buffer): number {
 }
 
 /**
+ * Calls `visit` with where the line bytes of each entry in [from, to) lie in `buf` (data [start, end)),
+ * in entry order: for copying lines out without even a view per line.
+ */
+export function forEachLine(buf: Buffer, from: number, to: number, visit: (start: number, end: number) => void): void {
+  const w = new EntryBatchWalker(buf);
+  let index = 0;
+  for (let met = w.next(); met !== Met.End && index < to; met = w.next()) {
+    if (met !== Met.Line || index++ < from) continue;
+    w.readLine();
+    visit(w.dataStart, w.dataEnd);
+  }
+}
+
+/**
  * The line bytes of entries [from, to) of an EntryBatch, in entry order (that of `decodeEntries`),
  * as views into `buf`: no entry objects, no copies.
  */

@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { arrayBatch } from '../../src/emitters/array-batch.js';
+import { rawLines } from '../../src/emitters/raw-lines.js';
 import { RecordBatch } from '../../src/emitters/record-batch.js';
 import type { RecordView } from '../../src/emitters/record-batch.js';
 import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
@@ -28,6 +30,8 @@ describe('RecordBatch (a batch as views over spool records)', () => {
         const expected = views.flatMap((v) => decodeEntries(v.data).slice(v.from, v.to));
         expect(batch.count).toBe(expected.length);
         expect([...batch.lines()].map(hex)).toEqual(expected.map((e) => hex(e.line)));
+        // The raw format copies straight from the records: the same bytes as through decoded entries.
+        expect(hex(rawLines(batch))).toBe(hex(rawLines(arrayBatch(1, expected))));
         expect(batch.entries().map((e) => [hex(e.line), e.offset, e.timeUnixNano, e.source, e.tags])).toEqual(
           expected.map((e) => [hex(e.line), e.offset, e.timeUnixNano, e.source, e.tags]),
         );
