@@ -10,14 +10,6 @@ import { defineConfig } from 'vitest/config';
  * npm run test:tools, npm run test:chaos).
  */
 
-/**
- * Unit tests that still use real files, sockets or sleeps while their owners make them pure or move
- * them to test/integration (issue 9, items 1-3): they run with the integration layer until then.
- * Remove a line when its file is pure (or gone).
- */
-const NOT_YET_PURE = [
-];
-
 export default defineConfig({
   test: {
     testTimeout: 60_000,
@@ -34,7 +26,6 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
-          exclude: NOT_YET_PURE,
           // After the root's seed-randomness.ts (vitest appends a project's setup files to the root's).
           setupFiles: ['test/helpers/unit-purity.ts'],
           testTimeout: 10_000,
@@ -46,7 +37,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts', ...NOT_YET_PURE],
+          include: ['test/integration/**/*.test.ts'],
         },
       },
     ],
