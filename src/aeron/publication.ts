@@ -60,7 +60,10 @@ export interface PublicationCounters {
   datagramsSent: number;
   heartbeatsSent: number;
   retransmits: number;
+  /** Rejoins: a receiver without an image of this session made the sender go back (see onStatusMessage). */
   rewinds: number;
+  /** Bytes of the log the sender went back over on rejoins: data sent again, possibly duplicated downstream. */
+  rewoundBytes: number;
   naksIgnored: number;
   /** PAD frames appended so that a receiver reports the consumption of the stream's tail. */
   pads: number;
@@ -79,7 +82,7 @@ export class Publication {
   readonly initialTermId: number;
   readonly termLength: number;
   readonly mtu: number;
-  readonly counters: PublicationCounters = { setupsSent: 0, datagramsSent: 0, heartbeatsSent: 0, retransmits: 0, rewinds: 0, naksIgnored: 0, pads: 0 };
+  readonly counters: PublicationCounters = { setupsSent: 0, datagramsSent: 0, heartbeatsSent: 0, retransmits: 0, rewinds: 0, rewoundBytes: 0, naksIgnored: 0, pads: 0 };
 
   /** Next byte to send. */
   senderPosition = 0;
@@ -241,6 +244,7 @@ export class Publication {
       this.lastSetupMs = Number.NEGATIVE_INFINITY;
       const rejoin = this.log.messageStart(this.consumedPosition);
       if (rejoin < this.senderPosition) {
+        this.counters.rewoundBytes += this.senderPosition - rejoin;
         this.senderPosition = rejoin;
         this.counters.rewinds++;
       }

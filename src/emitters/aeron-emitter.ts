@@ -35,18 +35,41 @@ export const AERON_METRICS = {
   backpressure: ['mega_aggregator_aeron_backpressure_errors_total', 'offer() calls refused because the flow-control window was full'],
   connection: ['mega_aggregator_aeron_connection_errors_total', 'emits that found no connected receiver within publication_timeout'],
   retries: ['mega_aggregator_aeron_retry_attempts_total', 'back-pressure waits that ended without progress'],
+  rejoins: ['mega_aggregator_aeron_rejoins_total', 'receivers that came back without an image of the stream (restart) and made the publication go back to their last reported consumption'],
+  resent: [
+    'mega_aggregator_aeron_rejoin_resent_bytes_total',
+    'bytes of the stream sent again because a receiver rejoined: what its subscribers may see twice (at least once; entries carry their identity)',
+  ],
 } as const;
 
 type MetricKey = keyof typeof AERON_METRICS;
 
-function counters(registry: Registry | undefined, labels: { channel: string; stream_id: string }): Record<MetricKey, { inc(n?: number): void }> {
+/** Run by a counter when it is scraped (prom-client's collect), for counts kept inside the publication. */
+const collectHooks = new WeakMap<object, Set<() => void>>();
+
+function counters(registry: Registry | undefined, labels: { channel: string; stream_id: string }, onCollect: () => void): Record<MetricKey, { inc(n?: number): void }> {
   const out = {} as Record<MetricKey, { inc(n?: number): void }>;
   for (const key of Object.keys(AERON_METRICS) as MetricKey[]) {
     const [name, help] = AERON_METRICS[key];
     let counter: Counter<'channel' | 'stream_id'>;
     const existing = registry?.getSingleMetric(name);
     if (existing instanceof Counter) counter = existing as Counter<'channel' | 'stream_id'>;
-    else counter = new Counter({ name, help, labelNames: ['channel', 'stream_id'], registers: registry === undefined ? [] : [registry] });
+    else {
+      counter = new Counter({
+        name,
+        help,
+        labelNames: ['channel', 'stream_id'],
+        registers: registry === undefined ? [] : [registry],
+        collect(this: object) {
+          for (const hook of collectHooks.get(this) ?? []) hook();
+        },
+      });
+    }
+    if (key === 'rejoins' || key === 'resent') {
+      const hooks = collectHooks.get(counter) ?? new Set();
+      hooks.add(onCollect);
+      collectHooks.set(counter, hooks);
+    }
     const child = counter.labels(labels);
     child.inc(0);
     out[key] = { inc: (n = 1) => child.inc(n) };
@@ -84,6 +107,8 @@ export class AeronEmitter implements Emitter {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly metrics: Record<MetricKey, { inc(n?: number): void }>;
+  /** The publication's rejoin counters already added to the metrics. */
+  private readonly reported = { rewinds: 0, rewoundBytes: 0 };
 
   constructor(
     readonly config: AeronEmitterConfig,
@@ -91,7 +116,8 @@ export class AeronEmitter implements Emitter {
   ) {
     this.clock = deps.clock ?? systemClock;
     this.random = deps.random ?? systemRandom;
-    this.metrics = counters(deps.registry, { channel: config.channel.text, stream_id: String(config.streamId) });
+    // Rejoins happen inside the publication, between emits too: carried into the metrics at each scrape.
+    this.metrics = counters(deps.registry, { channel: config.channel.text, stream_id: String(config.streamId) }, () => this.syncCounters());
   }
 
   /** The publication (opened by start() or the first emit). */
@@ -213,6 +239,15 @@ export class AeronEmitter implements Emitter {
     return { kind: 'ok', confirmed };
   }
 
+  private syncCounters(): void {
+    const c = this.publication?.publication.counters;
+    if (c === undefined) return;
+    if (c.rewinds > this.reported.rewinds) this.metrics.rejoins.inc(c.rewinds - this.reported.rewinds);
+    if (c.rewoundBytes > this.reported.rewoundBytes) this.metrics.resent.inc(c.rewoundBytes - this.reported.rewoundBytes);
+    this.reported.rewinds = c.rewinds;
+    this.reported.rewoundBytes = c.rewoundBytes;
+  }
+
   /** Sends everything offered, EOS until the receiver confirms (or linger ends), then closes. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -220,6 +255,7 @@ export class AeronEmitter implements Emitter {
       const pub = await this.opening.catch(() => undefined);
       if (pub === undefined) return;
       await pub.close();
+      this.syncCounters();
       this.deps.logger?.info({ counters: pub.publication.counters }, 'aeron publication closed');
     })();
     return this.closing;

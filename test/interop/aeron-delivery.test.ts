@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countEntries, entryText, freeUdpPort, shipEntries } from '../helpers/aeron-pipeline.js';
 import { startAggregator } from '../helpers/aggregator-process.js';
-import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { startMediaDriver, startSubscriber } from './aeron-driver.js';
-import type { MediaDriver, Subscriber } from './aeron-driver.js';
+import type { MediaDriver } from './aeron-driver.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { STREAM, interopPipeline, pendingEntries as pending, runCleanups } from './interop-harness.js';
+import type { Cleanups } from './interop-harness.js';
 
 /**
  * The aggregator's Aeron emitter against the real C media driver with the C `basic_subscriber`:
@@ -15,42 +16,10 @@ import { waitFor } from '../helpers/wait-for.js';
  * messages say its subscriber consumed it, so the aggregator can die (kill -9) or stop (SIGTERM) while
  * the subscriber is dead or stuck and lose nothing.
  */
-const STREAM = 31;
-
 describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
-  const cleanups: Array<() => Promise<unknown>> = [];
-  afterEach(async () => {
-    while (cleanups.length > 0) await cleanups.pop()?.().catch(() => undefined);
-  });
-
-  async function setup(driverEnv: Record<string, string> = {}, channelExtra = '', host = '127.0.0.1') {
-    const dir = await mkdtemp(join(tmpdir(), 'mc-interop-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const driver: MediaDriver = await startMediaDriver(driverEnv);
-    cleanups.push(() => driver.stop());
-    const port = await freeUdpPort();
-    const channel = `aeron:udp?endpoint=${host}:${port}|term-length=1m${channelExtra}`;
-    const env = {
-      AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
-      AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '20ms',
-      AGGREGATOR_MAX_BATCH_SIZE: '200',
-      AGGREGATOR_SHUTDOWN_TIMEOUT: '2s',
-      AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel, stream_id: STREAM }),
-    };
-    const start = async (): Promise<AggregatorProcess> => {
-      const agg = await startAggregator({ env });
-      cleanups.push(() => agg.kill());
-      return agg;
-    };
-    const subscribe = async (payloads: string[]): Promise<Subscriber> => {
-      const s = await startSubscriber(driver, `aeron:udp?endpoint=127.0.0.1:${port}`, STREAM, payloads);
-      cleanups.push(() => s.stop('SIGKILL'));
-      return s;
-    };
-    return { start, subscribe };
-  }
-
-  const pending = (agg: AggregatorProcess): Promise<number> => agg.metric('mega_aggregator_spool_pending_entries');
+  const cleanups: Cleanups = [];
+  afterEach(() => runCleanups(cleanups));
+  const setup = (driverEnv: Record<string, string> = {}, channelExtra = '|term-length=1m', host = '127.0.0.1') => interopPipeline(cleanups, { driverEnv, channelExtra, host });
 
   it('delivers every entry once and in order, fragmented ones included, and confirms every batch from the driver\'s status messages', async () => {
     const t = await setup();
@@ -68,7 +37,7 @@ describe('Aeron interop: aggregator → aeronmd → basic_subscriber', () => {
   });
 
   it('a channel as Aeron\'s samples write it (localhost) with init-term-id, linger, interface and socket buffers', async () => {
-    const t = await setup({}, '|init-term-id=2147483645|linger=1s|interface=127.0.0.1|so-sndbuf=256k|so-rcvbuf=128k|sparse=true', 'localhost');
+    const t = await setup({}, '|term-length=1m|init-term-id=2147483645|linger=1s|interface=127.0.0.1|so-sndbuf=256k|so-rcvbuf=128k|sparse=true', 'localhost');
     const payloads: string[] = [];
     const sub = await t.subscribe(payloads);
     const agg = await t.start();

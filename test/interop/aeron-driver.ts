@@ -107,3 +107,22 @@ export function runStreamingPublisher(driver: MediaDriver, channel: string, stre
     child.once('exit', (code) => (code === 0 ? resolveRun(out) : reject(new Error(`streaming_publisher exited with ${code}: ${out}`))));
   });
 }
+
+/**
+ * Makes a subscriber slow: SIGSTOP for `stoppedMs`, SIGCONT for `runningMs`, again and again, until the
+ * returned function is called (which leaves it running).
+ */
+export function throttle(child: ChildProcess, runningMs: number, stoppedMs: number): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const flip = (): void => {
+    stopped = !stopped;
+    child.kill(stopped ? 'SIGSTOP' : 'SIGCONT');
+    timer = setTimeout(flip, stopped ? stoppedMs : runningMs);
+  };
+  timer = setTimeout(flip, runningMs);
+  return () => {
+    clearTimeout(timer);
+    if (stopped) child.kill('SIGCONT');
+  };
+}

@@ -231,6 +231,8 @@ describe('Publication behaviour in virtual time', () => {
     pub.doWork(6);
     expect(pub.senderPosition).toBe(sentTo);
     expect(pub.counters.rewinds).toBe(1);
+    // What the sender went back over: from where it had sent to, back to message #2's start.
+    expect(pub.counters.rewoundBytes).toBe(sentTo - msg2Start);
   });
 
   it('answers a NAK once within the 10 ms linger and ignores NAKs outside what was sent', () => {
