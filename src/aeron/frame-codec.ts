@@ -25,6 +25,18 @@ export const RTTM_LENGTH = 40;
 export const ERR_HEADER_LENGTH = 40;
 export const ERR_MAX_TEXT_LENGTH = 1023;
 
+/**
+ * Field offsets, named once per frame as Aeron's flyweights name them (aeron_udp_protocol.h); every
+ * read and write of a frame field in src/aeron goes through these.
+ */
+export const HeaderField = { frameLength: 0, version: 4, flags: 5, type: 6 } as const;
+export const DataField = { termOffset: 8, sessionId: 12, streamId: 16, termId: 20, reservedValue: 24, payload: 32 } as const;
+export const SetupField = { termOffset: 8, sessionId: 12, streamId: 16, initialTermId: 20, activeTermId: 24, termLength: 28, mtu: 32, ttl: 36 } as const;
+export const SmField = { sessionId: 8, streamId: 12, consumptionTermId: 16, consumptionTermOffset: 20, receiverWindow: 24, receiverId: 28, groupTag: 36 } as const;
+export const NakField = { sessionId: 8, streamId: 12, termId: 16, termOffset: 20, length: 24 } as const;
+export const RttmField = { sessionId: 8, streamId: 12, echoTimestampNs: 16, receptionDeltaNs: 24, receiverId: 32 } as const;
+export const ErrField = { sessionId: 8, streamId: 12, receiverId: 16, groupTag: 24, errorCode: 32, textLength: 36, text: 40 } as const;
+
 export const DataFlag = { Begin: 0x80, End: 0x40, Eos: 0x20, Unfragmented: 0xc0 } as const;
 export const SmFlag = { SendSetup: 0x80, Eos: 0x40 } as const;
 export const RttmFlag = { Reply: 0x80 } as const;
@@ -127,41 +139,41 @@ function need(buf: Buffer, offset: number, length: number, what: string): void {
 /** Type field of the frame at `offset` after checking length and version (what every receiver checks first). */
 export function frameTypeAt(buf: Buffer, offset = 0): number {
   need(buf, offset, 8, 'frame header');
-  const version = buf.readInt8(offset + 4);
+  const version = buf.readInt8(offset + HeaderField.version);
   if (version !== PROTOCOL_VERSION) throw new AeronFrameError(`unsupported protocol version ${version}`);
-  return buf.readInt16LE(offset + 6);
+  return buf.readInt16LE(offset + HeaderField.type);
 }
 
 export function decodeDataHeader(buf: Buffer, offset = 0): DataHeader {
   need(buf, offset, DATA_HEADER_LENGTH, 'DATA header');
   const type = frameTypeAt(buf, offset);
   if (type !== FrameType.Data && type !== FrameType.Pad) throw new AeronFrameError(`type ${type} is not DATA or PAD`);
-  const frameLength = buf.readInt32LE(offset);
+  const frameLength = buf.readInt32LE(offset + HeaderField.frameLength);
   if (frameLength < 0 || (frameLength > 0 && frameLength < DATA_HEADER_LENGTH)) {
     throw new AeronFrameError(`DATA frame_length ${frameLength} is invalid`);
   }
   return {
     type,
     frameLength,
-    flags: buf[offset + 5] as number,
-    termOffset: buf.readInt32LE(offset + 8),
-    sessionId: buf.readInt32LE(offset + 12),
-    streamId: buf.readInt32LE(offset + 16),
-    termId: buf.readInt32LE(offset + 20),
-    reservedValue: buf.readBigInt64LE(offset + 24),
+    flags: buf[offset + HeaderField.flags] as number,
+    termOffset: buf.readInt32LE(offset + DataField.termOffset),
+    sessionId: buf.readInt32LE(offset + DataField.sessionId),
+    streamId: buf.readInt32LE(offset + DataField.streamId),
+    termId: buf.readInt32LE(offset + DataField.termId),
+    reservedValue: buf.readBigInt64LE(offset + DataField.reservedValue),
   };
 }
 
 export function encodeDataHeader(h: Omit<DataHeader, 'reservedValue'> & { reservedValue?: bigint }, out: Buffer, offset = 0): void {
-  out.writeInt32LE(h.frameLength, offset);
-  out[offset + 4] = PROTOCOL_VERSION;
-  out[offset + 5] = h.flags;
-  out.writeInt16LE(h.type, offset + 6);
-  out.writeInt32LE(h.termOffset, offset + 8);
-  out.writeInt32LE(h.sessionId, offset + 12);
-  out.writeInt32LE(h.streamId, offset + 16);
-  out.writeInt32LE(h.termId, offset + 20);
-  out.writeBigInt64LE(h.reservedValue ?? 0n, offset + 24);
+  out.writeInt32LE(h.frameLength, offset + HeaderField.frameLength);
+  out[offset + HeaderField.version] = PROTOCOL_VERSION;
+  out[offset + HeaderField.flags] = h.flags;
+  out.writeInt16LE(h.type, offset + HeaderField.type);
+  out.writeInt32LE(h.termOffset, offset + DataField.termOffset);
+  out.writeInt32LE(h.sessionId, offset + DataField.sessionId);
+  out.writeInt32LE(h.streamId, offset + DataField.streamId);
+  out.writeInt32LE(h.termId, offset + DataField.termId);
+  out.writeBigInt64LE(h.reservedValue ?? 0n, offset + DataField.reservedValue);
 }
 
 /**
@@ -225,71 +237,71 @@ export function decodeSetup(buf: Buffer, offset = 0): SetupFrame {
   if (frameTypeAt(buf, offset) !== FrameType.Setup) throw new AeronFrameError('not a SETUP frame');
   return {
     type: FrameType.Setup,
-    flags: buf[offset + 5] as number,
-    termOffset: buf.readInt32LE(offset + 8),
-    sessionId: buf.readInt32LE(offset + 12),
-    streamId: buf.readInt32LE(offset + 16),
-    initialTermId: buf.readInt32LE(offset + 20),
-    activeTermId: buf.readInt32LE(offset + 24),
-    termLength: buf.readInt32LE(offset + 28),
-    mtu: buf.readInt32LE(offset + 32),
-    ttl: buf.readInt32LE(offset + 36),
+    flags: buf[offset + HeaderField.flags] as number,
+    termOffset: buf.readInt32LE(offset + SetupField.termOffset),
+    sessionId: buf.readInt32LE(offset + SetupField.sessionId),
+    streamId: buf.readInt32LE(offset + SetupField.streamId),
+    initialTermId: buf.readInt32LE(offset + SetupField.initialTermId),
+    activeTermId: buf.readInt32LE(offset + SetupField.activeTermId),
+    termLength: buf.readInt32LE(offset + SetupField.termLength),
+    mtu: buf.readInt32LE(offset + SetupField.mtu),
+    ttl: buf.readInt32LE(offset + SetupField.ttl),
   };
 }
 
 function header(out: Buffer, length: number, flags: number, type: number): void {
-  out.writeInt32LE(length, 0);
-  out[4] = PROTOCOL_VERSION;
-  out[5] = flags;
-  out.writeInt16LE(type, 6);
+  out.writeInt32LE(length, HeaderField.frameLength);
+  out[HeaderField.version] = PROTOCOL_VERSION;
+  out[HeaderField.flags] = flags;
+  out.writeInt16LE(type, HeaderField.type);
 }
 
 export function encodeSetup(f: Omit<SetupFrame, 'type'>): Buffer {
   const out = Buffer.alloc(SETUP_LENGTH);
   header(out, SETUP_LENGTH, f.flags, FrameType.Setup);
-  out.writeInt32LE(f.termOffset, 8);
-  out.writeInt32LE(f.sessionId, 12);
-  out.writeInt32LE(f.streamId, 16);
-  out.writeInt32LE(f.initialTermId, 20);
-  out.writeInt32LE(f.activeTermId, 24);
-  out.writeInt32LE(f.termLength, 28);
-  out.writeInt32LE(f.mtu, 32);
-  out.writeInt32LE(f.ttl, 36);
+  out.writeInt32LE(f.termOffset, SetupField.termOffset);
+  out.writeInt32LE(f.sessionId, SetupField.sessionId);
+  out.writeInt32LE(f.streamId, SetupField.streamId);
+  out.writeInt32LE(f.initialTermId, SetupField.initialTermId);
+  out.writeInt32LE(f.activeTermId, SetupField.activeTermId);
+  out.writeInt32LE(f.termLength, SetupField.termLength);
+  out.writeInt32LE(f.mtu, SetupField.mtu);
+  out.writeInt32LE(f.ttl, SetupField.ttl);
   return out;
 }
 
 export function decodeStatusMessage(buf: Buffer, offset = 0): StatusMessage {
   need(buf, offset, SM_LENGTH, 'SM');
   if (frameTypeAt(buf, offset) !== FrameType.Sm) throw new AeronFrameError('not an SM frame');
-  const frameLength = buf.readInt32LE(offset);
+  const frameLength = buf.readInt32LE(offset + HeaderField.frameLength);
   if (frameLength !== SM_LENGTH && frameLength !== SM_WITH_GROUP_TAG_LENGTH) {
     throw new AeronFrameError(`SM frame_length ${frameLength} is neither 36 nor 44`);
   }
   need(buf, offset, frameLength, 'SM');
   const sm: StatusMessage = {
     type: FrameType.Sm,
-    flags: buf[offset + 5] as number,
-    sessionId: buf.readInt32LE(offset + 8),
-    streamId: buf.readInt32LE(offset + 12),
-    consumptionTermId: buf.readInt32LE(offset + 16),
-    consumptionTermOffset: buf.readInt32LE(offset + 20),
-    receiverWindow: buf.readInt32LE(offset + 24),
-    receiverId: buf.readBigInt64LE(offset + 28),
+    flags: buf[offset + HeaderField.flags] as number,
+    sessionId: buf.readInt32LE(offset + SmField.sessionId),
+    streamId: buf.readInt32LE(offset + SmField.streamId),
+    consumptionTermId: buf.readInt32LE(offset + SmField.consumptionTermId),
+    consumptionTermOffset: buf.readInt32LE(offset + SmField.consumptionTermOffset),
+    receiverWindow: buf.readInt32LE(offset + SmField.receiverWindow),
+    receiverId: buf.readBigInt64LE(offset + SmField.receiverId),
   };
-  return frameLength === SM_WITH_GROUP_TAG_LENGTH ? { ...sm, groupTag: buf.readBigInt64LE(offset + 36) } : sm;
+  return frameLength === SM_WITH_GROUP_TAG_LENGTH ? { ...sm, groupTag: buf.readBigInt64LE(offset + SmField.groupTag) } : sm;
 }
 
 export function encodeStatusMessage(f: Omit<StatusMessage, 'type'>): Buffer {
   const length = f.groupTag === undefined ? SM_LENGTH : SM_WITH_GROUP_TAG_LENGTH;
   const out = Buffer.alloc(length);
   header(out, length, f.flags, FrameType.Sm);
-  out.writeInt32LE(f.sessionId, 8);
-  out.writeInt32LE(f.streamId, 12);
-  out.writeInt32LE(f.consumptionTermId, 16);
-  out.writeInt32LE(f.consumptionTermOffset, 20);
-  out.writeInt32LE(f.receiverWindow, 24);
-  out.writeBigInt64LE(f.receiverId, 28);
-  if (f.groupTag !== undefined) out.writeBigInt64LE(f.groupTag, 36);
+  out.writeInt32LE(f.sessionId, SmField.sessionId);
+  out.writeInt32LE(f.streamId, SmField.streamId);
+  out.writeInt32LE(f.consumptionTermId, SmField.consumptionTermId);
+  out.writeInt32LE(f.consumptionTermOffset, SmField.consumptionTermOffset);
+  out.writeInt32LE(f.receiverWindow, SmField.receiverWindow);
+  out.writeBigInt64LE(f.receiverId, SmField.receiverId);
+  if (f.groupTag !== undefined) out.writeBigInt64LE(f.groupTag, SmField.groupTag);
   return out;
 }
 
@@ -298,23 +310,23 @@ export function decodeNak(buf: Buffer, offset = 0): NakFrame {
   if (frameTypeAt(buf, offset) !== FrameType.Nak) throw new AeronFrameError('not a NAK frame');
   return {
     type: FrameType.Nak,
-    flags: buf[offset + 5] as number,
-    sessionId: buf.readInt32LE(offset + 8),
-    streamId: buf.readInt32LE(offset + 12),
-    termId: buf.readInt32LE(offset + 16),
-    termOffset: buf.readInt32LE(offset + 20),
-    length: buf.readInt32LE(offset + 24),
+    flags: buf[offset + HeaderField.flags] as number,
+    sessionId: buf.readInt32LE(offset + NakField.sessionId),
+    streamId: buf.readInt32LE(offset + NakField.streamId),
+    termId: buf.readInt32LE(offset + NakField.termId),
+    termOffset: buf.readInt32LE(offset + NakField.termOffset),
+    length: buf.readInt32LE(offset + NakField.length),
   };
 }
 
 export function encodeNak(f: Omit<NakFrame, 'type'>): Buffer {
   const out = Buffer.alloc(NAK_LENGTH);
   header(out, NAK_LENGTH, f.flags, FrameType.Nak);
-  out.writeInt32LE(f.sessionId, 8);
-  out.writeInt32LE(f.streamId, 12);
-  out.writeInt32LE(f.termId, 16);
-  out.writeInt32LE(f.termOffset, 20);
-  out.writeInt32LE(f.length, 24);
+  out.writeInt32LE(f.sessionId, NakField.sessionId);
+  out.writeInt32LE(f.streamId, NakField.streamId);
+  out.writeInt32LE(f.termId, NakField.termId);
+  out.writeInt32LE(f.termOffset, NakField.termOffset);
+  out.writeInt32LE(f.length, NakField.length);
   return out;
 }
 
@@ -323,43 +335,43 @@ export function decodeRttm(buf: Buffer, offset = 0): RttmFrame {
   if (frameTypeAt(buf, offset) !== FrameType.Rttm) throw new AeronFrameError('not an RTTM frame');
   return {
     type: FrameType.Rttm,
-    flags: buf[offset + 5] as number,
-    sessionId: buf.readInt32LE(offset + 8),
-    streamId: buf.readInt32LE(offset + 12),
-    echoTimestampNs: buf.readBigInt64LE(offset + 16),
-    receptionDeltaNs: buf.readBigInt64LE(offset + 24),
-    receiverId: buf.readBigInt64LE(offset + 32),
+    flags: buf[offset + HeaderField.flags] as number,
+    sessionId: buf.readInt32LE(offset + RttmField.sessionId),
+    streamId: buf.readInt32LE(offset + RttmField.streamId),
+    echoTimestampNs: buf.readBigInt64LE(offset + RttmField.echoTimestampNs),
+    receptionDeltaNs: buf.readBigInt64LE(offset + RttmField.receptionDeltaNs),
+    receiverId: buf.readBigInt64LE(offset + RttmField.receiverId),
   };
 }
 
 export function encodeRttm(f: Omit<RttmFrame, 'type'>): Buffer {
   const out = Buffer.alloc(RTTM_LENGTH);
   header(out, RTTM_LENGTH, f.flags, FrameType.Rttm);
-  out.writeInt32LE(f.sessionId, 8);
-  out.writeInt32LE(f.streamId, 12);
-  out.writeBigInt64LE(f.echoTimestampNs, 16);
-  out.writeBigInt64LE(f.receptionDeltaNs, 24);
-  out.writeBigInt64LE(f.receiverId, 32);
+  out.writeInt32LE(f.sessionId, RttmField.sessionId);
+  out.writeInt32LE(f.streamId, RttmField.streamId);
+  out.writeBigInt64LE(f.echoTimestampNs, RttmField.echoTimestampNs);
+  out.writeBigInt64LE(f.receptionDeltaNs, RttmField.receptionDeltaNs);
+  out.writeBigInt64LE(f.receiverId, RttmField.receiverId);
   return out;
 }
 
 export function decodeErr(buf: Buffer, offset = 0): ErrFrame {
   need(buf, offset, ERR_HEADER_LENGTH, 'ERR');
   if (frameTypeAt(buf, offset) !== FrameType.Err) throw new AeronFrameError('not an ERR frame');
-  const frameLength = buf.readInt32LE(offset);
-  const textLength = buf.readInt32LE(offset + 36);
+  const frameLength = buf.readInt32LE(offset + HeaderField.frameLength);
+  const textLength = buf.readInt32LE(offset + ErrField.textLength);
   if (textLength < 0 || textLength > ERR_MAX_TEXT_LENGTH) throw new AeronFrameError(`ERR text length ${textLength} is invalid`);
-  if (frameLength < ERR_HEADER_LENGTH + textLength) throw new AeronFrameError(`ERR frame_length ${frameLength} is shorter than its text`);
-  need(buf, offset, ERR_HEADER_LENGTH + textLength, 'ERR text');
+  if (frameLength < ErrField.text + textLength) throw new AeronFrameError(`ERR frame_length ${frameLength} is shorter than its text`);
+  need(buf, offset, ErrField.text + textLength, 'ERR text');
   return {
     type: FrameType.Err,
-    flags: buf[offset + 5] as number,
-    sessionId: buf.readInt32LE(offset + 8),
-    streamId: buf.readInt32LE(offset + 12),
-    receiverId: buf.readBigInt64LE(offset + 16),
-    groupTag: buf.readBigInt64LE(offset + 24),
-    errorCode: buf.readInt32LE(offset + 32),
-    message: buf.toString('latin1', offset + ERR_HEADER_LENGTH, offset + ERR_HEADER_LENGTH + textLength),
+    flags: buf[offset + HeaderField.flags] as number,
+    sessionId: buf.readInt32LE(offset + ErrField.sessionId),
+    streamId: buf.readInt32LE(offset + ErrField.streamId),
+    receiverId: buf.readBigInt64LE(offset + ErrField.receiverId),
+    groupTag: buf.readBigInt64LE(offset + ErrField.groupTag),
+    errorCode: buf.readInt32LE(offset + ErrField.errorCode),
+    message: buf.toString('latin1', offset + ErrField.text, offset + ErrField.text + textLength),
   };
 }
 
@@ -367,13 +379,13 @@ export function encodeErr(f: Omit<ErrFrame, 'type'>): Buffer {
   const text = Buffer.from(f.message, 'latin1').subarray(0, ERR_MAX_TEXT_LENGTH);
   const out = Buffer.alloc(ERR_HEADER_LENGTH + text.length);
   header(out, out.length, f.flags, FrameType.Err);
-  out.writeInt32LE(f.sessionId, 8);
-  out.writeInt32LE(f.streamId, 12);
-  out.writeBigInt64LE(f.receiverId, 16);
-  out.writeBigInt64LE(f.groupTag, 24);
-  out.writeInt32LE(f.errorCode, 32);
-  out.writeInt32LE(text.length, 36);
-  text.copy(out, ERR_HEADER_LENGTH);
+  out.writeInt32LE(f.sessionId, ErrField.sessionId);
+  out.writeInt32LE(f.streamId, ErrField.streamId);
+  out.writeBigInt64LE(f.receiverId, ErrField.receiverId);
+  out.writeBigInt64LE(f.groupTag, ErrField.groupTag);
+  out.writeInt32LE(f.errorCode, ErrField.errorCode);
+  out.writeInt32LE(text.length, ErrField.textLength);
+  text.copy(out, ErrField.text);
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { DATA_HEADER_LENGTH, DataFlag, FrameType, align32 } from './frame-codec.js';
+import { DATA_HEADER_LENGTH, DataField, DataFlag, FrameType, HeaderField, PROTOCOL_VERSION, align32 } from './frame-codec.js';
 import { fragmentedLength, maxMessageLength } from './term-math.js';
 
 const PARTITIONS = 3;
@@ -88,15 +88,15 @@ export class PublicationLog {
   }
 
   private writeHeader(term: Buffer, offset: number, frameLength: number, flags: number, type: number, termId: number): void {
-    term.writeInt32LE(frameLength, offset);
-    term[offset + 4] = 0;
-    term[offset + 5] = flags;
-    term.writeInt16LE(type, offset + 6);
-    term.writeInt32LE(offset, offset + 8);
-    term.writeInt32LE(this.sessionId, offset + 12);
-    term.writeInt32LE(this.streamId, offset + 16);
-    term.writeInt32LE(termId, offset + 20);
-    term.writeBigInt64LE(0n, offset + 24);
+    term.writeInt32LE(frameLength, offset + HeaderField.frameLength);
+    term[offset + HeaderField.version] = PROTOCOL_VERSION;
+    term[offset + HeaderField.flags] = flags;
+    term.writeInt16LE(type, offset + HeaderField.type);
+    term.writeInt32LE(offset, offset + DataField.termOffset);
+    term.writeInt32LE(this.sessionId, offset + DataField.sessionId);
+    term.writeInt32LE(this.streamId, offset + DataField.streamId);
+    term.writeInt32LE(termId, offset + DataField.termId);
+    term.writeBigInt64LE(0n, offset + DataField.reservedValue);
   }
 
   private writeFrame(term: Buffer, offset: number, termId: number, flags: number, src: Buffer, start: number, length: number): void {
@@ -121,8 +121,8 @@ export class PublicationLog {
     let offset = start;
     let wire = 0;
     while (wire < max) {
-      const frameLength = term.readInt32LE(offset);
-      const type = term.readInt16LE(offset + 6);
+      const frameLength = term.readInt32LE(offset + HeaderField.frameLength);
+      const type = term.readInt16LE(offset + HeaderField.type);
       if (type === FrameType.Pad) {
         if (wire + DATA_HEADER_LENGTH > max) break;
         return { wireLength: wire + DATA_HEADER_LENGTH, advance: wire + frameLength };
@@ -150,10 +150,10 @@ export class PublicationLog {
     // Start of the message being walked, or of the next one once the walked frame ended a message.
     let start = 0;
     while (offset < target) {
-      const frameLength = term.readInt32LE(offset);
+      const frameLength = term.readInt32LE(offset + HeaderField.frameLength);
       if (frameLength <= 0) break;
-      const pad = term.readInt16LE(offset + 6) === FrameType.Pad;
-      const flags = term[offset + 5] as number;
+      const pad = term.readInt16LE(offset + HeaderField.type) === FrameType.Pad;
+      const flags = term[offset + HeaderField.flags] as number;
       if (pad || (flags & DataFlag.Begin) !== 0) start = offset;
       const next = offset + (pad ? frameLength : align32(frameLength));
       if (next > target) break;
@@ -174,9 +174,9 @@ export class PublicationLog {
     const term = this.termFor(position);
     let offset = 0;
     while (offset < target) {
-      const frameLength = term.readInt32LE(offset);
+      const frameLength = term.readInt32LE(offset + HeaderField.frameLength);
       if (frameLength <= 0) break;
-      const next = offset + (term.readInt16LE(offset + 6) === FrameType.Pad ? frameLength : align32(frameLength));
+      const next = offset + (term.readInt16LE(offset + HeaderField.type) === FrameType.Pad ? frameLength : align32(frameLength));
       if (next > target) break;
       offset = next;
     }

@@ -1,6 +1,7 @@
 import {
   DATA_HEADER_LENGTH,
   FrameType,
+  HeaderField,
   NAK_LENGTH,
   RTTM_LENGTH,
   RttmFlag,
@@ -218,7 +219,7 @@ export class Publication {
   /** Handles one datagram from a receiver. Frames for other sessions/streams are ignored. */
   onControl(datagram: Buffer, nowMs: number): void {
     if (datagram.length < 8) return;
-    const type = datagram.readInt16LE(6);
+    const type = datagram.readInt16LE(HeaderField.type);
     try {
       if (type === FrameType.Sm && datagram.length >= SM_LENGTH) this.onStatusMessage(decodeStatusMessage(datagram), nowMs);
       else if (type === FrameType.Nak && datagram.length >= NAK_LENGTH) this.onNak(decodeNak(datagram), nowMs);

@@ -1,4 +1,4 @@
-import { DATA_HEADER_LENGTH, DataFlag, FrameType, SmFlag, align32, encodeNak, encodeStatusMessage } from './frame-codec.js';
+import { DATA_HEADER_LENGTH, DataField, DataFlag, FrameType, HeaderField, SmFlag, align32, encodeNak, encodeStatusMessage } from './frame-codec.js';
 import { computePosition, receiverWindowFor, termIdAt } from './term-math.js';
 
 export interface ImageParams {
@@ -88,11 +88,11 @@ export class ReceiverImage {
   /** Inserts one DATA/PAD datagram (already checked: ≥ 32 bytes, version 0, our session/stream). */
   insert(buf: Buffer, length: number, nowMs: number): void {
     if (this.stateValue === 'closed') return;
-    const termOffset = buf.readInt32LE(8);
-    const termId = buf.readInt32LE(20);
+    const termOffset = buf.readInt32LE(DataField.termOffset);
+    const termId = buf.readInt32LE(DataField.termId);
     if (((termId - this.initialTermId) | 0) < 0 || termOffset < 0 || termOffset % 32 !== 0 || termOffset >= this.termLength) return;
     const packetPosition = computePosition(termId, termOffset, this.termLength, this.initialTermId);
-    const isHeartbeat = length === DATA_HEADER_LENGTH && buf.readInt32LE(0) === 0;
+    const isHeartbeat = length === DATA_HEADER_LENGTH && buf.readInt32LE(HeaderField.frameLength) === 0;
     const proposed = isHeartbeat ? packetPosition : packetPosition + length;
     if (proposed > this.lastSmPosition + this.termLength / 2) {
       this.counters.overruns++;
@@ -102,7 +102,7 @@ export class ReceiverImage {
       if (packetPosition < Math.max(0, this.lastSmPosition - this.termLength)) return;
       this.lastPacketMs = nowMs;
       if (packetPosition > this.hwmPosition) this.hwmPosition = packetPosition;
-      if (((buf[5] as number) & DataFlag.Eos) !== 0) this.eosPosition = packetPosition;
+      if (((buf[HeaderField.flags] as number) & DataFlag.Eos) !== 0) this.eosPosition = packetPosition;
       this.poll(nowMs);
       return;
     }
@@ -112,7 +112,7 @@ export class ReceiverImage {
       return;
     }
     const term = this.termFor(packetPosition);
-    if (term.readInt32LE(termOffset) === 0) {
+    if (term.readInt32LE(termOffset + HeaderField.frameLength) === 0) {
       buf.copy(term, termOffset, 0, length);
     } else {
       this.counters.duplicates++;
@@ -129,15 +129,15 @@ export class ReceiverImage {
     for (;;) {
       const term = this.termFor(position);
       const offset = position % termLength;
-      const frameLength = term.readInt32LE(offset);
+      const frameLength = term.readInt32LE(offset + HeaderField.frameLength);
       if (frameLength <= 0) break;
-      const type = term.readInt16LE(offset + 6);
+      const type = term.readInt16LE(offset + HeaderField.type);
       if (type === FrameType.Pad) {
         position += frameLength;
         this.onTermCrossed(position);
         continue;
       }
-      const flags = term[offset + 5] as number;
+      const flags = term[offset + HeaderField.flags] as number;
       const payloadLength = frameLength - DATA_HEADER_LENGTH;
       const payloadOffset = offset + DATA_HEADER_LENGTH;
       if ((flags & DataFlag.Unfragmented) === DataFlag.Unfragmented) {
@@ -235,10 +235,10 @@ export class ReceiverImage {
     }
     const term = this.termFor(position);
     const offset = position % this.termLength;
-    if (term.readInt32LE(offset) !== 0) return; // poll delivers it
+    if (term.readInt32LE(offset + HeaderField.frameLength) !== 0) return; // poll delivers it
     const limit = Math.min(this.termLength, offset + (this.hwmPosition - position));
     let end = offset + 32;
-    while (end < limit && term.readInt32LE(end) === 0) end += 32;
+    while (end < limit && term.readInt32LE(end + HeaderField.frameLength) === 0) end += 32;
     end = Math.min(end, limit);
     const termId = termIdAt(position, this.termLength, this.initialTermId);
     const length = end - offset;

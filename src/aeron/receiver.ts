@@ -1,4 +1,4 @@
-import { DATA_HEADER_LENGTH, DataFlag, FrameType, SETUP_LENGTH, SmFlag, decodeSetup, encodeStatusMessage } from './frame-codec.js';
+import { DATA_HEADER_LENGTH, DataField, DataFlag, FrameType, HeaderField, PROTOCOL_VERSION, SETUP_LENGTH, SmFlag, decodeSetup, encodeStatusMessage } from './frame-codec.js';
 import { ReceiverImage } from './receiver-image.js';
 import type { ImageParams } from './receiver-image.js';
 import { DEFAULT_RECEIVER_WINDOW, isValidTermLength } from './term-math.js';
@@ -35,18 +35,18 @@ export class Receiver {
   constructor(private readonly p: ReceiverParams) {}
 
   onDatagram(buf: Buffer, length: number, from: PeerAddress, nowMs: number): void {
-    if (length < 8 || buf[4] !== 0) {
+    if (length < 8 || buf[HeaderField.version] !== PROTOCOL_VERSION) {
       this.counters.invalidPackets++;
       return;
     }
-    const type = buf.readInt16LE(6);
+    const type = buf.readInt16LE(HeaderField.type);
     if (type === FrameType.Data || type === FrameType.Pad) {
       if (length < DATA_HEADER_LENGTH) {
         this.counters.invalidPackets++;
         return;
       }
-      const sessionId = buf.readInt32LE(12);
-      if (buf.readInt32LE(16) !== this.p.streamId || (this.p.sessionId !== undefined && sessionId !== this.p.sessionId)) return;
+      const sessionId = buf.readInt32LE(DataField.sessionId);
+      if (buf.readInt32LE(DataField.streamId) !== this.p.streamId || (this.p.sessionId !== undefined && sessionId !== this.p.sessionId)) return;
       const image = this.images.get(sessionId);
       if (image !== undefined) {
         image.insert(buf, length, nowMs);
