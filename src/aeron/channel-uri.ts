@@ -1,9 +1,26 @@
 import { isValidMtu, isValidTermLength } from './term-math.js';
 
-/** A parsed `aeron:udp?endpoint=host:port|mtu=..|term-length=..|session-id=..` channel. */
-export interface UdpChannel {
+export interface Endpoint {
   readonly host: string;
   readonly port: number;
+}
+
+/**
+ * A parsed `aeron:udp?endpoint=host:port|mtu=..|term-length=..|session-id=..` channel, or a
+ * multi-destination-cast one (`control-mode=manual` with destinations given beside the channel, or
+ * `control=host:port|control-mode=dynamic`).
+ */
+export interface UdpChannel {
+  /** The endpoint; for multi-destination-cast, the control address (0.0.0.0:0 when manual has none). */
+  readonly host: string;
+  readonly port: number;
+  /**
+   * Multi-destination-cast: every datagram goes to each destination. `manual`: the destinations listed
+   * (Aeron's addDestination; from the configuration's `destinations`). `dynamic`: receivers that send
+   * status messages to the control address (the publication binds there), each dropped after 5 s of
+   * silence.
+   */
+  readonly mdc?: { readonly mode: 'manual' | 'dynamic'; readonly destinations: readonly Endpoint[] };
   readonly mtu?: number;
   readonly termLength?: number;
   readonly sessionId?: number;
@@ -72,18 +89,16 @@ function isMulticast(host: string): boolean {
  * Anything not listed is refused too: no parameter is ever silently ignored.
  */
 const UNSUPPORTED: Record<string, string> = {
-  control: 'multi-destination-cast (control=) is not supported yet',
-  'control-mode': 'multi-destination-cast (control-mode=) is not supported yet',
   'term-id': 'starting mid-stream (term-id=, term-offset=) is not supported: the publication starts at position 0 of init-term-id',
   'term-offset': 'starting mid-stream (term-id=, term-offset=) is not supported: the publication starts at position 0 of init-term-id',
   'response-endpoint': 'response channels are not supported',
   'response-correlation-id': 'response channels are not supported',
   cc: 'congestion control other than the default static window is not supported',
   'congestion-control': 'congestion control other than the default static window is not supported',
-  fc: 'flow control strategies need several receivers (multicast or multi-destination), which are not supported yet',
-  'flow-control': 'flow control strategies need several receivers (multicast or multi-destination), which are not supported yet',
+  fc: 'the publication always paces itself by its slowest live receiver (Aeron\'s min flow control), so that none loses data; other strategies are not supported',
+  'flow-control': 'the publication always paces itself by its slowest live receiver (Aeron\'s min flow control), so that none loses data; other strategies are not supported',
 };
-const HONOURED = new Set(['ttl', 'endpoint', 'mtu', 'term-length', 'session-id', 'init-term-id', 'linger', 'interface', 'so-sndbuf', 'so-rcvbuf', 'reliable', 'sparse', 'eos', 'alias', 'tags']);
+const HONOURED = new Set(['control', 'control-mode', 'ttl', 'endpoint', 'mtu', 'term-length', 'session-id', 'init-term-id', 'linger', 'interface', 'so-sndbuf', 'so-rcvbuf', 'reliable', 'sparse', 'eos', 'alias', 'tags']);
 
 /**
  * The control group of a multicast data group: its last byte plus one, which is why Aeron requires the
@@ -101,6 +116,21 @@ function multicastOf(group: string, ttlText: string | undefined): { controlGroup
   if (bytes.length !== 4 || bytes.some((b) => !Number.isInteger(b) || b < 0 || b > 255)) throw new AeronChannelError(`endpoint ${group} is not an IPv4 address`);
   if ((last & 1) === 0) throw new AeronChannelError(`endpoint ${group}: a multicast data group's last byte must be odd (its control group is the next address)`);
   return { controlGroup: [bytes[0], bytes[1], bytes[2], last + 1].join('.'), ...(ttl === undefined ? {} : { ttl }) };
+}
+
+/**
+ * One multi-destination-cast destination, as Aeron's addDestination takes it
+ * (`aeron:udp?endpoint=host:port`) or as `host:port`.
+ */
+export function parseDestination(text: string): Endpoint {
+  const trimmed = text.trim();
+  if (!trimmed.startsWith('aeron:')) return parseEndpoint(trimmed, false);
+  if (!trimmed.startsWith('aeron:udp?')) throw new AeronChannelError(`destination "${text}" must be aeron:udp?endpoint=host:port or host:port`);
+  const params = trimmed.slice('aeron:udp?'.length).split('|');
+  const endpoint = params.find((p) => p.startsWith('endpoint='));
+  const other = params.filter((p) => p !== '' && !p.startsWith('endpoint='));
+  if (endpoint === undefined || other.length > 0) throw new AeronChannelError(`destination "${text}" must be aeron:udp?endpoint=host:port with no other parameter`);
+  return parseEndpoint(endpoint.slice('endpoint='.length), false);
 }
 
 function parseEndpoint(value: string, allowPortZero: boolean): { host: string; port: number } {
@@ -146,14 +176,15 @@ export function parseUdpChannel(text: string, opts: { allowPortZero?: boolean } 
     if (eq <= 0) throw new AeronChannelError(`channel parameter "${part}" is not key=value`);
     params.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
   }
-  const endpoint = params.get('endpoint');
-  if (endpoint === undefined) throw new AeronChannelError(`channel "${text}" has no endpoint=host:port`);
   for (const key of params.keys()) {
     const reason = UNSUPPORTED[key];
     if (reason !== undefined) throw new AeronChannelError(`channel parameter ${key}= is refused: ${reason}`);
     if (!HONOURED.has(key)) throw new AeronChannelError(`channel parameter ${key}= is not supported by this publication`);
   }
-  const { host, port } = parseEndpoint(endpoint, opts.allowPortZero === true);
+  const mdc = multiDestinationOf(params);
+  const endpoint = params.get('endpoint');
+  if (endpoint === undefined && mdc === undefined) throw new AeronChannelError(`channel "${text}" has no endpoint=host:port`);
+  const { host, port } = mdc !== undefined ? mdc.control : parseEndpoint(endpoint as string, opts.allowPortZero === true);
   const multicast = isMulticast(host) ? multicastOf(host, params.get('ttl')) : undefined;
   if (multicast === undefined && params.has('ttl')) throw new AeronChannelError('channel parameter ttl= is refused: it applies to multicast endpoints only');
   // reliable=false would let the receiver skip lost data: never for a shipper that promises no loss.
@@ -175,6 +206,10 @@ export function parseUdpChannel(text: string, opts: { allowPortZero?: boolean } 
   const lingerText = params.get('linger');
   if (lingerText !== undefined) extra.lingerMs = parseDurationMs(lingerText, 'linger');
   const iface = params.get('interface');
+  if (mdc !== undefined && mdc.control.port !== 0) {
+    extra.localHost = mdc.control.host;
+    extra.localPort = mdc.control.port;
+  }
   if (iface !== undefined) {
     if (iface.includes('/')) throw new AeronChannelError(`interface=${iface}: subnet notation is not supported; give the local interface's address (e.g. interface=192.168.1.10)`);
     const local = iface.includes(':') && !iface.startsWith('[') && iface.indexOf(':') === iface.lastIndexOf(':') ? parseEndpoint(iface, true) : iface.startsWith('[') ? parseEndpoint(iface, true) : { host: iface, port: 0 };
@@ -211,6 +246,29 @@ export function parseUdpChannel(text: string, opts: { allowPortZero?: boolean } 
     ...(termLength === undefined ? {} : { termLength }),
     ...(sessionId === undefined ? {} : { sessionId }),
     ...(multicast === undefined ? {} : { multicast }),
+    ...(mdc === undefined ? {} : { mdc: { mode: mdc.mode, destinations: [] } }),
     ...extra,
   };
+}
+
+/**
+ * control-mode= and control=, as a publication reads them: `manual` (destinations listed beside the
+ * channel; control= optionally names the local address status messages come to) or `dynamic`
+ * (control=host:port required: receivers announce themselves there). No endpoint= and no interface=
+ * with either: the destinations are the endpoints, control= the local address.
+ */
+function multiDestinationOf(params: ReadonlyMap<string, string>): { mode: 'manual' | 'dynamic'; control: Endpoint } | undefined {
+  const mode = params.get('control-mode');
+  const control = params.get('control');
+  if (mode === undefined) {
+    if (control !== undefined) throw new AeronChannelError('channel parameter control= needs control-mode=dynamic (receivers announce themselves to control=) or control-mode=manual');
+    return undefined;
+  }
+  if (mode !== 'manual' && mode !== 'dynamic') throw new AeronChannelError(`control-mode=${mode} must be manual or dynamic`);
+  if (params.has('endpoint')) throw new AeronChannelError(`channel parameter endpoint= is refused with control-mode=${mode}: ${mode === 'manual' ? 'list the receivers in "destinations"' : 'receivers send to control= and are sent to where they speak from'}`);
+  if (params.has('interface')) throw new AeronChannelError(`channel parameter interface= is refused with control-mode=${mode}: control=host:port names the local address`);
+  if (mode === 'dynamic' && control === undefined) throw new AeronChannelError('control-mode=dynamic needs control=host:port, the address receivers send their status messages to');
+  const endpoint = control === undefined ? { host: '0.0.0.0', port: 0 } : parseEndpoint(control, false);
+  if (isMulticast(endpoint.host)) throw new AeronChannelError(`control=${control} must be a unicast address`);
+  return { mode, control: endpoint };
 }

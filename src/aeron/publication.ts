@@ -106,7 +106,7 @@ export class Publication {
   private isEndOfStream = false;
   private receivedEosSm = false;
   /** Live receivers by receiver id: when their last SM came and the position it reported. */
-  private readonly receivers = new Map<bigint, { at: number; position: number }>();
+  private readonly receivers = new Map<bigint, { at: number; position: number; window: number }>();
   private lastSetupMs = Number.NEGATIVE_INFINITY;
   private lastDataOrHeartbeatMs = Number.NEGATIVE_INFINITY;
   private retransmit: { termId: number; termOffset: number; length: number; untilMs: number } | undefined;
@@ -167,8 +167,28 @@ export class Publication {
         gone = true;
       }
     }
-    if (gone) this.updateConfirmed();
+    if (gone) {
+      this.updateConfirmed();
+      this.updateLimit();
+    }
     return connected;
+  }
+
+  /**
+   * Flow control by the slowest live receiver (Aeron's min flow control): the sender never runs more
+   * than one receiver window past any of them, so what the slowest has not consumed stays in the log
+   * (for its NAKs and its rejoin). With one receiver this is Aeron's unicast flow control.
+   */
+  private updateLimit(): void {
+    let lowest = Number.POSITIVE_INFINITY;
+    for (const r of this.receivers.values()) lowest = Math.min(lowest, r.position + r.window);
+    if (lowest !== Number.POSITIVE_INFINITY) this.senderLimit = lowest;
+  }
+
+  /** Receivers whose status messages arrived within the connection timeout. */
+  liveReceivers(nowMs: number): number {
+    this.isConnected(nowMs);
+    return this.receivers.size;
   }
 
   private updateConfirmed(): void {
@@ -238,12 +258,16 @@ export class Publication {
    * there, so the new image joins where the old one stopped and nothing offered is lost (at least once).
    */
   private onStatusMessage(sm: ReturnType<typeof decodeStatusMessage>, nowMs: number): void {
-    if (sm.sessionId !== this.sessionId || sm.streamId !== this.streamId) return;
+    // A receiver of a dynamic multi-destination channel asks every publication for a SETUP with
+    // session 0 (aeron_send_channel_endpoint_on_status_message).
+    const announce = sm.sessionId === 0 && (sm.streamId === 0 || sm.streamId === this.streamId) && (sm.flags & SmFlag.SendSetup) !== 0;
+    if (!announce && (sm.sessionId !== this.sessionId || sm.streamId !== this.streamId)) return;
     if ((sm.flags & SmFlag.SendSetup) !== 0) {
       if (this.isEndOfStream) return;
       this.isSetupElicited = true;
       this.lastSetupMs = Number.NEGATIVE_INFINITY;
-      const rejoin = this.log.messageStart(this.consumedPosition);
+      // Back to what every live receiver has consumed (with one receiver, what it reported last).
+      const rejoin = this.log.messageStart(this.confirmedPosition);
       if (rejoin < this.senderPosition) {
         this.counters.rewoundBytes += this.senderPosition - rejoin;
         this.senderPosition = rejoin;
@@ -256,20 +280,21 @@ export class Publication {
     const position = Math.min(computePosition(sm.consumptionTermId, sm.consumptionTermOffset, this.termLength, this.initialTermId), this.senderPosition);
     if ((sm.flags & SmFlag.Eos) !== 0) {
       // A receiver answering our end of stream has consumed up to its position; then it leaves.
-      if (position >= 0) this.receivers.set(sm.receiverId, { at: nowMs, position });
+      if (position >= 0) this.receivers.set(sm.receiverId, { at: nowMs, position, window: sm.receiverWindow });
       this.updateConfirmed();
       this.receivers.delete(sm.receiverId);
+      this.updateLimit();
       // Only an EOS SM answering our own end of stream ends the linger; one from a receiver that
       // left earlier must not cut short the wait for the current one.
       if (this.isEndOfStream) this.receivedEosSm = true;
     } else if (position >= 0) {
-      this.receivers.set(sm.receiverId, { at: nowMs, position: Math.max(position, this.receivers.get(sm.receiverId)?.position ?? 0) });
+      this.receivers.set(sm.receiverId, { at: nowMs, position: Math.max(position, this.receivers.get(sm.receiverId)?.position ?? 0), window: sm.receiverWindow });
       this.updateConfirmed();
+      this.updateLimit();
     }
     this.hasInitialConnection = true;
     this.isSetupElicited = false;
     if (position < 0) return;
-    this.senderLimit = Math.max(this.senderLimit, position + sm.receiverWindow);
     this.consumedPosition = Math.max(this.consumedPosition, position);
     this.receiverWindow = sm.receiverWindow;
   }

@@ -1,10 +1,13 @@
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { isIP, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { randomInt32, randomSessionId, systemAeronClock } from './aeron-clock.js';
 import type { AeronClock, AeronRandom, AeronTimerHandle } from './aeron-clock.js';
 import { parseUdpChannel } from './channel-uri.js';
+import { DestinationTracker } from './destination-tracker.js';
+import type { Destination } from './destination-tracker.js';
+import { FrameType, HeaderField, SM_LENGTH, SmField } from './frame-codec.js';
 import type { UdpChannel } from './channel-uri.js';
 import { Publication } from './publication.js';
 import { DEFAULT_MTU, DEFAULT_TERM_LENGTH } from './term-math.js';
@@ -23,7 +26,11 @@ export interface UdpPublicationOptions {
   /** Period of the duty-cycle timer (SETUP, heartbeats, liveness). */
   readonly dutyCycleMs?: number;
   readonly socketBufferBytes?: number;
+  /** Resolves a destination's host name to an address (DNS by default); injectable for tests. */
+  readonly lookup?: (host: string, family: 4 | 6) => Promise<string>;
 }
+
+const dnsLookup = async (host: string, family: 4 | 6): Promise<string> => (await lookup(host, { family })).address;
 
 interface Waiter {
   readonly resolve: (progressed: boolean) => void;
@@ -50,6 +57,8 @@ export class UdpPublication {
   private lastSenderPosition = 0;
   private closing: Promise<void> | undefined;
   private socketClosed = false;
+  /** Destinations whose name resolved to a new address after their receiver fell silent. */
+  reResolutions = 0;
 
   private constructor(
     private readonly socket: Socket,
@@ -58,6 +67,8 @@ export class UdpPublication {
     clock: AeronClock,
     private readonly dutyCycleMs: number,
     private readonly errors: { count: number },
+    readonly destinations: DestinationTracker,
+    private readonly resolve: (host: string, family: 4 | 6) => Promise<string>,
   ) {
     this.channel = channel;
     this.publication = publication;
@@ -89,9 +100,24 @@ export class UdpPublication {
       });
     });
     // Not connect()ed: the receiver's SM/NAK must be accepted whatever source address its host
-    // replies from (a wildcard-bound receiver on a multi-homed host), as the C sender does. The
-    // endpoint is resolved once, so each send goes to an IP literal without a lookup per datagram.
-    const target = isIP(channel.host) !== 0 ? channel.host : (await lookup(channel.host, { family: isIPv6(channel.host) ? 6 : 4 })).address;
+    // replies from (a wildcard-bound receiver on a multi-homed host), as the C sender does. Each
+    // destination's name is resolved here, and again when its receiver falls silent (see
+    // DestinationTracker), so each send goes to an IP literal without a lookup per datagram.
+    const resolve = o.lookup ?? dnsLookup;
+    const family = isIPv6(channel.host) ? 6 : 4;
+    const mdc = channel.mdc;
+    const destinations = new DestinationTracker(
+      mdc === undefined ? 'single' : mdc.mode,
+      o.connectionTimeoutMs ?? 5000,
+      mdc === undefined ? [{ host: channel.host, port: channel.port }] : mdc.destinations,
+      clock.now(),
+    );
+    try {
+      for (const d of destinations.dueForResolution(clock.now())) destinations.resolved(d, await resolve(d.host, family));
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
     if (multicast !== undefined) {
       socket.addMembership(multicast.controlGroup, channel.localHost);
       if (channel.localHost !== undefined) socket.setMulticastInterface(channel.localHost);
@@ -112,13 +138,17 @@ export class UdpPublication {
       initialTermId: channel.initialTermId ?? randomInt32(random),
       termLength: o.termLength ?? channel.termLength ?? DEFAULT_TERM_LENGTH,
       mtu: o.mtu ?? channel.mtu ?? DEFAULT_MTU,
-      send: (d) => socket.send(d, channel.port, target),
+      send: (d) => {
+        for (const t of destinations.targets) socket.send(d, t.port, t.address as string);
+      },
       ...(o.connectionTimeoutMs === undefined ? {} : { connectionTimeoutMs: o.connectionTimeoutMs }),
       ...((o.lingerMs ?? channel.lingerMs) === undefined ? {} : { lingerMs: o.lingerMs ?? channel.lingerMs }),
     });
-    const p = new UdpPublication(socket, channel, publication, clock, o.dutyCycleMs ?? 10, errors);
-    socket.on('message', (msg) => {
-      p.publication.onControl(msg, p.clock.now());
+    const p = new UdpPublication(socket, channel, publication, clock, o.dutyCycleMs ?? 10, errors, destinations, resolve);
+    socket.on('message', (msg, from) => {
+      const now = p.clock.now();
+      if (msg.length >= SM_LENGTH && msg.readInt16LE(HeaderField.type) === FrameType.Sm) destinations.onStatusMessage(msg.readBigInt64LE(SmField.receiverId), from.address, from.port, now);
+      p.publication.onControl(msg, now);
       p.work();
     });
     p.work();
@@ -215,6 +245,8 @@ export class UdpPublication {
     }
     if (this.socketClosed) return;
     const now = this.clock.now();
+    this.destinations.expire(now);
+    for (const d of this.destinations.dueForResolution(now)) this.reResolve(d);
     this.publication.doWork(now);
     const moved = this.publication.senderPosition !== this.lastSenderPosition;
     this.lastSenderPosition = this.publication.senderPosition;
@@ -243,6 +275,19 @@ export class UdpPublication {
       this.work();
     }, this.dutyCycleMs);
     this.timer.unref();
+  }
+
+  /** Resolves a silent destination's name again; a failure keeps the old address (counted). */
+  private reResolve(d: Destination): void {
+    this.resolve(d.host, isIPv6(this.channel.host) ? 6 : 4).then(
+      (address) => {
+        if (address !== d.address) this.reResolutions++;
+        this.destinations.resolved(d, address);
+      },
+      () => {
+        this.errors.count++;
+      },
+    );
   }
 
   private closeSocket(): void {

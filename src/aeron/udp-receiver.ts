@@ -3,7 +3,7 @@ import type { Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { systemAeronClock } from './aeron-clock.js';
 import type { AeronClock, AeronRandom, AeronTimerHandle } from './aeron-clock.js';
-import { parseUdpChannel } from './channel-uri.js';
+import { AeronChannelError, parseUdpChannel } from './channel-uri.js';
 import type { UdpChannel } from './channel-uri.js';
 import { Receiver } from './receiver.js';
 import type { ReceiverParams } from './receiver.js';
@@ -42,6 +42,7 @@ export class UdpReceiver {
 
   static async open(o: UdpReceiverOptions): Promise<UdpReceiver> {
     const channel = typeof o.channel === 'string' ? parseUdpChannel(o.channel, { allowPortZero: true }) : o.channel;
+    if (channel.mdc !== undefined) throw new AeronChannelError('a receiver listens on endpoint=host:port; control-mode= is for publications');
     const clock = o.clock ?? systemAeronClock;
     const random = o.random ?? Math.random;
     const receiverId = o.receiverId ?? BigInt.asIntN(64, (BigInt(Math.floor(random() * 0x1_0000_0000)) << 32n) | BigInt(Math.floor(random() * 0x1_0000_0000)));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AeronChannelError, parseUdpChannel } from '../aeron/channel-uri.js';
+import { AeronChannelError, parseDestination, parseUdpChannel } from '../aeron/channel-uri.js';
 import type { UdpChannel } from '../aeron/channel-uri.js';
 import { DEFAULT_TERM_LENGTH, maxMessageLength } from '../aeron/term-math.js';
 import { ConfigError } from '../errors.js';
@@ -66,6 +66,8 @@ export const aeronConfigSchema: z.ZodType<AeronEmitterConfig> = z
     retry_backoff_multiplier: z.number().min(1).max(100).default(2),
     max_retry_delay: goDuration('max_retry_delay', '1s'),
     data_format: z.enum(AERON_DATA_FORMATS).default('raw'),
+    /** Multi-destination-cast with control-mode=manual: the receivers, as Aeron's addDestination takes them. */
+    destinations: z.array(z.string().min(1)).min(1).optional(),
   })
   .strict()
   .transform((v, ctx) => {
@@ -74,6 +76,25 @@ export const aeronConfigSchema: z.ZodType<AeronEmitterConfig> = z
       channel = parseUdpChannel(v.channel);
     } catch (err) {
       ctx.addIssue({ code: 'custom', path: ['channel'], message: err instanceof AeronChannelError ? err.message : String(err) });
+      return z.NEVER;
+    }
+    if (channel.mdc?.mode === 'manual') {
+      if (v.destinations === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['destinations'], message: 'control-mode=manual needs "destinations": ["aeron:udp?endpoint=host:port", ...]' });
+        return z.NEVER;
+      }
+      const destinations = [];
+      for (const [i, text] of v.destinations.entries()) {
+        try {
+          destinations.push(parseDestination(text));
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', path: ['destinations', i], message: err instanceof AeronChannelError ? err.message : String(err) });
+          return z.NEVER;
+        }
+      }
+      channel = { ...channel, mdc: { mode: 'manual', destinations } };
+    } else if (v.destinations !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['destinations'], message: 'destinations are for multi-destination-cast: add control-mode=manual to the channel (and no endpoint=)' });
       return z.NEVER;
     }
     const cap = maxMessageLength(channel.termLength ?? DEFAULT_TERM_LENGTH);

@@ -1,4 +1,4 @@
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { OfferResult } from '../aeron/publication.js';
 import { UdpPublication } from '../aeron/udp-publication.js';
@@ -44,6 +44,8 @@ export const AERON_METRICS = {
 
 type MetricKey = keyof typeof AERON_METRICS;
 
+export const AERON_RECEIVERS_METRIC = 'mega_aggregator_aeron_receivers';
+
 /** Run by a counter when it is scraped (prom-client's collect), for counts kept inside the publication. */
 const collectHooks = new WeakMap<object, Set<() => void>>();
 
@@ -75,6 +77,29 @@ function counters(registry: Registry | undefined, labels: { channel: string; str
     out[key] = { inc: (n = 1) => child.inc(n) };
   }
   return out;
+}
+
+/** The live receivers gauge: status messages within the liveness timeout (several with multicast or MDC). */
+function receiversGauge(registry: Registry | undefined, labels: { channel: string; stream_id: string }, read: () => number): void {
+  let gauge: Gauge<'channel' | 'stream_id'>;
+  const existing = registry?.getSingleMetric(AERON_RECEIVERS_METRIC);
+  if (existing instanceof Gauge) gauge = existing as Gauge<'channel' | 'stream_id'>;
+  else {
+    gauge = new Gauge({
+      name: AERON_RECEIVERS_METRIC,
+      help: 'Aeron receivers whose status messages arrived within the last 5 s (the publication confirms a batch once every one of them consumed it)',
+      labelNames: ['channel', 'stream_id'],
+      registers: registry === undefined ? [] : [registry],
+      collect(this: object) {
+        for (const hook of collectHooks.get(this) ?? []) hook();
+      },
+    });
+  }
+  const child = gauge.labels(labels);
+  child.set(0);
+  const hooks = collectHooks.get(gauge) ?? new Set();
+  hooks.add(() => child.set(read()));
+  collectHooks.set(gauge, hooks);
 }
 
 /** Where a batch that ran out of retries stopped, so its retry resumes instead of re-offering. */
@@ -117,7 +142,9 @@ export class AeronEmitter implements Emitter {
     this.clock = deps.clock ?? systemClock;
     this.random = deps.random ?? systemRandom;
     // Rejoins happen inside the publication, between emits too: carried into the metrics at each scrape.
-    this.metrics = counters(deps.registry, { channel: config.channel.text, stream_id: String(config.streamId) }, () => this.syncCounters());
+    const labels = { channel: config.channel.text, stream_id: String(config.streamId) };
+    this.metrics = counters(deps.registry, labels, () => this.syncCounters());
+    receiversGauge(deps.registry, labels, () => this.publication?.publication.liveReceivers(this.clock.now()) ?? 0);
   }
 
   /** The publication (opened by start() or the first emit). */

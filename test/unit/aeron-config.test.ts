@@ -96,8 +96,9 @@ describe('AGGREGATOR_AERON_CONFIGURATION', () => {
 
     it.each([
       ['ttl=4', /ttl= is refused: it applies to multicast endpoints only/],
-      ['control=10.0.0.1:4000', /control= is refused: multi-destination/],
-      ['control-mode=dynamic', /control-mode= is refused/],
+      ['control=10.0.0.1:4000', /control= needs control-mode=dynamic .* or control-mode=manual/],
+      ['control-mode=dynamic', /endpoint= is refused with control-mode=dynamic/],
+      ['control-mode=manual', /endpoint= is refused with control-mode=manual: list the receivers in "destinations"/],
       ['term-id=5', /term-id= is refused/],
       ['term-offset=64', /term-offset= is refused/],
       ['reliable=false', /reliable=false is refused/],
@@ -121,6 +122,40 @@ describe('AGGREGATOR_AERON_CONFIGURATION', () => {
       expect(() => parseUdpChannel('aeron:udp?endpoint=224.0.1.2:40456')).toThrow(/last byte must be odd/);
       expect(() => parseUdpChannel('aeron:udp?endpoint=224.0.1.1:40456|ttl=300')).toThrow(/ttl=300 must be an integer from 0 to 255/);
       expect(() => parseUdpChannel('aeron:udp?endpoint=[ff02::1]:40456')).toThrow(/IPv6 multicast is not supported yet/);
+    });
+
+    it('multi-destination-cast: dynamic binds control=, manual takes its destinations from the configuration', () => {
+      expect(parseUdpChannel('aeron:udp?control=10.0.0.1:4000|control-mode=dynamic')).toMatchObject({
+        host: '10.0.0.1',
+        port: 4000,
+        localHost: '10.0.0.1',
+        localPort: 4000,
+        mdc: { mode: 'dynamic', destinations: [] },
+      });
+      expect(parseUdpChannel('aeron:udp?control-mode=manual|term-length=1m')).toMatchObject({ mdc: { mode: 'manual' }, termLength: 1024 * 1024 });
+      expect(parseUdpChannel('aeron:udp?control-mode=manual|control=10.0.0.1:4000')).toMatchObject({ localPort: 4000 });
+      expect(() => parseUdpChannel('aeron:udp?control-mode=dynamic')).toThrow(/control-mode=dynamic needs control=host:port/);
+      expect(() => parseUdpChannel('aeron:udp?control-mode=sometimes|control=10.0.0.1:4000')).toThrow(/control-mode=sometimes must be manual or dynamic/);
+      expect(() => parseUdpChannel('aeron:udp?control-mode=dynamic|control=10.0.0.1:4000|interface=10.0.0.1')).toThrow(/interface= is refused with control-mode=dynamic/);
+      expect(() => parseUdpChannel('aeron:udp?control-mode=dynamic|control=224.0.1.1:4000')).toThrow(/must be a unicast address/);
+
+      const manual = parseAeronConfiguration(
+        JSON.stringify({ channel: 'aeron:udp?control-mode=manual', stream_id: 1, destinations: ['aeron:udp?endpoint=10.0.0.1:4001', 'collector-b.example:4002'] }),
+      );
+      expect(manual.channel.mdc).toEqual({ mode: 'manual', destinations: [{ host: '10.0.0.1', port: 4001 }, { host: 'collector-b.example', port: 4002 }] });
+      const refused = (config: object): string => {
+        try {
+          parseAeronConfiguration(JSON.stringify({ stream_id: 1, ...config }));
+        } catch (err) {
+          return (err as ConfigError).message;
+        }
+        return 'accepted';
+      };
+      expect(refused({ channel: 'aeron:udp?control-mode=manual' })).toMatch(/AGGREGATOR_AERON_CONFIGURATION: destinations: control-mode=manual needs "destinations"/);
+      expect(refused({ channel: 'aeron:udp?endpoint=10.0.0.1:1', destinations: ['10.0.0.1:2'] })).toMatch(/destinations: destinations are for multi-destination-cast: add control-mode=manual/);
+      expect(refused({ channel: 'aeron:udp?control-mode=manual', destinations: ['aeron:udp?endpoint=10.0.0.1:2|mtu=8k'] })).toMatch(/destinations\.0: destination .* with no other parameter/);
+      expect(refused({ channel: 'aeron:udp?control-mode=manual', destinations: ['10.0.0.1'] })).toMatch(/destinations\.0: endpoint "10.0.0.1" must be host:port/);
+      expect(refused({ channel: 'aeron:udp?control-mode=manual', destinations: [] })).toMatch(/destinations/);
     });
   });
 });

@@ -235,6 +235,54 @@ describe('Publication behaviour in virtual time', () => {
     expect(pub.counters.rewoundBytes).toBe(sentTo - msg2Start);
   });
 
+  it('several receivers (multicast, multi-destination): paces by the slowest live one and confirms at the lowest position', () => {
+    const { pub } = make();
+    pub.onControl(sm(pub, 0, 4096, 0, 1n), 0);
+    pub.onControl(sm(pub, 0, 4096, 0, 2n), 0);
+    for (let i = 0; i < 40; i++) pub.offer(Buffer.alloc(400, i), 0);
+    pub.doWork(1);
+    expect(pub.senderPosition).toBeLessThanOrEqual(4096);
+    // The fast receiver consumed everything sent; the slow one nothing: the window stays the slow one's.
+    pub.onControl(sm(pub, pub.senderPosition, 4096, 0, 1n), 2);
+    pub.doWork(3);
+    expect(pub.senderLimit).toBe(4096);
+    expect(pub.senderPosition).toBeLessThanOrEqual(4096);
+    expect(pub.confirmedPosition).toBe(0);
+    expect(pub.liveReceivers(3)).toBe(2);
+    // The slow one moves: both the window and the confirmation follow it.
+    pub.onControl(sm(pub, 2048, 4096, 0, 2n), 4);
+    pub.doWork(5);
+    expect(pub.confirmedPosition).toBe(2048);
+    expect(pub.senderLimit).toBe(2048 + 4096);
+    // The slow one falls silent: after the 5 s liveness timeout the fast one alone paces and confirms.
+    pub.onControl(sm(pub, pub.senderPosition, 4096, 0, 1n), 5004);
+    expect(pub.liveReceivers(5006)).toBe(1);
+    expect(pub.confirmedPosition).toBe(pub.senderPosition);
+    pub.doWork(5006);
+    expect(pub.senderPosition).toBeGreaterThan(2048 + 4096);
+  });
+
+  it('a receiver of a dynamic multi-destination channel asking with session 0 gets a SETUP at what every receiver consumed', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0), 0);
+    for (let i = 0; i < 5; i++) pub.offer(Buffer.alloc(1000, i), 0);
+    pub.doWork(1);
+    pub.onControl(sm(pub, 2112), 2); // two whole 1056-byte frames consumed
+    out.length = 0;
+    const announce = encodeStatusMessage({ flags: SmFlag.SendSetup, sessionId: 0, streamId: 0, consumptionTermId: 0, consumptionTermOffset: 0, receiverWindow: 0, receiverId: 9n });
+    pub.onControl(announce, 3);
+    pub.doWork(4);
+    const setup = out.find((d) => d.readInt16LE(6) === FrameType.Setup);
+    expect(setup?.readInt32LE(8)).toBe(2112);
+    expect(pub.counters.rewinds).toBe(1);
+    // Another stream's announcement (session 0, another stream id) is not for us.
+    out.length = 0;
+    pub.onControl(encodeStatusMessage({ flags: SmFlag.SendSetup, sessionId: 0, streamId: 8, consumptionTermId: 0, consumptionTermOffset: 0, receiverWindow: 0, receiverId: 9n }), 5);
+    pub.onControl(sm(pub, 2112, 32768, 0, 9n), 5);
+    pub.doWork(6);
+    expect(out.some((d) => d.readInt16LE(6) === FrameType.Setup)).toBe(false);
+  });
+
   it('answers a NAK once within the 10 ms linger and ignores NAKs outside what was sent', () => {
     const { pub, out } = make();
     pub.onControl(sm(pub, 0), 0);
@@ -353,19 +401,24 @@ describe('Publication behaviour in virtual time', () => {
     pub.doWork(1);
     const original = Buffer.from(pub.log.terms[0]!.subarray(0, pub.senderPosition));
     const sentTo = pub.senderPosition;
+    // Each time the receiver restarts: its last report, an S-flag SM from the new image (a new
+    // receiver id), the new image's first SM; the old one's id is gone (an ERR says so at once).
+    let id = 1n;
     for (const [reported, expected] of [
       [50, 0], // inside an unfragmented frame
       [160 + 1408 + 100, 160], // inside a middle fragment
       [3264 + 40, 3264], // inside the last, unfragmented frame
     ] as const) {
-      pub.onControl(sm(pub, reported), 2);
+      pub.onControl(sm(pub, reported, 32768, 0, id), 2);
       out.length = 0;
-      pub.onControl(sm(pub, 0, 0, SmFlag.SendSetup, 2n), 3);
+      pub.onControl(sm(pub, 0, 0, SmFlag.SendSetup, id + 1n), 3);
+      pub.onControl(encodeErr({ flags: 0, sessionId: pub.sessionId, streamId: pub.streamId, receiverId: id, groupTag: 0n, errorCode: 0, message: 'gone' }), 3);
+      id++;
       pub.doWork(4);
       const setup = out.find((d) => d.readInt16LE(6) === FrameType.Setup)!;
       expect(setup.readInt32LE(8) % 32).toBe(0);
       expect(setup.readInt32LE(8)).toBe(expected);
-      pub.onControl(sm(pub, expected, 65536, 0, 2n), 5);
+      pub.onControl(sm(pub, expected, 65536, 0, id), 5);
       out.length = 0;
       pub.doWork(6);
       expect(pub.senderPosition).toBe(sentTo);
