@@ -7,6 +7,7 @@ import { ConfigError, ErrorCode, McError, errorMessage } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { systemClock, systemRandom } from '../util/clock.js';
 import type { Clock, Random } from '../util/clock.js';
+import { Backoff } from '../retry/retry.js';
 import { formatBatch } from './aeron-format.js';
 import type { FormattedBatch } from './aeron-format.js';
 import { retryable } from './emitter.js';
@@ -210,7 +211,12 @@ export class AeronEmitter implements Emitter {
         sentBytes = 0;
       }
     };
-    let failures = 0;
+    // Back pressure is event-driven (a wait ends as soon as the sender moves), so the shared policy is
+    // used through Backoff: its delays grow, with jitter, only while waits see no progress.
+    const backoff = new Backoff(
+      { initialDelayMs: this.config.retryDelayMs, maxDelayMs: this.config.maxRetryDelayMs, multiplier: this.config.retryBackoffMultiplier },
+      this.random,
+    );
     let delay = this.config.retryDelayMs;
     try {
       while (p.next < messages.length) {
@@ -222,8 +228,10 @@ export class AeronEmitter implements Emitter {
           p.end = r;
           sent++;
           sentBytes += bytes.length;
-          failures = 0;
-          delay = this.config.retryDelayMs;
+          if (backoff.failures > 0) {
+            backoff.reset();
+            delay = this.config.retryDelayMs;
+          }
           continue;
         }
         flush();
@@ -240,12 +248,11 @@ export class AeronEmitter implements Emitter {
           // Waiting for the sender to move is the normal pace of a full window; only a wait that sees
           // no progress for the whole delay counts as a retry.
           if (await pub.waitForProgress(delay, signal)) continue;
-          failures++;
           this.metrics.retries.inc();
-          if (failures > this.config.maxRetries) {
+          if (backoff.failures >= this.config.maxRetries) {
             return retryable(new McError(ErrorCode.BackPressure, `Aeron back pressure after ${this.config.maxRetries} retries; ${p.next} of ${messages.length} messages offered`));
           }
-          delay = Math.min(delay * this.config.retryBackoffMultiplier, this.config.maxRetryDelayMs);
+          delay = backoff.next();
           continue;
         }
         return retryable(new McError(ErrorCode.EmitFailed, 'Aeron publication is closed'));
