@@ -14,6 +14,7 @@ import { createAeronEmitter } from '../src/emitters/aeron-emitter.js';
 import type { Batch } from '../src/emitters/emitter.js';
 import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../src/wire/entry-batch.js';
 import { arrayBatch } from '../src/emitters/array-batch.js';
+import { printDriverBenches } from './aeron-driver-bench.js';
 
 export interface AeronBenchCase {
   readonly messageBytes: number;
@@ -192,4 +193,6 @@ if (!isMainThread && (workerData as Partial<WorkerInput> | undefined)?.aeronBenc
   console.log(
     `emitter raw, batches of ${e.batchSize} × 120 B: ${e.entries} entries ${e.seconds.toFixed(2)} s  ${Math.round(e.entriesPerSecond).toLocaleString('en-US')} entries/s  ${((e.entriesPerSecond * 120) / 1024 / 1024).toFixed(1)} MiB/s`,
   );
+  // Against the real C media driver when it is beside the project (skipped with the reason otherwise).
+  await printDriverBenches(count120);
 }
