@@ -34,7 +34,7 @@ export async function validateAggregator(
       results.push(pass(o.textConfiguration.env, 'batches are written to stdout'));
       break;
     case 'aeron':
-      results.push(pass(o.aeronConfiguration.env, `publishes to ${config.emitter.config.channel} stream ${config.emitter.config.streamId}`));
+      results.push(pass(o.aeronConfiguration.env, `publishes to ${config.emitter.config.publications.map((p) => `${p.channel.text} stream ${p.streamId}`).join(', ')}`));
       break;
   }
   if (config.tls !== null) {

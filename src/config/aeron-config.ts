@@ -23,6 +23,17 @@ export interface AeronEmitterConfig {
   readonly retryBackoffMultiplier: number;
   readonly maxRetryDelayMs: number;
   readonly dataFormat: AeronDataFormat;
+  /**
+   * Which entries this publication takes (Telegraf's tagpass/tagdrop): tag key → globs over the tag's
+   * value; the key `path` matches the entry's file path. Absent: every entry.
+   */
+  readonly tagpass?: Readonly<Record<string, readonly string[]>>;
+  readonly tagdrop?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** `AGGREGATOR_AERON_CONFIGURATION`: one publication, or several, each taking the entries its filters pass. */
+export interface AeronOutputConfig {
+  readonly publications: readonly AeronEmitterConfig[];
 }
 
 const goDuration = (field: string, dflt: string) =>
@@ -55,6 +66,9 @@ const byteCount = z.union([z.number().int().positive(), z.string()]).transform((
  * `AGGREGATOR_AERON_CONFIGURATION` (fields as the Telegraf Aeron output plugin names them). Usable with
  * `json()` from options.ts. `aeron:ipc` and other media are refused: they need a local media driver.
  */
+/** Tag key → globs (picomatch), as Telegraf's tagpass/tagdrop tables. */
+const tagFilter = z.record(z.string().min(1), z.array(z.string().min(1)).min(1));
+
 export const aeronConfigSchema: z.ZodType<AeronEmitterConfig> = z
   .object({
     channel: z.string().min(1),
@@ -68,6 +82,8 @@ export const aeronConfigSchema: z.ZodType<AeronEmitterConfig> = z
     data_format: z.enum(AERON_DATA_FORMATS).default('raw'),
     /** Multi-destination-cast with control-mode=manual: the receivers, as Aeron's addDestination takes them. */
     destinations: z.array(z.string().min(1)).min(1).optional(),
+    tagpass: tagFilter.optional(),
+    tagdrop: tagFilter.optional(),
   })
   .strict()
   .transform((v, ctx) => {
@@ -121,10 +137,37 @@ export const aeronConfigSchema: z.ZodType<AeronEmitterConfig> = z
       retryBackoffMultiplier: v.retry_backoff_multiplier,
       maxRetryDelayMs: v.max_retry_delay,
       dataFormat: v.data_format,
+      ...(v.tagpass === undefined ? {} : { tagpass: v.tagpass }),
+      ...(v.tagdrop === undefined ? {} : { tagdrop: v.tagdrop }),
     });
   });
 
-/** Parses the env var's JSON text; a ConfigError names the variable and every problem. */
+/**
+ * The whole variable: one publication object, or a list of them (Telegraf's several
+ * `[[outputs.aeron_publisher]]` blocks). Two publications on the same channel and stream would
+ * interleave two sessions for one subscriber, so that is refused.
+ */
+export const aeronOutputSchema: z.ZodType<AeronOutputConfig> = z.unknown().transform((value, ctx) => {
+  // Not a z.union: a union reports only "Invalid input" and hides which parameter was refused.
+  const result = Array.isArray(value) ? z.array(aeronConfigSchema).min(1, 'the list needs at least one publication').safeParse(value) : aeronConfigSchema.transform((p) => [p]).safeParse(value);
+  if (!result.success) {
+    for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    return z.NEVER;
+  }
+  const publications = result.data;
+  const seen = new Set<string>();
+  for (const [i, p] of publications.entries()) {
+    const key = `${p.channel.text} ${p.streamId}`;
+    if (seen.has(key)) {
+      ctx.addIssue({ code: 'custom', path: [i], message: `publication ${i} repeats channel ${p.channel.text} with stream_id ${p.streamId}` });
+      return z.NEVER;
+    }
+    seen.add(key);
+  }
+  return Object.freeze({ publications });
+});
+
+/** Parses the env var's JSON text (one publication); a ConfigError names the variable and every problem. */
 export function parseAeronConfiguration(raw: string, env = AERON_CONFIGURATION_ENV): AeronEmitterConfig {
   let value: unknown;
   try {

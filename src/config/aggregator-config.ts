@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { parsePathTemplate } from '../emitters/path-template.js';
-import { aeronConfigSchema } from './aeron-config.js';
-import type { AeronEmitterConfig } from './aeron-config.js';
+import { aeronOutputSchema } from './aeron-config.js';
+import type { AeronOutputConfig } from './aeron-config.js';
 import { readPemSetting } from './pem.js';
 import { parseRetention } from './retention.js';
 import type { SpoolRetention } from './retention.js';
@@ -147,8 +147,8 @@ export const aggregatorOptions = {
   }),
   aeronConfiguration: option({
     env: 'AGGREGATOR_AERON_CONFIGURATION',
-    description: 'JSON {"channel": "aeron:udp?endpoint=host:port", "stream_id": 10, ...}: publish to Aeron',
-    schema: json(aeronConfigSchema),
+    description: 'JSON {"channel": "aeron:udp?endpoint=host:port", "stream_id": 10, ...}, or a list of them routed by tagpass/tagdrop: publish to Aeron',
+    schema: json(aeronOutputSchema),
   }),
   notifyConfiguration: option({
     env: 'AGGREGATOR_NOTIFY_CONFIGURATION',
@@ -268,7 +268,7 @@ export type EmitterSelection =
   | { readonly kind: 'blackhole' }
   | { readonly kind: 'file'; readonly config: FileEmitterConfig }
   | { readonly kind: 'text'; readonly config: TextEmitterConfig }
-  | { readonly kind: 'aeron'; readonly config: AeronEmitterConfig };
+  | { readonly kind: 'aeron'; readonly config: AeronOutputConfig };
 
 export interface TlsMaterial {
   readonly certificate: Buffer;

@@ -3,6 +3,7 @@ import type { EmitterSelection } from '../config/aggregator-config.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock, Random } from '../util/clock.js';
 import { createAeronEmitter } from './aeron-emitter.js';
+import { AeronRouter, entryFilter } from './aeron-router.js';
 import { BlackholeEmitter } from './blackhole-emitter.js';
 import type { Emitter } from './emitter.js';
 import { FileEmitter } from './file-emitter.js';
@@ -39,12 +40,12 @@ export async function createEmitter(selection: EmitterSelection, deps: EmitterDe
       });
     case 'text':
       return new TextEmitter({ format: selection.config.format });
-    case 'aeron':
-      return createAeronEmitter(selection.config, {
-        clock: deps.clock,
-        random: deps.random,
-        logger: deps.logger.child({ emitter: 'aeron' }),
-        ...(deps.registry === undefined ? {} : { registry: deps.registry }),
-      });
+    case 'aeron': {
+      const aeronDeps = { clock: deps.clock, random: deps.random, logger: deps.logger.child({ emitter: 'aeron' }), ...(deps.registry === undefined ? {} : { registry: deps.registry }) };
+      const [only, ...more] = selection.config.publications;
+      // One publication taking every entry: the emitter itself; otherwise the router in front.
+      if (only !== undefined && more.length === 0 && entryFilter(only) === undefined) return createAeronEmitter(only, aeronDeps);
+      return new AeronRouter(selection.config, aeronDeps);
+    }
   }
 }

@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import type { BatchCause } from '../../src/batcher/batcher.js';
 import { parseAeronConfiguration } from '../../src/config/aeron-config.js';
 import { AERON_METRICS, AeronEmitter } from '../../src/emitters/aeron-emitter.js';
+import { AeronRouter } from '../../src/emitters/aeron-router.js';
 import type { NotifyAction, NotifyOutcome } from '../../src/emitters/pagerduty-notifier.js';
 import { BATCH_CAUSES, NOTIFY_ACTIONS, NOTIFY_OUTCOMES, REFUSE_REASONS, createAggregatorMetrics } from '../../src/telemetry/aggregator-metrics.js';
 import { createCollectorMetrics } from '../../src/telemetry/collector-metrics.js';
@@ -45,6 +46,8 @@ async function snapshot(): Promise<MetricObjectWithValues<MetricValue<string>>[]
   const aeron = parseAeronConfiguration('{"channel": "aeron:udp?endpoint=127.0.0.1:40123", "stream_id": 10}');
   // Constructing the emitter registers its counters; nothing is opened before start() or emit().
   new AeronEmitter(aeron, { registry: aggregator.registry });
+  // Several tag-routed publications add the router's unrouted-entries counter.
+  new AeronRouter({ publications: [aeron] }, { registry: aggregator.registry });
   // Every aggregator registers the file emitter's reopen counter (src/emitters/emitter-registry.ts).
   fileReopenCounter(aggregator.registry);
   // And the refused-handshake counter of its gRPC listener (src/aggregator/aggregator.ts).

@@ -61,7 +61,7 @@ describe('aggregator configuration', () => {
     expect(loadAggregatorConfig({ AGGREGATOR_TEXT_CONFIGURATION: '0' }).emitter).toEqual({ kind: 'blackhole' });
     const aeron = loadAggregatorConfig({ AGGREGATOR_AERON_CONFIGURATION: AERON }).emitter;
     expect(aeron.kind).toBe('aeron');
-    if (aeron.kind === 'aeron') expect(aeron.config.streamId).toBe(10);
+    if (aeron.kind === 'aeron') expect(aeron.config.publications.map((p) => p.streamId)).toEqual([10]);
     expect(problem({ AGGREGATOR_AERON_CONFIGURATION: '{"channel":"aeron:ipc","stream_id":10}' })).toMatch(/^[^\n]*AGGREGATOR_AERON_CONFIGURATION: /);
   });
 
