@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { UdpPublication } from '../../src/aeron/udp-publication.js';
 import { UdpReceiver } from '../../src/aeron/udp-receiver.js';
 import { freeUdpPort } from '../helpers/aeron-pipeline.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * A publication to a DNS name resolves it again when its receiver falls silent for the liveness
@@ -14,13 +15,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function receiver(port: number, got: string[]): Promise<UdpReceiver> {
   const r = await UdpReceiver.open({ channel: `aeron:udp?endpoint=127.0.0.1:${port}`, streamId: 5, onMessage: (b, o, l) => got.push(b.toString('utf8', o, o + l)) });
@@ -56,7 +50,7 @@ describe('Aeron publication: DNS names resolved again on reconnect', () => {
     expect(asked).toEqual(['collector.test', 'collector.test']);
     expect(pub.reResolutions).toBe(1);
     await offerAll(pub, 0, 100);
-    await until(() => got.length === 100, 5000, 'every message');
+    await waitFor(() => got.length === 100, { timeoutMs: 5000, what: 'every message' });
     expect(got).toEqual(Array.from({ length: 100 }, (_, i) => `m-${i}`));
   });
 
@@ -76,14 +70,14 @@ describe('Aeron publication: DNS names resolved again on reconnect', () => {
     });
     cleanups.push(() => pub.abort());
     await offerAll(pub, 0, 50);
-    await until(() => got.length === 50, 5000, 'the first messages');
+    await waitFor(() => got.length === 50, { timeoutMs: 5000, what: 'the first messages' });
     expect(asked).toEqual(['localhost']);
     await r.close();
-    await until(() => !pub.isConnected(), 5000, 'the receiver noticed gone');
-    await until(() => asked.length >= 2, 5000, 'a second lookup');
+    await waitFor(() => !pub.isConnected(), { timeoutMs: 5000, what: 'the receiver noticed gone' });
+    await waitFor(() => asked.length >= 2, { timeoutMs: 5000, what: 'a second lookup' });
     r = await receiver(port, got);
     await offerAll(pub, 50, 50);
-    await until(() => new Set(got).size === 100, 5000, 'every message');
+    await waitFor(() => new Set(got).size === 100, { timeoutMs: 5000, what: 'every message' });
     expect(pub.destinations.targets.map((d) => d.address)).toEqual(['127.0.0.1']);
   });
 });

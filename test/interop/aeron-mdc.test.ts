@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { countEntries, entryText, freeUdpPort, shipEntries, until } from '../helpers/aeron-pipeline.js';
+import { countEntries, entryText, freeUdpPort, shipEntries } from '../helpers/aeron-pipeline.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { startMediaDriver, startSubscriber } from './aeron-driver.js';
@@ -50,11 +51,11 @@ describe('Aeron interop: multi-destination-cast to two subscribers', () => {
 
   /** Every entry at both; then one subscriber stuck holds confirmation and the sender back (min over live receivers). */
   async function deliverAndHold(agg: AggregatorProcess, seen: string[][], subs: Subscriber[]): Promise<void> {
-    await until('both receivers live', async () => (await agg.metric('mega_aggregator_aeron_receivers')) === 2, 20_000);
+    await waitFor(async () => (await agg.metric('mega_aggregator_aeron_receivers')) === 2, { timeoutMs: 20_000, what: 'both receivers live' });
     await shipEntries(agg, 0, 3000, 60);
-    await until('every entry at both subscribers', () => seen.every((p) => p.length >= 3000), 60_000);
+    await waitFor(() => seen.every((p) => p.length >= 3000), { timeoutMs: 60_000, what: 'every entry at both subscribers' });
     for (const p of seen) expect(p).toEqual(Array.from({ length: 3000 }, (_, i) => entryText(i, 60)));
-    await until('every batch confirmed', async () => (await pending(agg)) === 0, 30_000);
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
 
     // One subscriber stuck (not longer than the driver's 10 s client liveness): its driver keeps
     // reporting its old position, so nothing past it is confirmed, and the publication paces itself
@@ -67,8 +68,8 @@ describe('Aeron interop: multi-destination-cast to two subscribers', () => {
     expect(held.pending).toBeGreaterThan(0);
     expect((seen[0] as string[]).length).toBeLessThan(5000);
     (subs[1] as Subscriber).child.kill('SIGCONT');
-    await until('the rest at both subscribers', () => seen.every((p) => p.length >= 5000), 60_000);
-    await until('every batch confirmed', async () => (await pending(agg)) === 0, 30_000);
+    await waitFor(() => seen.every((p) => p.length >= 5000), { timeoutMs: 60_000, what: 'the rest at both subscribers' });
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     for (const p of seen) expect(countEntries(p, 5000, 60)).toEqual({ lost: 0, duplicated: 0, changed: 0 });
     expect(await agg.stop()).toBe(0);
   }

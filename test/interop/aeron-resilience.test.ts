@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { countEntries, entryText, freeUdpPort, shipEntries, until } from '../helpers/aeron-pipeline.js';
+import { countEntries, entryText, freeUdpPort, shipEntries } from '../helpers/aeron-pipeline.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { REPO_ROOT } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { runStreamingPublisher, startMediaDriver, throttle } from './aeron-driver.js';
@@ -40,9 +41,9 @@ describe('Aeron interop: loss, rotation, restarts', () => {
     const agg = await t.start();
     const total = 4000;
     await shipEntries(agg, 0, total, 40);
-    await until('every entry at basic_subscriber', () => payloads.length >= total, 90_000);
+    await waitFor(() => payloads.length >= total, { timeoutMs: 90_000, what: 'every entry at basic_subscriber' });
     expect(payloads).toEqual(Array.from({ length: total }, (_, i) => entryText(i, 40)));
-    await until('every batch confirmed', async () => (await pending(agg)) === 0, 30_000);
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     expect(await agg.stop()).toBe(0);
     // The loss was real: the driver NAKed what it missed and the publication sent it again.
     expect((await publicationCounters(agg)).retransmits).toBeGreaterThan(0);
@@ -58,10 +59,10 @@ describe('Aeron interop: loss, rotation, restarts', () => {
     // ~1.2 MB with the long entries: about 20 rotations of a 64 KiB term.
     const total = 6000;
     await shipEntries(agg, 0, total, 25);
-    await until('every entry at the slow subscriber', () => payloads.length >= total, 90_000);
+    await waitFor(() => payloads.length >= total, { timeoutMs: 90_000, what: 'every entry at the slow subscriber' });
     slow();
     expect(payloads).toEqual(Array.from({ length: total }, (_, i) => entryText(i, 25)));
-    await until('every batch confirmed', async () => (await pending(agg)) === 0, 30_000);
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     expect(await agg.stop()).toBe(0);
   });
 
@@ -72,16 +73,16 @@ describe('Aeron interop: loss, rotation, restarts', () => {
     const agg = await t.start();
     const total = 9000;
     const shipping = shipEntries(agg, 0, total, 30);
-    await until('a third at the subscriber', () => payloads.length >= 3000, 60_000);
+    await waitFor(() => payloads.length >= 3000, { timeoutMs: 60_000, what: 'a third at the subscriber' });
     await sub.stop('SIGTERM');
     sub = await t.subscribe(payloads);
-    await until('two thirds at the subscribers', () => payloads.length >= 6000, 60_000);
+    await waitFor(() => payloads.length >= 6000, { timeoutMs: 60_000, what: 'two thirds at the subscribers' });
     await sub.stop('SIGKILL');
     await t.restartDriver();
     sub = await t.subscribe(payloads);
     await shipping;
-    await until('every entry at a subscriber', () => countEntries(payloads, total, 30).lost === 0, 90_000);
-    await until('every batch confirmed', async () => (await pending(agg)) === 0, 30_000);
+    await waitFor(() => countEntries(payloads, total, 30).lost === 0, { timeoutMs: 90_000, what: 'every entry at a subscriber' });
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     const c = countEntries(payloads, total, 30);
     expect(c).toMatchObject({ lost: 0, changed: 0 });
     // Each new image joined where the old one's last report stood: what came again is counted.
@@ -99,13 +100,13 @@ describe('Aeron interop: loss, rotation, restarts', () => {
     cleanups.push(async () => slow());
     let agg = await t.start();
     await shipEntries(agg, 0, 20_000);
-    await until('some entries at the subscriber', () => payloads.length > 500, 60_000);
+    await waitFor(() => payloads.length > 500, { timeoutMs: 60_000, what: 'some entries at the subscriber' });
     expect(await pending(agg)).toBeGreaterThan(0);
     await agg.kill();
     slow();
     agg = await t.start();
-    await until('every entry at the subscriber', () => countEntries(payloads, 20_000).lost === 0, 90_000);
-    await until('every batch confirmed', async () => (await pending(agg)) === 0, 30_000);
+    await waitFor(() => countEntries(payloads, 20_000).lost === 0, { timeoutMs: 90_000, what: 'every entry at the subscriber' });
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     const c = countEntries(payloads, 20_000);
     console.info(`kill -9, slow subscriber: 20000 entries, lost ${c.lost}, duplicated ${c.duplicated}`);
     expect(c).toMatchObject({ lost: 0, changed: 0 });
@@ -117,18 +118,18 @@ describe('Aeron interop: loss, rotation, restarts', () => {
     const first = await t.subscribe(payloads);
     let agg = await t.start();
     await shipEntries(agg, 0, 1000);
-    await until('the first entries confirmed', async () => payloads.length >= 1000 && (await pending(agg)) === 0);
+    await waitFor(async () => payloads.length >= 1000 && (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'the first entries confirmed' });
     await first.stop('SIGKILL');
     await shipEntries(agg, 1000, 3000);
-    await until('the rest emitted', async () => (await agg.metric('mega_aggregator_entries_emitted_total')) >= 4000);
+    await waitFor(async () => (await agg.metric('mega_aggregator_entries_emitted_total')) >= 4000, { timeoutMs: 30_000, what: 'the rest emitted' });
     expect(await agg.stop()).toBe(0);
     const stopped = await agg.waitForLog((r) => r.msg === 'stopped');
     expect(stopped.pendingInSpool).toBe(3000);
 
     await t.subscribe(payloads);
     agg = await t.start();
-    await until('every entry at a subscriber', () => countEntries(payloads, 4000).lost === 0, 60_000);
-    await until('every batch confirmed', async () => (await pending(agg)) === 0, 30_000);
+    await waitFor(() => countEntries(payloads, 4000).lost === 0, { timeoutMs: 60_000, what: 'every entry at a subscriber' });
+    await waitFor(async () => (await pending(agg)) === 0, { timeoutMs: 30_000, what: 'every batch confirmed' });
     expect(countEntries(payloads, 4000)).toMatchObject({ lost: 0, changed: 0 });
   });
 });
@@ -150,7 +151,7 @@ describe('Aeron interop: the C streaming_publisher into our receiver', () => {
     receiver.stdout.on('data', (d: Buffer) => (out += d.toString()));
     receiver.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((r) => receiver.once('exit', (code) => r(code)));
-    await until('aeron-receiver subscribed', () => err.includes('Subscribing to channel'), 15_000);
+    await waitFor(() => err.includes('Subscribing to channel'), { timeoutMs: 15_000, what: 'aeron-receiver subscribed' });
     const published = await runStreamingPublisher(driver, channel, STREAM, total, 120);
     expect(published).toContain('Done sending.');
     const timer = setTimeout(() => receiver.kill('SIGTERM'), 60_000);
