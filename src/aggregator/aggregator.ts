@@ -23,6 +23,8 @@ import { startGrpcServer } from './grpc-server.js';
 import { prepareDirectory } from '../config/directory.js';
 import { namingSetting } from '../config/startup-errors.js';
 import { IngestService } from './ingest-service.js';
+import { AcceptedOffsets, DEFAULT_ACCEPTED_MAX_FILES } from './accepted-offsets.js';
+import { createDedupeMetrics } from '../telemetry/dedupe-metrics.js';
 
 export interface AggregatorDeps {
   readonly logger: Logger;
@@ -102,7 +104,7 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
       return { bytes: s.bytes, pendingEntries: s.pendingEntries, retainedBytes: s.retainedBytes, oldestRetainedMs: s.oldestRetainedMs };
     });
 
-    const inner: Emitter = await createEmitter(config.emitter, { clock, random, logger, registry: metrics.registry });
+    const inner: Emitter = await createEmitter(config.emitter, { clock, random, logger, registry: metrics.registry, commitDir: config.spoolDir });
     const notifier = createNotifier(config, inner.name, metrics, deps);
     const emitter = new RetryingEmitter({
       inner,
@@ -128,7 +130,13 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
       onBatch: (event) => recordBatch(metrics, event),
     });
 
+    // Exactly-once: the offsets already in the spool, so that chunks resent after a crash of either
+    // side are acknowledged without being appended again.
+    const dedupeMetrics = createDedupeMetrics(metrics.registry);
+    const accepted = await AcceptedOffsets.rebuild(config.spoolDir, DEFAULT_ACCEPTED_MAX_FILES, () => dedupeMetrics.evicted());
     const ingest = new IngestService({
+      accepted,
+      dedupeMetrics,
       sink: spool,
       limits: config.limits,
       deadLetters: {

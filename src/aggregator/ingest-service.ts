@@ -7,9 +7,13 @@ import { ErrorCode, McError, errorMessage } from '../errors.js';
 import { AckCode } from '../wire/grpc-api.js';
 import type { AckMessage, ChunkMessage } from '../wire/grpc-api.js';
 import { partitionOversized } from '../wire/entry-batch-fit.js';
+import { scanEntryBatch } from '../wire/entry-batch.js';
 import { writeLimits } from '../wire/ingest-limits.js';
+import type { DedupeMetrics } from '../telemetry/dedupe-metrics.js';
 import type { AdmissionLimits } from './admission.js';
 import { admitChunk } from './admission.js';
+import { identityOf } from './accepted-offsets.js';
+import type { AcceptedOffsets, ChunkIdentity } from './accepted-offsets.js';
 
 /** What the ingest service needs of the spool (the Spool class satisfies it). */
 export interface ChunkSink {
@@ -40,6 +44,13 @@ export interface IngestServiceOptions {
   readonly maxInflightChunksPerStream?: number;
   /** Chunk bytes of one stream awaiting their ack before it is paused (default 2 × maxChunkBytes). */
   readonly maxInflightBytesPerStream?: number;
+  /**
+   * Offsets already accepted per collector and file (rebuilt from the spool at start-up): entries of
+   * a resent chunk inside them are acknowledged without being appended again. Without it, every
+   * chunk is appended (at-least-once into the spool).
+   */
+  readonly accepted?: AcceptedOffsets;
+  readonly dedupeMetrics?: DedupeMetrics;
 }
 
 type ShipCall = grpc.ServerDuplexStream<ChunkMessage, AckMessage>;
@@ -55,6 +66,14 @@ interface StreamState {
   closed: boolean;
   /** After a spool-full refusal, later chunks of this stream are refused too until this time. */
   refuseUntil: number;
+  /** Set while a chunk of this stream waits for another stream's append of the same file (see admitNew). */
+  gate: Promise<unknown> | undefined;
+}
+
+/** An append in flight for a file, so a resend of the same entries on another stream waits for it. */
+interface InflightAppend {
+  readonly stream: number;
+  readonly done: Promise<unknown>;
 }
 
 const DEFAULT_RETRY_AFTER_MS = 1000;
@@ -67,6 +86,8 @@ const DEFAULT_RETRY_AFTER_MS = 1000;
  */
 export class IngestService {
   private readonly streams = new Set<StreamState>();
+  /** Appends in flight per "collector\0file", for the dedupe (see admitNew). */
+  private readonly inflight = new Map<string, InflightAppend[]>();
   private readonly clock: Clock;
   private nextStreamId = 1;
   private shuttingDown = false;
@@ -90,6 +111,7 @@ export class IngestService {
       paused: false,
       closed: false,
       refuseUntil: 0,
+      gate: undefined,
     };
     this.streams.add(state);
     this.options.metrics?.streamsOpen.inc();
@@ -188,7 +210,7 @@ export class IngestService {
       if (now >= state.refuseUntil) state.refuseUntil = now + retryAfterMs;
       return Promise.resolve(this.spoolFull(chunk, entries, retryAfterMs));
     }
-    return this.store(state, chunk, admission.oversizedLines).then(
+    return this.admitNew(state, chunk, entries, admission.oversizedLines).then(
       (kept): AckMessage => {
         m?.chunksAcked.inc();
         m?.entriesAcked.inc(kept);
@@ -210,21 +232,88 @@ export class IngestService {
   }
 
   /**
+   * Deduplication by entry identity, then store(). A chunk whose files have an append in flight from
+   * another stream (a collector that reconnected and resent what the old stream was still appending)
+   * waits for those to settle before deciding, and so do the later chunks of its stream (order).
+   */
+  private admitNew(state: StreamState, chunk: ChunkMessage, entries: number, oversizedLines: number): Promise<number> {
+    const accepted = this.options.accepted;
+    const id = accepted === undefined ? undefined : identityOf(chunk.entries);
+    if (accepted === undefined || id === undefined) return this.store(state, chunk.entries, entries, chunk.sequence, oversizedLines);
+    const keys = id.runs.map((r) => `${id.collectorId}\u0000${r.fileId}`);
+    const others: Promise<unknown>[] = [];
+    for (const k of keys) for (const a of this.inflight.get(k) ?? []) if (a.stream !== state.id) others.push(a.done);
+    const decide = async (): Promise<number> => {
+      if (others.length > 0) await Promise.allSettled(others);
+      return this.storeNew(state, chunk, entries, oversizedLines, accepted, id);
+    };
+    const gate = state.gate;
+    const work = gate === undefined && others.length === 0 ? decide() : (gate ?? Promise.resolve()).then(decide);
+    if (gate !== undefined || others.length > 0) {
+      const settled = work.catch(() => undefined);
+      state.gate = settled;
+      void settled.then(() => {
+        if (state.gate === settled) state.gate = undefined;
+      });
+    }
+    const done = work.catch(() => undefined);
+    const mine: InflightAppend = { stream: state.id, done };
+    for (const k of new Set(keys)) {
+      const list = this.inflight.get(k);
+      if (list === undefined) this.inflight.set(k, [mine]);
+      else list.push(mine);
+    }
+    void done.then(() => {
+      for (const k of new Set(keys)) {
+        const list = this.inflight.get(k);
+        if (list === undefined) continue;
+        const i = list.indexOf(mine);
+        if (i !== -1) list.splice(i, 1);
+        if (list.length === 0) this.inflight.delete(k);
+      }
+    });
+    return work;
+  }
+
+  /** Appends what the aggregator has not accepted yet; records the chunk's offsets once durable. */
+  private async storeNew(
+    state: StreamState,
+    chunk: ChunkMessage,
+    entries: number,
+    oversizedLines: number,
+    accepted: AcceptedOffsets,
+    id: ChunkIdentity,
+  ): Promise<number> {
+    const novelty = accepted.novelty(id, chunk.entries, entries);
+    if (novelty.kind === 'replay') {
+      this.options.dedupeMetrics?.replaysDropped('ingest', novelty.entries);
+      return 0;
+    }
+    let kept: number;
+    if (novelty.kind === 'partly') {
+      this.options.dedupeMetrics?.replaysDropped('ingest', novelty.dropped);
+      const oversized = oversizedLines === 0 ? 0 : scanEntryBatch(novelty.data, { maxLineBytes: this.options.limits.maxLineBytes }).oversizedLines;
+      kept = await this.store(state, novelty.data, novelty.entries, chunk.sequence, oversized);
+    } else kept = await this.store(state, chunk.entries, entries, chunk.sequence, oversizedLines);
+    accepted.add(id);
+    return kept;
+  }
+
+  /**
    * Makes the chunk durable; resolves with the entries now in the spool. Lines over the line limit
    * (from a collector that does not know the limit, or a hostile one) go to the dead-letter file
    * first, so the chunk's other lines are accepted and none is lost: after a crash between the two
    * writes the unacked chunk is resent, and the dead letters are duplicated, never missing.
    */
-  private async store(state: StreamState, chunk: ChunkMessage, oversizedLines: number): Promise<number> {
+  private async store(state: StreamState, data: Buffer, entries: number, sequence: ChunkMessage['sequence'], oversizedLines: number): Promise<number> {
     if (oversizedLines === 0) {
-      const entries = chunk.entryCount;
-      await this.options.sink.append(chunk.entries, entries);
+      await this.options.sink.append(data, entries);
       return entries;
     }
     const max = this.options.limits.maxLineBytes;
-    const parts = partitionOversized(chunk.entries, max);
+    const parts = partitionOversized(data, max);
     const reason = `line longer than AGGREGATOR_MAX_LINE_BYTES (${max} bytes)`;
-    this.options.logger?.warn({ stream: state.id, sequence: chunk.sequence, lines: parts.oversizedCount, maxLineBytes: max }, 'lines over the line limit: kept in the dead-letter file, the rest of the chunk accepted');
+    this.options.logger?.warn({ stream: state.id, sequence, lines: parts.oversizedCount, maxLineBytes: max }, 'lines over the line limit: kept in the dead-letter file, the rest of the chunk accepted');
     if (parts.oversized !== undefined) await this.options.deadLetters.add(parts.oversized, parts.oversizedCount, reason);
     this.options.metrics?.entriesOversized.inc(parts.oversizedCount);
     if (parts.kept !== undefined) await this.options.sink.append(parts.kept, parts.keptCount);

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { EmitterSelection } from '../config/aggregator-config.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -9,6 +10,10 @@ import type { Emitter } from './emitter.js';
 import { FileEmitter } from './file-emitter.js';
 import { fileReopenCounter } from './file-emitter-metrics.js';
 import { TextEmitter } from './text-emitter.js';
+import { createDedupeMetrics } from '../telemetry/dedupe-metrics.js';
+
+/** The file emitter's commit file (file-commit.ts), in the directory the aggregator gives it. */
+export const FILE_COMMIT_NAME = 'file-emitter.commit.json';
 
 /** What the registry hands the emitters it builds. */
 export interface EmitterDeps {
@@ -17,6 +22,11 @@ export interface EmitterDeps {
   readonly logger: Logger;
   /** The aggregator's metrics registry (emitters that export their own metrics register here). */
   readonly registry?: Registry;
+  /**
+   * The aggregator's spool directory: the file emitter keeps its commit file there and is exactly-once
+   * (file-commit.ts). Without it (replays into a file), the file emitter is at-least-once.
+   */
+  readonly commitDir?: string;
 }
 
 /**
@@ -26,6 +36,7 @@ export interface EmitterDeps {
 export async function createEmitter(selection: EmitterSelection, deps: EmitterDeps): Promise<Emitter> {
   // Registered whatever the emitter, so every aggregator exports the series (at zero) for dashboards.
   const onFileReopen = fileReopenCounter(deps.registry);
+  const dedupe = createDedupeMetrics(deps.registry);
   switch (selection.kind) {
     case 'blackhole':
       return new BlackholeEmitter();
@@ -37,6 +48,12 @@ export async function createEmitter(selection: EmitterSelection, deps: EmitterDe
         logger: deps.logger.child({ emitter: 'file' }),
         clock: deps.clock,
         onReopen: onFileReopen,
+        ...(deps.commitDir === undefined
+          ? {}
+          : {
+              commitPath: join(deps.commitDir, FILE_COMMIT_NAME),
+              onReplaysDropped: (n: number) => dedupe.replaysDropped('file_emitter', n),
+            }),
       });
     case 'text':
       return new TextEmitter({ format: selection.config.format });

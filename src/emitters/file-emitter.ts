@@ -5,7 +5,9 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 import { ErrorCode, McError, errorMessage } from '../errors.js';
+import type { Entry } from '../wire/entry-batch.js';
 import type { Batch, EmitResult, Emitter } from './emitter.js';
+import { FileCommit } from './file-commit.js';
 import { OK, retryable } from './emitter.js';
 import { entriesToJsonLines } from './entry-json.js';
 import { parsePathTemplate } from './path-template.js';
@@ -39,6 +41,13 @@ export interface FileEmitterOptions {
   readonly clock?: Clock;
   /** Called each time the output is let go and opened again (metrics). */
   readonly onReopen?: (reason: FileReopenReason) => void;
+  /**
+   * Exactly-once (file-commit.ts): the commit file recording the output's committed size and the
+   * identities of the entries in it. Without it the emitter is at-least-once like the others.
+   */
+  readonly commitPath?: string;
+  /** Entries of a batch dropped because their identity is already committed in the output (metrics). */
+  readonly onReplaysDropped?: (entries: number) => void;
 }
 
 interface Output {
@@ -74,6 +83,8 @@ export class FileEmitter implements Emitter {
   private readonly clock: Clock;
   /** Emits, reopens and close run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Loaded by start() (or the first emit) when options.commitPath is set. */
+  private commit: FileCommit | undefined;
 
   constructor(private readonly options: FileEmitterOptions) {
     this.format = options.format ?? 'raw';
@@ -84,6 +95,7 @@ export class FileEmitter implements Emitter {
   /** Opens the file at start-up so an obvious mistake is logged early; a failure here is not fatal. */
   async start(): Promise<void> {
     await this.serially(async () => {
+      await this.loadCommit();
       const path = this.template.render(this.clock.now());
       try {
         await this.ensureOpen(path);
@@ -96,8 +108,43 @@ export class FileEmitter implements Emitter {
   async emit(batch: Batch, _signal: AbortSignal): Promise<EmitResult> {
     if (this.closed) return retryable(new McError(ErrorCode.EmitFailed, 'file emitter is closed'));
     if (batch.count === 0) return OK;
+    if (this.options.commitPath !== undefined) return this.serially(() => this.appendCommitted(batch.entries()));
     const data = this.format === 'json' ? entriesToJsonLines(batch.entries()) : rawLines(batch);
     return this.serially(() => this.append(data));
+  }
+
+  /** Exactly-once: skip what is committed, append the rest, commit it before confirming (file-commit.ts). */
+  private async appendCommitted(all: readonly Entry[]): Promise<EmitResult> {
+    let commit: FileCommit;
+    try {
+      commit = await this.loadCommit();
+      await commit.recoverOutput();
+    } catch (err) {
+      return retryable(new McError(ErrorCode.EmitFailed, `cannot read or apply the commit file: ${errorMessage(err)}`, { cause: err }));
+    }
+    const { entries, dropped } = commit.unseen(all);
+    if (dropped > 0) this.options.onReplaysDropped?.(dropped);
+    if (entries.length === 0) return OK;
+    const data = this.format === 'json' ? entriesToJsonLines(entries) : rawLines(entries.map((e) => e.line));
+    const result = await this.append(data);
+    const output = this.output;
+    if (result.kind !== 'ok' || output === undefined) return result;
+    try {
+      const st = await output.handle.stat({ bigint: true });
+      await commit.commit(entries, { path: output.path, dev: output.dev, ino: output.ino, size: Number(st.size) }, this.options.fsync === true);
+      return OK;
+    } catch (err) {
+      // Not committed: take the batch back out, so that its retry appends it once.
+      await this.takeBack(output, data.length);
+      return retryable(new McError(ErrorCode.EmitFailed, `cannot commit the output: ${errorMessage(err)}`, { cause: err }));
+    }
+  }
+
+  private async loadCommit(): Promise<FileCommit> {
+    if (this.commit !== undefined || this.options.commitPath === undefined) return this.commit as FileCommit;
+    this.commit = await FileCommit.load(this.options.commitPath, this.options.logger === undefined ? {} : { logger: this.options.logger });
+    await this.commit.recoverOutput();
+    return this.commit;
   }
 
   /**
