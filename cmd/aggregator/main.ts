@@ -9,6 +9,7 @@ import { formatHelp, parseArgs } from '../../src/config/options.js';
 import { metricsUrl, runTop } from '../../src/cli/top.js';
 import { AGGREGATOR_TOP } from '../../src/cli/top-view.js';
 import { validateAggregator } from '../../src/cli/validate-aggregator.js';
+import { runSpoolExport, runSpoolReplay } from '../../src/cli/spool-replay.js';
 import { ConfigError, errorMessage } from '../../src/errors.js';
 import { packageVersion } from '../../src/util/package-info.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -30,6 +31,11 @@ const COMMANDS = [
   '                             pending/retained/delivered (reads beside a running aggregator)',
   '  spool purge --before TIME|SEGMENT:OFFSET',
   '                             delete retained (delivered) segments before it; never pending ones (aggregator stopped)',
+  '  spool replay --from TIME|POSITION [--to TIME|POSITION] [--match TAG=VALUE] [--path GLOB] [--emitter-config FILE]',
+  '                             hand that range of the spool, in order, to the emitter of the emitter variables',
+  '                             or of FILE (never the blackhole); runs beside a live aggregator (no lock)',
+  '  spool export --from ... [--to ...] [--match ...] [--path ...] [--format raw|json]',
+  '                             write that range to stdout',
   '  top                        live view of this aggregator\'s /metrics (AGGREGATOR_METRICS_ADDRESS), every second; q quits',
   '  validate                   check the configuration, directories, listen addresses, emitter file and',
   '                             certificates; print the effective configuration (secrets redacted); exit 0 or 2',
@@ -91,7 +97,35 @@ async function run(config: AggregatorConfig, logger: Logger): Promise<number> {
   return 0;
 }
 
+/** `spool replay` / `spool export` take their own flags (the range); configuration from the environment. */
+async function runRangeCommand(command: 'replay' | 'export', argv: readonly string[]): Promise<number> {
+  let config: AggregatorConfig;
+  try {
+    config = loadAggregatorConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) die(err.message);
+    throw err;
+  }
+  const logger = createLogger(PROGRAM, config.logLevel);
+  const abort = new AbortController();
+  process.once('SIGINT', () => abort.abort());
+  process.once('SIGTERM', () => abort.abort());
+  const io = { stdout: process.stdout, stderr: process.stderr };
+  try {
+    const run = command === 'replay' ? runSpoolReplay : runSpoolExport;
+    return await run(argv, config, logger, abort.signal, io);
+  } catch (err) {
+    if (err instanceof ConfigError) die(err.message);
+    die(errorMessage(err), 1);
+  } finally {
+    await flushLogger(logger);
+  }
+}
+
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'spool' && (argv[1] === 'replay' || argv[1] === 'export') && !argv.includes('--help')) {
+    return runRangeCommand(argv[1], argv.slice(2));
+  }
   let args;
   let archive: ArchiveFlags;
   try {
