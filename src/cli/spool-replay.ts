@@ -4,16 +4,18 @@ import { z } from 'zod';
 import { aeronConfigSchema } from '../config/aeron-config.js';
 import { aggregatorOptions, fileEmitterConfigSchema, textEmitterConfigSchema } from '../config/aggregator-config.js';
 import type { AggregatorConfig, EmitterSelection } from '../config/aggregator-config.js';
-import { backoffDelayMs } from '../emitters/backoff.js';
+import { arrayBatch } from '../emitters/array-batch.js';
+import { emitVerdict } from '../emitters/emit-verdict.js';
 import type { Batch, EmitResult, Emitter } from '../emitters/emitter.js';
 import { createEmitter } from '../emitters/emitter-registry.js';
 import { TextEmitter } from '../emitters/text-emitter.js';
 import { ConfigError, errorMessage } from '../errors.js';
+import { retry } from '../retry/retry.js';
 import { listStoredSegments, readStoredRecords } from '../spool/stored-records.js';
 import type { StoredSegment } from '../spool/stored-records.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock } from '../util/clock.js';
-import { sleep, systemClock, systemRandom } from '../util/clock.js';
+import { systemClock, systemRandom } from '../util/clock.js';
 import { decodeEntries } from '../wire/entry-batch.js';
 import type { Entry } from '../wire/entry-batch.js';
 import { Progress } from './progress.js';
@@ -96,16 +98,17 @@ export async function replayEmitterSelection(config: AggregatorConfig, emitterCo
   return config.emitter;
 }
 
-/** Emits one batch, retrying a retryable result with backoff; ok only once confirmed. */
+/** Emits one batch, retrying a retryable result with the configured backoff; ok only once confirmed. */
 async function emitConfirmed(emitter: Emitter, batch: Batch, options: RangeRunOptions): Promise<string | undefined> {
-  const clock = options.clock ?? systemClock;
-  let result: EmitResult = await emitter.emit(batch, options.signal);
-  for (let attempt = 0; result.kind === 'retryable' && attempt < options.retry.maxRetries && !options.signal.aborted; attempt++) {
-    const delay = backoffDelayMs({ initialDelayMs: options.retry.initialDelayMs, maxDelayMs: options.retry.maxDelayMs }, attempt, systemRandom);
-    options.logger?.warn({ err: result.error.message, attempt: attempt + 1, delayMs: delay }, 'replay: emit failed; retrying');
-    await sleep(clock, delay, options.signal).catch(() => undefined);
-    result = await emitter.emit(batch, options.signal);
-  }
+  const result: EmitResult = await retry(() => emitter.emit(batch, options.signal), {
+    policy: { initialDelayMs: options.retry.initialDelayMs, maxDelayMs: options.retry.maxDelayMs },
+    clock: options.clock ?? systemClock,
+    random: systemRandom,
+    signal: options.signal,
+    maxAttempts: options.retry.maxRetries + 1,
+    classify: emitVerdict,
+    onFailure: (f) => options.logger?.warn({ err: f.error.message, failures: f.failures, delayMs: f.delayMs }, 'replay: emit failed; retrying'),
+  });
   if (result.kind === 'retryable') return `emit failed: ${result.error.message}`;
   if (result.kind === 'fatal') return `the emitter refused ${result.rejected.length} entries: ${result.error.message}`;
   if (result.confirmed !== undefined && !(await result.confirmed)) return 'the emitter closed before confirming delivery';
@@ -147,7 +150,7 @@ export async function emitRange(options: RangeRunOptions): Promise<RangeOutcome>
   let stoppedBecause: string | undefined;
   const flush = async (): Promise<boolean> => {
     if (pending.length === 0) return true;
-    const batch: Batch = { id: batches + 1, entries: pending };
+    const batch = arrayBatch(batches + 1, pending);
     const failed = await emitConfirmed(options.emitter, batch, options);
     if (failed !== undefined) {
       stoppedBecause = failed;
