@@ -1,6 +1,7 @@
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { crc32c } from '@node-rs/crc32';
 import { z } from 'zod';
 import type { Entry } from '../wire/entry-batch.js';
 import { IdentityRanges, nextOffset } from '../wire/entry-identity.js';
@@ -29,12 +30,36 @@ export interface CommittedOutput {
   readonly dev: bigint;
   readonly ino: bigint;
   readonly size: number;
+  /**
+   * crc32c of the `tailBytes` bytes before `size`: a file at the path with the same inode number but
+   * other content (deleted and recreated: inode numbers are reused at once) is not cut.
+   */
+  readonly tailCrc: number;
+  readonly tailBytes: number;
+}
+
+/** Bytes of the output's end whose checksum identifies it (the end of the last batch). */
+const TAIL_BYTES = 256;
+
+/** The checksum evidence of an output whose last bytes are `data`'s end. */
+export function tailEvidence(data: Buffer): { tailCrc: number; tailBytes: number } {
+  const tail = data.subarray(Math.max(0, data.length - TAIL_BYTES));
+  return { tailCrc: crc32c(tail), tailBytes: tail.length };
 }
 
 const rangeSchema = z.object({ lo: z.number().int().nonnegative(), hi: z.number().int().nonnegative(), next: z.number().int().nonnegative() });
 const commitSchema = z.object({
   version: z.literal(1),
-  output: z.object({ path: z.string(), dev: z.string().regex(/^\d+$/), ino: z.string().regex(/^\d+$/), size: z.number().int().nonnegative() }).nullable(),
+  output: z
+    .object({
+      path: z.string(),
+      dev: z.string().regex(/^\d+$/),
+      ino: z.string().regex(/^\d+$/),
+      size: z.number().int().nonnegative(),
+      tail_crc: z.number().int().nonnegative(),
+      tail_bytes: z.number().int().nonnegative(),
+    })
+    .nullable(),
   files: z.array(z.tuple([z.string(), z.string(), z.array(rangeSchema)])),
 });
 
@@ -79,7 +104,8 @@ export class FileCommit {
       return commit;
     }
     if (parsed.output !== null) {
-      commit.output = { path: parsed.output.path, dev: BigInt(parsed.output.dev), ino: BigInt(parsed.output.ino), size: parsed.output.size };
+      const o = parsed.output;
+      commit.output = { path: o.path, dev: BigInt(o.dev), ino: BigInt(o.ino), size: o.size, tailCrc: o.tail_crc, tailBytes: o.tail_bytes };
     }
     for (const [collectorId, fileId, rs] of parsed.files) for (const r of rs) commit.ranges.add(collectorId, fileId, r.lo, r.hi, r.next);
     return commit;
@@ -93,7 +119,8 @@ export class FileCommit {
   /**
    * Once, before the first write: cuts the committed output file back to its committed size (the
    * bytes after it were written but never confirmed). Only the very file committed (same device and
-   * inode, reached by the committed path) is cut; a file replaced meanwhile is left alone. Returns
+   * inode at the committed path, and the same checksum of the bytes before the committed size) is
+   * cut; a file replaced meanwhile is left alone. Returns
    * the bytes cut.
    */
   async recoverOutput(): Promise<number> {
@@ -109,7 +136,13 @@ export class FileCommit {
     }
     try {
       const st = await fh.stat({ bigint: true });
-      if (st.dev !== out.dev || st.ino !== out.ino || st.size <= BigInt(out.size)) return 0;
+      if (st.dev !== out.dev || st.ino !== out.ino || st.size <= BigInt(out.size) || out.tailBytes > out.size) return 0;
+      const tail = Buffer.alloc(out.tailBytes);
+      const { bytesRead } = await fh.read(tail, 0, tail.length, out.size - out.tailBytes);
+      if (bytesRead !== tail.length || crc32c(tail) !== out.tailCrc) {
+        this.log?.warn({ path: out.path }, 'file emitter: the file at the committed path is not the committed output (recreated); not cutting it');
+        return 0;
+      }
       const cut = Number(st.size) - out.size;
       await fh.truncate(out.size);
       await fh.datasync();
@@ -146,7 +179,14 @@ export class FileCommit {
     addRuns(next, entries);
     const doc = {
       version: 1,
-      output: { path: output.path, dev: output.dev.toString(), ino: output.ino.toString(), size: output.size },
+      output: {
+        path: output.path,
+        dev: output.dev.toString(),
+        ino: output.ino.toString(),
+        size: output.size,
+        tail_crc: output.tailCrc,
+        tail_bytes: output.tailBytes,
+      },
       files: next.toJSON(),
     };
     await replaceFile(this.path, `${JSON.stringify(doc)}\n`, fsync);

@@ -7,7 +7,7 @@ import { systemClock } from '../util/clock.js';
 import { ErrorCode, McError, errorMessage } from '../errors.js';
 import type { Entry } from '../wire/entry-batch.js';
 import type { Batch, EmitResult, Emitter } from './emitter.js';
-import { FileCommit } from './file-commit.js';
+import { FileCommit, tailEvidence } from './file-commit.js';
 import { OK, retryable } from './emitter.js';
 import { entriesToJsonLines } from './entry-json.js';
 import { parsePathTemplate } from './path-template.js';
@@ -131,7 +131,7 @@ export class FileEmitter implements Emitter {
     if (result.kind !== 'ok' || output === undefined) return result;
     try {
       const st = await output.handle.stat({ bigint: true });
-      await commit.commit(entries, { path: output.path, dev: output.dev, ino: output.ino, size: Number(st.size) }, this.options.fsync === true);
+      await commit.commit(entries, { path: output.path, dev: output.dev, ino: output.ino, size: Number(st.size), ...tailEvidence(data) }, this.options.fsync === true);
       return OK;
     } catch (err) {
       // Not committed: take the batch back out, so that its retry appends it once.

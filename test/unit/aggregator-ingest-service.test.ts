@@ -2,11 +2,14 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { admitChunk } from '../../src/aggregator/admission.js';
 import { IngestService } from '../../src/aggregator/ingest-service.js';
+import { AcceptedOffsets } from '../../src/aggregator/accepted-offsets.js';
+import { createDedupeMetrics } from '../../src/telemetry/dedupe-metrics.js';
 import type { ChunkSink, DeadLetterSink } from '../../src/aggregator/ingest-service.js';
 import { ErrorCode, McError } from '../../src/errors.js';
 import { createAggregatorMetrics } from '../../src/telemetry/aggregator-metrics.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
+import { AckCode } from '../../src/wire/grpc-api.js';
 import type { AckMessage, ChunkMessage } from '../../src/wire/grpc-api.js';
 import { readLimits } from '../../src/wire/ingest-limits.js';
 import type * as grpc from '@grpc/grpc-js';
@@ -263,5 +266,95 @@ describe('ingest service', () => {
     const received = (await metrics.entriesReceived.get()).values[0]?.value;
     expect(refused).toBe(1);
     expect(received).toBe(1);
+  });
+});
+
+describe('exactly-once: replays dropped by entry identity', () => {
+  /** `count` numbered lines of file `fileId` from line `first` (lines of 9 bytes + "\n"). */
+  function lines(sequence: number, first: number, count: number, fileId = 'f1'): ChunkMessage {
+    const ls = Array.from({ length: count }, (_, i) => ({ data: Buffer.from(`line ${String(first + i).padStart(4, '0')}`), offset: (first + i) * 10, fileId }));
+    const { entries, entryCount } = buildEntries(ls, { collectorId: 'c1' });
+    return { sequence, entries, entryCount };
+  }
+
+  function dedupeSetup() {
+    const sink = new ManualSink();
+    const clock = new ManualClock();
+    const metrics = createAggregatorMetrics({ defaultMetrics: false });
+    const dedupeMetrics = createDedupeMetrics(metrics.registry);
+    const accepted = new AcceptedOffsets(100);
+    const service = new IngestService({ sink, limits, deadLetters: new MemoryDeadLetters(), maxSpoolBytes: 1024 * 1024, clock, metrics, accepted, dedupeMetrics });
+    const open = (): FakeCall => {
+      const call = new FakeCall();
+      service.ship(call as never);
+      return call;
+    };
+    const dropped = async (): Promise<number> => (await metrics.registry.getSingleMetric('mega_aggregator_replays_dropped_total')?.get())?.values.find((v) => v.labels.stage === 'ingest')?.value ?? -1;
+    const stored = (): string[] => sink.appended.flatMap((b) => decodeEntries(b).map((e) => e.line.toString()));
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 10; i++) {
+        await flush();
+        while (sink.pending.length > 0) sink.pending.shift()?.resolve();
+      }
+    };
+    return { sink, service, open, dropped, stored, settle };
+  }
+
+  it('acks a resent chunk without appending it again, and appends only the new part of a partly resent one', async () => {
+    const t = dedupeSetup();
+    const a = t.open();
+    a.emit('data', lines(1, 0, 5));
+    await t.settle();
+    // The collector restarts and resends from an older checkpoint on a new stream.
+    const b = t.open();
+    b.emit('data', lines(1, 0, 5));
+    b.emit('data', lines(2, 3, 4)); // lines 3..6: 3 and 4 are replays
+    await t.settle();
+    expect(b.written.map((x) => x.code)).toEqual([AckCode.OK, AckCode.OK]);
+    expect(t.stored()).toEqual(['line 0000', 'line 0001', 'line 0002', 'line 0003', 'line 0004', 'line 0005', 'line 0006']);
+    expect(await t.dropped()).toBe(7);
+  });
+
+  it('appends a chunk refused earlier and resent after later ones were accepted (a gap is never a replay)', async () => {
+    const t = dedupeSetup();
+    const a = t.open();
+    a.emit('data', lines(1, 0, 5));
+    a.emit('data', lines(2, 5, 5));
+    await flush();
+    t.sink.pending[0]?.reject(new McError(ErrorCode.SpoolFull, 'full'));
+    t.sink.pending.shift();
+    await t.settle();
+    expect(a.written.map((x) => x.code)).toEqual([AckCode.RESOURCE_EXHAUSTED, AckCode.OK]);
+    const b = t.open();
+    b.emit('data', lines(1, 0, 5));
+    await t.settle();
+    expect(t.stored().sort()).toEqual(Array.from({ length: 10 }, (_, i) => `line ${String(i).padStart(4, '0')}`));
+    expect(await t.dropped()).toBe(0);
+  });
+
+  it('appends a new generation of a file (new file_id) from offset 0', async () => {
+    const t = dedupeSetup();
+    const a = t.open();
+    a.emit('data', lines(1, 0, 5, 'gen-1'));
+    a.emit('data', lines(2, 0, 5, 'gen-2'));
+    await t.settle();
+    expect(t.stored()).toHaveLength(10);
+    expect(await t.dropped()).toBe(0);
+  });
+
+  it('a resend on another stream waits for the append of the same lines still in flight, then drops them', async () => {
+    const t = dedupeSetup();
+    const a = t.open();
+    a.emit('data', lines(1, 0, 5));
+    await flush();
+    expect(t.sink.pending).toHaveLength(1); // not durable yet
+    const b = t.open();
+    b.emit('data', lines(1, 0, 5));
+    await flush();
+    expect(t.sink.pending).toHaveLength(1); // the resend waits instead of appending a second copy
+    await t.settle();
+    expect(t.stored()).toHaveLength(5);
+    expect(b.written.map((x) => x.code)).toEqual([AckCode.OK]);
+    expect(await t.dropped()).toBe(5);
   });
 });
