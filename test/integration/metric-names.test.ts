@@ -10,6 +10,7 @@ import type { NotifyAction, NotifyOutcome } from '../../src/emitters/pagerduty-n
 import { BATCH_CAUSES, NOTIFY_ACTIONS, NOTIFY_OUTCOMES, REFUSE_REASONS, createAggregatorMetrics } from '../../src/telemetry/aggregator-metrics.js';
 import { createCollectorMetrics } from '../../src/telemetry/collector-metrics.js';
 import { fileReopenCounter } from '../../src/emitters/file-emitter-metrics.js';
+import { createDedupeMetrics } from '../../src/telemetry/dedupe-metrics.js';
 import { createTlsHandshakeFailures } from '../../src/telemetry/tls-metrics.js';
 import { readmeMetricNames } from '../helpers/readme-metrics.js';
 
@@ -52,6 +53,8 @@ async function snapshot(): Promise<MetricObjectWithValues<MetricValue<string>>[]
   fileReopenCounter(aggregator.registry);
   // And the refused-handshake counter of its gRPC listener (src/aggregator/aggregator.ts).
   createTlsHandshakeFailures(aggregator.registry);
+  // And the exactly-once counters (src/telemetry/dedupe-metrics.ts).
+  createDedupeMetrics(aggregator.registry);
   const all = async (r: Registry) => (await r.getMetricsAsJSON()) as MetricObjectWithValues<MetricValue<string>>[];
   return [...(await all(aggregator.registry)), ...(await all(collector.registry))];
 }
