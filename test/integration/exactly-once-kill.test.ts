@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { checkDelivery, readDelivered, waitUntil } from '../helpers/collector-delivery.js';
+import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
 import { LogWriter } from '../helpers/collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { seededRandom } from '../helpers/seeded-random.js';
+import { tryWaitFor } from '../helpers/wait-for.js';
 
 /**
  * Exactly-once into the file emitter (issue 13): kill -9 of the collector, of the aggregator, and of
@@ -32,7 +34,8 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const randomBetween = (lo: number, hi: number): number => lo + Math.floor(Math.random() * (hi - lo));
+const random = seededRandom();
+const randomBetween = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo));
 
 function writeContinuously(writer: LogWriter): { stop(): Promise<void> } {
   let running = true;
@@ -93,7 +96,7 @@ async function run(victim: Victim, kills: number): Promise<void> {
   await sleep(300);
   await load.stop();
   const written = writer.written;
-  await waitUntil(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, 30_000, 200);
+  await tryWaitFor(() => new Set(readDelivered(out).map((d) => d.line)).size >= written.length, { timeoutMs: 30_000, intervalMs: 200, what: 'every line written to be delivered' });
   // Let anything still in flight land: a late duplicate would show here.
   await sleep(1000);
   replaysDropped += await aggregator.metric('mega_aggregator_replays_dropped_total');

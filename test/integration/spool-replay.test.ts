@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runAggregator, startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
-import { waitUntil } from '../helpers/collector-delivery.js';
 import { LogWriter } from '../helpers/collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * `mega-aggregator spool replay` and `spool export`, run as real processes beside a live aggregator
@@ -78,7 +78,7 @@ async function rig(): Promise<Rig> {
     if (one > 0) writer.append('one', one);
     if (two > 0) writer.append('two', two);
     const total = writer.written.length;
-    expect(await waitUntil(() => readOut(out).length >= total, 20_000, 50)).toBe(true);
+    await waitFor(() => readOut(out).length >= total, { timeoutMs: 20_000, what: `the live output to hold ${total} lines` });
     // Delivered: the live output has every line; the spool's append position is where they end.
     const status = await runAggregator({ AGGREGATOR_SPOOL_DIR: spool }, ['spool', 'status']);
     const m = /appended position: +segment (\d+) offset (\d+)/.exec(status.stdout);
