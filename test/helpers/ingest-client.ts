@@ -122,6 +122,14 @@ export interface TestLine {
   readonly timeUnixNano?: bigint;
 }
 
+/**
+ * Where the next line of each (collector, path, file id) starts when a test gives no offset: a
+ * collector's lines of one file have distinct, ascending offsets across its chunks, and the aggregator
+ * acknowledges a line whose identity it already holds without storing it again (exactly-once), so
+ * default offsets continue from one call to the next instead of restarting at 0.
+ */
+const nextDefaultOffset = new Map<string, number>();
+
 /** Encodes lines as one EntryBatch (as a collector would), returning the chunk payload and its count. */
 export function buildEntries(
   lines: readonly TestLine[],
@@ -129,7 +137,7 @@ export function buildEntries(
 ): { entries: Buffer; entryCount: number } {
   const writer = new EntryBatchWriter(encodeBatchHeader(opts.collectorId ?? 'test-collector', opts.tags ?? [{ key: 'host', value: 'test' }]));
   const heads = new Map<string, RunHead>();
-  let offset = 0;
+  const collectorId = opts.collectorId ?? 'test-collector';
   for (const l of lines) {
     const path = l.path ?? '/var/log/test.log';
     const fileId = l.fileId ?? 'file-1';
@@ -139,8 +147,10 @@ export function buildEntries(
       head = new RunHead(path, fileId);
       heads.set(key, head);
     }
-    writer.addLine(head, l.data, 0, l.data.length, l.offset ?? offset, l.timeUnixNano ?? 1_700_000_000_000_000_000n);
-    offset += l.data.length + 1;
+    const fileKey = `${collectorId}\u0000${key}`;
+    const offset = l.offset ?? nextDefaultOffset.get(fileKey) ?? 0;
+    if (l.offset === undefined) nextDefaultOffset.set(fileKey, offset + l.data.length + 1);
+    writer.addLine(head, l.data, 0, l.data.length, offset, l.timeUnixNano ?? 1_700_000_000_000_000_000n);
   }
   const entryCount = writer.entryCount;
   return { entries: writer.finish(), entryCount };
