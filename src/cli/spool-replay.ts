@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { z } from 'zod';
-import { aeronConfigSchema } from '../config/aeron-config.js';
+import { aeronOutputSchema } from '../config/aeron-config.js';
 import { aggregatorOptions, fileEmitterConfigSchema, textEmitterConfigSchema } from '../config/aggregator-config.js';
 import type { AggregatorConfig, EmitterSelection } from '../config/aggregator-config.js';
 import { arrayBatch } from '../emitters/array-batch.js';
@@ -55,7 +55,7 @@ export interface RangeRunOptions {
 const emitterFileSchema = z.union([
   z.object({ file: fileEmitterConfigSchema }).strict(),
   z.object({ text: textEmitterConfigSchema }).strict(),
-  z.object({ aeron: aeronConfigSchema }).strict(),
+  z.object({ aeron: aeronOutputSchema }).strict(),
 ]);
 
 const EMITTER_VARIABLES = [

@@ -12,6 +12,7 @@ import { OK, retryable } from './emitter.js';
 import { entriesToJsonLines } from './entry-json.js';
 import { parsePathTemplate } from './path-template.js';
 import type { PathTemplate } from './path-template.js';
+import { arrayBatch } from './array-batch.js';
 import { rawLines } from './raw-lines.js';
 
 /**
@@ -125,7 +126,7 @@ export class FileEmitter implements Emitter {
     const { entries, dropped } = commit.unseen(all);
     if (dropped > 0) this.options.onReplaysDropped?.(dropped);
     if (entries.length === 0) return OK;
-    const data = this.format === 'json' ? entriesToJsonLines(entries) : rawLines(entries.map((e) => e.line));
+    const data = this.format === 'json' ? entriesToJsonLines(entries) : rawLines(arrayBatch(0, entries));
     const result = await this.append(data);
     const output = this.output;
     if (result.kind !== 'ok' || output === undefined) return result;
