@@ -2,6 +2,8 @@
  * Aeron UDP frame codec (protocol version 0, little-endian). Layouts follow
  * aeron-client/src/main/c/protocol/aeron_udp_protocol.h; offsets are documented in
  * docs/aeron-protocol.md §1. Decoding returns plain objects and throws only AeronFrameError.
+ * (Past 400 lines: every frame type's offsets and codec sit together, as Aeron's own protocol header
+ * keeps them, so a field is named once and its readers and writers are side by side.)
  */
 
 export const FrameType = {

@@ -74,7 +74,9 @@ export interface PublicationCounters {
  * The sender side of one Aeron unicast publication as a state machine in virtual time: feed it the
  * receiver's control datagrams (`onControl`) and call `doWork(nowMs)`; it sends through `send`.
  * Behaviour mirrors aeron_network_publication.c (§3.1, §4.2, checklist §6), with one addition for
- * loss-free receiver restarts (documented on `onStatusMessage`).
+ * loss-free receiver restarts (documented on `onStatusMessage`). (Past 400 lines: one state machine
+ * whose setup, flow control, retransmission and linger share the same positions; the log and the
+ * receiver tracking live in their own files.)
  */
 export class Publication {
   readonly log: PublicationLog;

@@ -190,6 +190,7 @@ export class Collector {
     this.discovery = new Discovery(cfg.files, { rescanIntervalMs: cfg.rescanIntervalMs, clock: this.clock, logger: this.log }, {
       found: (paths) => this.opener.found(paths, false),
       changed: (path) => this.loop.touch(path),
+      scanned: () => this.metrics.discoveryScans.inc(),
     });
     const initial = await this.discovery.start();
     this.opener.found(initial, true);

@@ -18,6 +18,8 @@ import type { Interest, LinkFs, PathKind } from './link-interests.js';
 export interface DiscoveryHandlers {
   /** Paths that match (may repeat known ones: the caller dedupes by device+inode). */
   found(paths: readonly string[]): void;
+  /** A glob scan completed and its paths were reported (the start, the periodic rescans, those after events). */
+  scanned?(): void;
   /** Something changed under a watched directory: worth polling now (`path`: the file that changed). */
   changed(path?: string): void;
 }
@@ -142,6 +144,7 @@ export class Discovery {
         if (this.closed) return;
         this.handlers.found(paths);
         this.refresh();
+        this.handlers.scanned?.();
       })
       .catch((err: unknown) => this.options.logger.warn({ err: errorMessage(err) }, 'rescan failed'))
       .finally(() => {

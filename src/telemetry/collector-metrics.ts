@@ -33,6 +33,7 @@ export interface CollectorMetrics {
   readonly truncations: Counter;
   readonly reconnects: Counter<'reason'>;
   readonly failovers: Counter<'reason'>;
+  readonly discoveryScans: Counter;
   /** 1 for the aggregator address the stream goes to. */
   readonly aggregator: Gauge<'address'>;
   readonly checkpointWrites: Counter;
@@ -73,6 +74,7 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
   const chunksRejected = counter('chunks_rejected', 'Chunks the aggregator refused for good, by reason', ['reason']);
   const reconnects = counter('reconnects', 'Times the stream to an aggregator was replaced, by reason (error, goaway, removed, rebalance)', ['reason']);
   const failovers = counter('failovers', 'Times the next stream went to another aggregator than the last, by reason (error, goaway, removed, rebalance)', ['reason']);
+  const discoveryScans = counter('discovery_scans', 'Glob scans completed (at start, every COLLECTOR_RESCAN_INTERVAL, and after events such as a truncation)');
   const linesDropped = counter('lines_dropped', 'Entries dropped because the aggregator rejected their chunk as invalid', ['reason']);
   // Closed label sets start at zero, so a dashboard sees the series before the first event.
   for (const kind of ['rename', 'delete', 'copytruncate'] as const) rotations.inc({ kind }, 0);
@@ -116,6 +118,7 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
     truncations: counter('truncations', 'Files found truncated (while running or while stopped)'),
     reconnects,
     failovers,
+    discoveryScans,
     aggregator: new Gauge({
       name: 'mega_collector_aggregator',
       help: '1 for the aggregator address (label address) the stream currently goes to; no series between streams',

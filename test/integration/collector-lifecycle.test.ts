@@ -13,6 +13,11 @@ async function openFiles(harness: CollectorHarness): Promise<number> {
   return m?.values[0]?.value ?? -1;
 }
 
+async function scans(harness: CollectorHarness): Promise<number> {
+  const m = await harness.metrics?.registry.getSingleMetric('mega_collector_discovery_scans_total')?.get();
+  return m?.values[0]?.value ?? -1;
+}
+
 function eventuallyAsync(check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
   return tryWaitFor(check, { timeoutMs, intervalMs: 20, what: 'a collector condition' });
 }
@@ -84,8 +89,10 @@ describe('Collector (in process, real files and gRPC)', () => {
     truncateSync(path, 0);
     appendFileSync(path, 'after\n');
     expect(await eventually(() => h.lines().includes('after'))).toBe(true);
-    // Several rescans: the copy is looked at again and again.
-    await new Promise((r) => setTimeout(r, 500));
+    // Several rescans: the copy is looked at again and again. Wait until they have really run (a count
+    // that must grow), so the absence below is an absence after the copy was looked at.
+    const before = await scans(h);
+    expect(await eventuallyAsync(async () => (await scans(h)) >= before + 5)).toBe(true);
     expect(h.lines()).toEqual([...first, 'between copy and truncate', 'after']);
   });
   it('regression: with COLLECTOR_START_AT=end, a crash before the first periodic checkpoint does not skip lines of files already being tailed', async () => {

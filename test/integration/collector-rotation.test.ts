@@ -51,7 +51,17 @@ describe('collector rotation under continuous writing', () => {
     for (let round = 1; round <= 60; round++) {
       for (const s of ['alpha', 'beta', 'gamma']) writer.append(s, 40);
       if (round % 12 === 4) writer.rotateRename('alpha');
-      if (round % 12 === 9) writer.rotateCopyTruncate('beta');
+      if (round % 12 === 9) {
+        // Each truncation is seen before the next: two copytruncates within one poll would look like
+        // one to any poller (the lines in between are then read from the copy, but the count is one).
+        const seen = await collector.metric('mega_collector_rotations_total', { kind: 'copytruncate' });
+        writer.rotateCopyTruncate('beta');
+        await waitFor(async () => (await collector!.metric('mega_collector_rotations_total', { kind: 'copytruncate' })) > seen, {
+          timeoutMs: 10_000,
+          intervalMs: 20,
+          what: 'the collector to notice the copytruncate of beta.log',
+        });
+      }
       if (round % 20 === 10) writer.rotateRename('gamma');
       await new Promise((r) => setTimeout(r, 15));
     }

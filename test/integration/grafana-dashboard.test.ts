@@ -43,8 +43,12 @@ describe('Grafana dashboard', () => {
         AGGREGATOR_LISTEN_ADDRESS: '127.0.0.1:0',
         AGGREGATOR_METRICS_ADDRESS: '127.0.0.1:0',
         AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
-        // The Aeron emitter registers its metrics at start-up; no receiver is needed for that.
-        AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel: 'aeron:udp?endpoint=127.0.0.1:40999', stream_id: 10 }),
+        // The Aeron emitter registers its metrics at start-up; no receiver is needed for that. Two
+        // tag-routed publications, so the router's own series (unrouted entries) is exported too.
+        AGGREGATOR_AERON_CONFIGURATION: JSON.stringify([
+          { channel: 'aeron:udp?endpoint=127.0.0.1:40999', stream_id: 10 },
+          { channel: 'aeron:udp?endpoint=127.0.0.1:40998', stream_id: 11, tagpass: { host: ['web-*'] } },
+        ]),
       },
       readyMessage: 'listening',
     });
