@@ -105,7 +105,12 @@ describe('collector rotation under continuous writing', () => {
     // real rotations are hours apart, here they are ~100 ms apart, so after each rotation the writer
     // waits until the collector has opened the new file (it keeps writing the other file meanwhile).
     const opened = (path: string): number => collector?.logs.filter((l) => l.includes('"tailing new file"') && l.includes(`"path":"${path}"`)).length ?? 0;
-    const rotatedAt = new Map<string, number>();
+    // The first file of each stream likewise: it is created by the first append, and blue's is
+    // renamed away four rounds later.
+    const rotatedAt = new Map<string, number>([
+      ['red', 0],
+      ['blue', 0],
+    ]);
     for (let round = 1; round <= 40; round++) {
       for (const s of ['red', 'blue']) {
         writer.append(s, 50);
