@@ -1,8 +1,8 @@
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { z } from 'zod';
+import { replaceFileAtomic } from '../util/atomic-file.js';
 import type { Entry } from '../wire/entry-batch.js';
 import { IdentityRanges, nextOffset } from '../wire/entry-identity.js';
 
@@ -189,7 +189,7 @@ export class FileCommit {
       },
       files: next.toJSON(),
     };
-    await replaceFile(this.path, `${JSON.stringify(doc)}\n`, fsync);
+    await replaceFileAtomic(this.path, `${JSON.stringify(doc)}\n`, fsync);
     this.ranges = next;
     this.output = output;
   }
@@ -218,25 +218,3 @@ function addRuns(ranges: IdentityRanges, entries: readonly Entry[]): void {
   }
 }
 
-async function replaceFile(path: string, text: string, fsync: boolean): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(text);
-    if (fsync) await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  await rename(tmp, path);
-  if (fsync) {
-    const dir = await open(dirname(path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  }
-}

@@ -179,7 +179,7 @@ export function removeFirstDeadLetters(dir: string, count: number): Promise<void
       return;
     }
     const data = Buffer.concat(keep.map(encodeDeadLetter));
-    await writeFileAtomic(dir, join(dir, DEAD_LETTER_FILE), data);
+    await writeFileAtomic(join(dir, DEAD_LETTER_FILE), data);
     Object.assign(s, { validBytes: data.length, entries: countEntries(keep), known: true });
   });
 }

@@ -47,5 +47,5 @@ export async function readDelivered(dir: string): Promise<{ position: StoredPosi
 
 export async function writeDelivered(dir: string, p: StoredPosition): Promise<void> {
   const text = JSON.stringify({ segment: p.segment, offset: p.offset, entry: p.entry }) + '\n';
-  await writeFileAtomic(dir, join(dir, DELIVERED_FILE), text);
+  await writeFileAtomic(join(dir, DELIVERED_FILE), text);
 }

@@ -157,7 +157,8 @@ export async function scanSegment(fh: FileHandle, segment: number, size: number,
   return { validEnd, offsets, entries, corrupt };
 }
 
-async function readExactly(fh: FileHandle, buf: Buffer, position: number): Promise<boolean> {
+/** Fills `buf` from `position`; false when the file ends first. */
+export async function readExactly(fh: FileHandle, buf: Buffer, position: number): Promise<boolean> {
   let got = 0;
   while (got < buf.length) {
     const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);

@@ -12,7 +12,7 @@ import {
   recordCrc,
   segmentFileName,
 } from './segment-format.js';
-import { findNextRecord } from './segment-scan.js';
+import { findNextRecord, readExactly } from './segment-scan.js';
 
 /**
  * Read-only access to the records on disk, for `spool replay` / `spool export` and for rebuilding the
@@ -77,16 +77,6 @@ export async function listStoredSegments(dir: string): Promise<StoredSegment[]> 
     }
   }
   return out;
-}
-
-async function readExactly(fh: FileHandle, buf: Buffer, position: number): Promise<boolean> {
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
-    if (bytesRead === 0) return false;
-    got += bytesRead;
-  }
-  return true;
 }
 
 /** Every checksum-valid record of `segments` (from listStoredSegments), in order. */

@@ -97,8 +97,12 @@ describe('aggregator: gRPC ingest to the file emitter (real process)', () => {
     expect(gotA.map((l) => l.toString('hex'))).toEqual(expectedA.map((l) => l.toString('hex')));
     expect(gotB.map((l) => l.toString('hex'))).toEqual(expectedB.map((l) => l.toString('hex')));
 
-    const size = (await agg.metric('mega_aggregator_batches_emitted_total', { cause: 'size' })) - before.size;
-    const time = (await agg.metric('mega_aggregator_batches_emitted_total', { cause: 'time' })) - before.time;
+    // A batch is counted when its emit returns, which is after its lines are in the file (and, for the
+    // file emitter, after its commit): wait for the time-cut tail's count rather than race it.
+    const emitted = async (cause: 'size' | 'time'): Promise<number> => (await agg.metric('mega_aggregator_batches_emitted_total', { cause })) - before[cause];
+    await waitFor(async () => (await emitted('time')) >= 1, { timeoutMs: 5000, what: 'the time-cut batch to be counted' });
+    const size = await emitted('size');
+    const time = await emitted('time');
     expect(size).toBeGreaterThanOrEqual(2);
     expect(time).toBeGreaterThanOrEqual(1);
     expect(size * 10).toBeLessThanOrEqual(25);
