@@ -48,7 +48,7 @@ export async function createEmitter(selection: EmitterSelection, deps: EmitterDe
         logger: deps.logger.child({ emitter: 'file' }),
         clock: deps.clock,
         onReopen: onFileReopen,
-        ...(deps.commitDir === undefined
+        ...(deps.commitDir === undefined || !selection.config.exactly_once
           ? {}
           : {
               commitPath: join(deps.commitDir, FILE_COMMIT_NAME),

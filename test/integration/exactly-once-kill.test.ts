@@ -63,7 +63,7 @@ async function run(victim: Victim, kills: number): Promise<void> {
   const out = join(dir, 'out.jsonl');
   const aggregatorEnv: Record<string, string> = {
     AGGREGATOR_SPOOL_DIR: join(dir, 'spool'),
-    AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: out, format: 'json' }),
+    AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: out, format: 'json', exactly_once: true }),
     AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: '50ms',
     AGGREGATOR_MAX_BATCH_SIZE: '200',
     // Small segments: delivered ones are deleted while the test runs, as in production.

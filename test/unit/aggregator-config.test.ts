@@ -54,7 +54,7 @@ describe('aggregator configuration', () => {
   it('selects the file, text or aeron emitter', () => {
     expect(loadAggregatorConfig({ AGGREGATOR_FILE_CONFIGURATION: '{"path":"/x.log","format":"json"}' }).emitter).toEqual({
       kind: 'file',
-      config: { path: '/x.log', format: 'json', fsync: false },
+      config: { path: '/x.log', format: 'json', fsync: false, exactly_once: false },
     });
     expect(loadAggregatorConfig({ AGGREGATOR_TEXT_CONFIGURATION: 'yes please' }).emitter).toEqual({ kind: 'text', config: { format: 'raw' } });
     expect(loadAggregatorConfig({ AGGREGATOR_TEXT_CONFIGURATION: '{"format":"json"}' }).emitter).toEqual({ kind: 'text', config: { format: 'json' } });
