@@ -44,3 +44,21 @@ export class LogWriter {
     truncateSync(this.path(stream), 0);
   }
 }
+
+/** Appends 25 lines to `one.log` and to `two.log` every few ms until stopped (the crash tests' load). */
+export function writeContinuously(writer: LogWriter): { stop(): Promise<void> } {
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      writer.append('one', 25);
+      writer.append('two', 25);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
+}

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
-import { LogWriter } from '../helpers/collector-log-writer.js';
+import { LogWriter, writeContinuously } from '../helpers/collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { seededRandom } from '../helpers/seeded-random.js';
@@ -37,22 +37,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const random = seededRandom();
 const randomBetween = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo));
 
-function writeContinuously(writer: LogWriter): { stop(): Promise<void> } {
-  let running = true;
-  const done = (async () => {
-    while (running) {
-      writer.append('one', 25);
-      writer.append('two', 25);
-      await sleep(5);
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
-}
 
 type Victim = 'collector' | 'aggregator' | 'both';
 
