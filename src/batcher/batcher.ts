@@ -14,7 +14,7 @@ import type { SpoolPort } from '../spool/spool-port.js';
 import type { Logger } from '../telemetry/logger.js';
 import { systemClock } from '../util/clock.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
-import { countEntries, encodeEntries } from '../wire/entry-batch.js';
+import { encodeEntries, lineSpans } from '../wire/entry-batch.js';
 import type { Entry } from '../wire/entry-batch.js';
 
 // The spool as the batcher sees it: SpoolPort and the types it speaks, nothing else.
@@ -292,10 +292,11 @@ export class Batcher {
   }
 
   private async addRecord(record: SpoolRecord): Promise<void> {
-    let count: number;
+    let spans: Uint32Array;
     try {
-      // Walked, not decoded: emitters decode (or only read the line bytes of) the views they get.
-      count = countEntries(record.data);
+      // Walked, not decoded: emitters decode (or copy the line bytes, by these spans, of) the views
+      // they get; the one walk here checks what decoding would and finds every line's bytes.
+      spans = lineSpans(record.data, record.entryCount);
     } catch (err) {
       // Passed its checksum but does not decode: no emitter can ever take it. Keep it, then move on.
       const reason = `undecodable spool record at segment ${record.position.segment} offset ${record.position.offset}: ${errorMessage(err)}`;
@@ -305,6 +306,7 @@ export class Batcher {
       this.attachEnd({ ...record.next, entry: 0 });
       return;
     }
+    const count = spans.length / 2;
     if (count !== record.entryCount) {
       this.log.warn({ position: record.position, header: record.entryCount, decoded: count }, 'batcher: entry count mismatch');
     }
@@ -323,7 +325,7 @@ export class Batcher {
       }
       const open = this.open;
       const take = Math.min(this.maxBatchSize - open.count, count - i);
-      open.views.push({ data: record.data, from: i, to: i + take });
+      open.views.push({ data: record.data, from: i, to: i + take, spans });
       open.count += take;
       i += take;
       open.end = i === count ? { ...record.next, entry: 0 } : { ...record.position, entry: i };

@@ -138,6 +138,60 @@ export class EntryBatchWalker {
     }
   }
 
+  /**
+   * Reads only where the data of the Line just met lies ([dataStart, dataEnd); offset, flags and time
+   * are left as they were): the common shape (one-byte tags of data, offset, time and flags, lengths
+   * and varints of at most 7 bytes) in one loop over locals; anything else (unknown fields, a long or
+   * truncated varint, bytes past the end) goes through `readLine`, so it accepts and rejects exactly
+   * what `readLine` does.
+   */
+  readLineData(): void {
+    const buf = this.buf;
+    const end = this.line.end;
+    let pos = this.line.pos;
+    let dataStart = 0;
+    let dataEnd = 0;
+    // pos only grows and never passes end; the walk succeeds when it lands exactly on end.
+    while (pos < end) {
+      const tag = buf[pos++] as number;
+      if (tag === TAG_TIME) {
+        if (pos + 8 > end) break;
+        pos += 8;
+      } else if (tag === TAG_DATA || tag === TAG_OFFSET || tag === TAG_FLAGS) {
+        // A varint of at most 7 bytes (below 2^49: always a safe integer), all before end.
+        let value = 0;
+        let mul = 1;
+        let b = 0x80;
+        const last = Math.min(end, pos + 7);
+        while (pos < last) {
+          b = buf[pos++] as number;
+          value += (b & 0x7f) * mul;
+          if (b < 0x80) break;
+          mul *= 128;
+        }
+        if (b >= 0x80) break;
+        if (tag === TAG_DATA) {
+          if (value > end - pos) break;
+          dataStart = pos;
+          pos += value;
+          dataEnd = pos;
+        }
+      } else break;
+      if (pos === end) {
+        this.dataStart = dataStart;
+        this.dataEnd = dataEnd;
+        return;
+      }
+    }
+    if (pos === end && end === this.line.pos) {
+      // An empty Line message.
+      this.dataStart = 0;
+      this.dataEnd = 0;
+      return;
+    }
+    this.readLine();
+  }
+
   /** time_unix_nano of the line read last (0 when absent). */
   get time(): bigint {
     return this.timeAt < 0 ? 0n : this.buf.readBigUInt64LE(this.timeAt);

@@ -312,11 +312,35 @@ export function countEntries(buf: Buffer): number {
   let count = 0;
   for (let met = w.next(); met !== Met.End; met = w.next()) {
     if (met === Met.Line) {
-      w.readLine();
+      w.readLineData();
       count++;
     }
   }
   return count;
+}
+
+/**
+ * Where the line bytes of every entry of an EntryBatch lie: [start, end) of entry i at [2i, 2i + 1].
+ * Checks exactly what `countEntries` checks (throws WireError where decoding would), in the same one
+ * walk, so a reader that keeps the spans never walks the record again to copy its lines out.
+ * `expected` (e.g. the spool record's entry count) sizes the result; any count is handled.
+ */
+export function lineSpans(buf: Buffer, expected = 16): Uint32Array {
+  const w = new EntryBatchWalker(buf);
+  let spans = new Uint32Array(2 * Math.max(1, expected));
+  let n = 0;
+  for (let met = w.next(); met !== Met.End; met = w.next()) {
+    if (met !== Met.Line) continue;
+    w.readLineData();
+    if (n === spans.length) {
+      const grown = new Uint32Array(2 * spans.length);
+      grown.set(spans);
+      spans = grown;
+    }
+    spans[n++] = w.dataStart;
+    spans[n++] = w.dataEnd;
+  }
+  return n === spans.length ? spans : spans.subarray(0, n);
 }
 
 /**
@@ -328,7 +352,7 @@ export function forEachLine(buf: Buffer, from: number, to: number, visit: (start
   let index = 0;
   for (let met = w.next(); met !== Met.End && index < to; met = w.next()) {
     if (met !== Met.Line || index++ < from) continue;
-    w.readLine();
+    w.readLineData();
     visit(w.dataStart, w.dataEnd);
   }
 }
@@ -342,7 +366,7 @@ export function* entryLines(buf: Buffer, from = 0, to = Number.POSITIVE_INFINITY
   let index = 0;
   for (let met = w.next(); met !== Met.End && index < to; met = w.next()) {
     if (met !== Met.Line || index++ < from) continue;
-    w.readLine();
+    w.readLineData();
     yield buf.subarray(w.dataStart, w.dataEnd);
   }
 }

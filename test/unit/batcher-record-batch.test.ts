@@ -4,7 +4,7 @@ import { arrayBatch } from '../../src/emitters/array-batch.js';
 import { rawLines } from '../../src/emitters/raw-lines.js';
 import { RecordBatch } from '../../src/emitters/record-batch.js';
 import type { RecordView } from '../../src/emitters/record-batch.js';
-import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
+import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader, lineSpans } from '../../src/wire/entry-batch.js';
 
 /** One record (EntryBatch) of the given lines, alternating between two files so it holds several runs. */
 function record(collectorId: string, lines: readonly Uint8Array[], firstOffset = 0): Buffer {
@@ -20,11 +20,13 @@ describe('RecordBatch (a batch as views over spool records)', () => {
   it('lines() are the entries() lines byte for byte, for any records and entry ranges (property)', () => {
     const arbRecord = fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 12 });
     fc.assert(
-      fc.property(fc.array(fc.tuple(arbRecord, fc.nat(), fc.nat()), { minLength: 1, maxLength: 5 }), (specs) => {
-        const views: RecordView[] = specs.map(([lines, a, b], r) => {
+      fc.property(fc.array(fc.tuple(arbRecord, fc.nat(), fc.nat(), fc.boolean()), { minLength: 1, maxLength: 5 }), (specs) => {
+        const views: RecordView[] = specs.map(([lines, a, b, handOver], r) => {
           const from = lines.length === 0 ? 0 : a % (lines.length + 1);
           const to = from + (lines.length === 0 ? 0 : b % (lines.length - from + 1));
-          return { data: record(`c-${r}`, lines, r * 100), from, to };
+          const data = record(`c-${r}`, lines, r * 100);
+          // As the batcher cuts them (spans of the whole record handed over), or walked here.
+          return handOver ? { data, from, to, spans: lineSpans(data) } : { data, from, to };
         });
         const batch = new RecordBatch(7, views);
         const expected = views.flatMap((v) => decodeEntries(v.data).slice(v.from, v.to));
@@ -37,6 +39,33 @@ describe('RecordBatch (a batch as views over spool records)', () => {
         );
       }),
       { seed: 42, numRuns: 150 },
+    );
+  });
+
+  it('joinLines and lines() handle Lines without a data field (empty) and with it repeated (the last wins), at any place (property)', () => {
+    const field = (tag: number, body: Buffer): Buffer =>
+      Buffer.concat([Buffer.from(body.length < 0x80 ? [tag, body.length] : [tag, (body.length & 0x7f) | 0x80, body.length >> 7]), body]);
+    // 0: no data field; 1: one; 2: two (the second counts).
+    const arbLine = fc.tuple(fc.integer({ min: 0, max: 2 }), fc.uint8Array({ maxLength: 12 }), fc.uint8Array({ maxLength: 12 }));
+    fc.assert(
+      fc.property(fc.array(fc.array(arbLine, { maxLength: 8 }), { minLength: 1, maxLength: 4 }), fc.nat(), (records, cut) => {
+        const views: RecordView[] = records.map((lines) => {
+          const bodies = lines.map(([shape, a, b]) => {
+            const offset = Buffer.from([0x10, 0x07]);
+            if (shape === 0) return field(0x1a, offset);
+            if (shape === 1) return field(0x1a, Buffer.concat([offset, field(0x0a, Buffer.from(a))]));
+            return field(0x1a, Buffer.concat([field(0x0a, Buffer.from(a)), offset, field(0x0a, Buffer.from(b))]));
+          });
+          const data = Buffer.concat([field(0x0a, Buffer.from('c')), field(0x1a, Buffer.concat([field(0x0a, Buffer.from('/p')), ...bodies]))]);
+          const from = cut % (lines.length + 1);
+          return { data, from, to: lines.length, spans: lineSpans(data) };
+        });
+        const expected = views.flatMap((v) => decodeEntries(v.data).slice(v.from, v.to));
+        const batch = new RecordBatch(3, views);
+        expect([...batch.lines()].map(hex)).toEqual(expected.map((e) => hex(e.line)));
+        expect(hex(rawLines(batch))).toBe(hex(Buffer.concat(expected.flatMap((e) => [e.line, Buffer.from('\n')]))));
+      }),
+      { seed: 5, numRuns: 500 },
     );
   });
 

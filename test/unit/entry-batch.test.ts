@@ -10,6 +10,7 @@ import {
   encodeBatchHeader,
   encodeEntries,
   entryLines,
+  lineSpans,
   scanEntryBatch,
 } from '../../src/wire/entry-batch.js';
 import { EntryBatchWalker, Met } from '../../src/wire/entry-batch-walker.js';
@@ -270,6 +271,7 @@ describe('the one EntryBatch walker (scan, count, decode and lines share it)', (
           const buf = w.finish();
           const all = decodeEntries(buf);
           expect(countEntries(buf)).toBe(lines.length);
+          expect(spanned(buf, lineSpans(buf, a % 5))).toEqual(all.map((e) => e.line.toString('hex')));
           expect(scanEntryBatch(buf, limits).entryCount).toBe(lines.length);
           expect([...entryLines(buf)].map((l) => l.toString('hex'))).toEqual(all.map((e) => e.line.toString('hex')));
           const from = a % (lines.length + 1);
@@ -307,6 +309,55 @@ describe('the one EntryBatch walker (scan, count, decode and lines share it)', (
     );
   });
 
+  it('lineSpans and countEntries accept, reject and read exactly what decodeEntries does, for Lines of any field shape (property)', () => {
+    // Line bodies made of field pieces, well-formed or not: data (also repeated or absent), offset
+    // varints of 1 to 11 bytes (past 2^53, too long, cut short), time (whole or cut), flags, unknown
+    // fields, stray bytes; so the fast path of the line walk meets every way out of it.
+    const varint = fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 11 }).map((bytes) => bytes.map((b, i) => (i === bytes.length - 1 ? b & 0x7f : b | 0x80)));
+    const piece = fc.oneof(
+      fc.uint8Array({ maxLength: 20 }).map((d) => [0x0a, d.length, ...d]),
+      fc.tuple(fc.uint8Array({ maxLength: 20 }), fc.integer({ min: 0, max: 40 })).map(([d, len]) => [0x0a, len, ...d]),
+      varint.map((v) => [0x10, ...v]),
+      fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 8 }).map((t) => [0x19, ...t]),
+      fc.constant([0x19, 1, 2, 3, 4, 5, 6, 7, 8]),
+      varint.map((v) => [0x20, ...v]),
+      fc.constant([0x28, 0x01]),
+      fc.constant([0x32, 0x02, 0x61, 0x62]),
+      fc.constant([0x8a, 0x00, 0x00]),
+      fc.integer({ min: 0, max: 255 }).map((b) => [b]),
+    );
+    const lineBody = fc.array(piece, { maxLength: 5 }).map((ps) => Buffer.from(ps.flat()));
+    fc.assert(
+      fc.property(fc.array(lineBody, { maxLength: 6 }), (bodies) => {
+        const run = Buffer.concat([field(0x0a, '/p'), ...bodies.map((b) => longField(0x1a, b))]);
+        const buf = Buffer.concat([field(0x0a, 'c'), longField(0x1a, run)]);
+        let decoded: string[] | string;
+        try {
+          decoded = decodeEntries(buf).map((e) => e.line.toString('hex'));
+        } catch (err) {
+          expect(err).toBeInstanceOf(WireError);
+          decoded = 'throws';
+        }
+        let spans: string[] | string;
+        try {
+          spans = spanned(buf, lineSpans(buf, 1));
+        } catch (err) {
+          expect(err).toBeInstanceOf(WireError);
+          spans = 'throws';
+        }
+        expect(spans).toEqual(decoded);
+        let counted: number | string;
+        try {
+          counted = countEntries(buf);
+        } catch {
+          counted = 'throws';
+        }
+        expect(counted).toEqual(typeof decoded === 'string' ? decoded : decoded.length);
+      }),
+      { seed: 23, numRuns: 3000 },
+    );
+  });
+
   it('a header after the runs still names every entry, and the last of a repeated field wins everywhere', () => {
     const line = Buffer.concat([field(0x0a, 'long-first'), field(0x0a, 'x'), Buffer.from([0x10, 0x05])]);
     const run = Buffer.concat([field(0x0a, '/old'), field(0x1a, line), field(0x0a, '/new'), field(0x12, 'id')]);
@@ -322,6 +373,19 @@ describe('the one EntryBatch walker (scan, count, decode and lines share it)', (
     expect(scanEntryBatch(buf, { maxLineBytes: 1 })).toMatchObject({ entryCount: 1, lineBytes: 1, longestLine: 1, oversizedLines: 0 });
   });
 });
+
+/** A length-delimited field whose length may need a two-byte varint. */
+function longField(tag: number, body: Buffer): Buffer {
+  const len = body.length < 0x80 ? [body.length] : [(body.length & 0x7f) | 0x80, body.length >> 7];
+  return Buffer.concat([Buffer.from([tag, ...len]), body]);
+}
+
+/** The bytes each pair of `spans` names in `buf`, as hex. */
+function spanned(buf: Buffer, spans: Uint32Array): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < spans.length; i += 2) out.push(buf.subarray(spans[i], spans[i + 1]).toString('hex'));
+  return out;
+}
 
 function buildValid(): Buffer {
   const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'k', value: 'v' }]));
