@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, McError } from '../errors.js';
+import type { RecentRecord } from './recent-records.js';
 import type { SegmentView } from './segment-index.js';
 import { SEGMENT_HEADER_BYTES, segmentFileName } from './segment-format.js';
 import { findNextRecord, readRecordAt } from './segment-scan.js';
@@ -21,6 +22,11 @@ export interface ReaderView {
   waitForProgress(signal?: AbortSignal): Promise<void>;
   /** A durable record failed its checksum: readers skip [start, end) of `segment` from now on. */
   reportCorrupt(segment: number, start: number, end: number, reason: string): void;
+  /**
+   * The durable record at (segment, offset) if this process appended it and still holds it
+   * (recent-records.ts); records before it are let go.
+   */
+  takeRecent?(segment: number, offset: number): RecentRecord | undefined;
 }
 
 /** Wakes readers waiting for the spool to move (an append became durable, a roll, close). */
@@ -131,8 +137,14 @@ export class SegmentReader implements SpoolReader {
     if (fh !== undefined) await fh.close().catch(() => undefined);
   }
 
-  /** Reads the record at the cursor; undefined when it is corrupt (reported, cursor moved on). */
+  /**
+   * The record at the cursor: from memory when this process appended it and still holds it (durable,
+   * and checked when it was appended), else read from the file and verified by its checksum;
+   * undefined when it is corrupt (reported, cursor moved on).
+   */
   private async read(seg: SegmentView, end: number): Promise<SpoolRecord | undefined> {
+    const held = this.view.takeRecent?.(seg.number, this.offset);
+    if (held !== undefined && held.next <= end) return this.advance(seg.number, this.offset, held.next, held.data, held.entryCount);
     if (this.fhSegment !== seg.number) {
       await this.closeFile();
       this.fh = await open(join(this.view.dir, segmentFileName(seg.number)), 'r');
@@ -148,15 +160,19 @@ export class SegmentReader implements SpoolReader {
       this.view.reportCorrupt(seg.number, start, resume, r.problem);
       return undefined;
     }
-    const next = r.next;
-    const skip = Math.min(this.skip, r.entryCount);
+    return this.advance(seg.number, start, r.next, r.payload, r.entryCount);
+  }
+
+  /** Moves the cursor past the record at `start` of `segment` and returns it. */
+  private advance(segment: number, start: number, next: number, data: Buffer, entryCount: number): SpoolRecord {
+    const skip = Math.min(this.skip, entryCount);
     this.offset = next;
     this.skip = 0;
     return {
-      position: { segment: seg.number, offset: start },
-      next: { segment: seg.number, offset: next },
-      data: r.payload,
-      entryCount: r.entryCount,
+      position: { segment, offset: start },
+      next: { segment, offset: next },
+      data,
+      entryCount,
       skipEntries: skip,
     };
   }

@@ -22,6 +22,7 @@ import { readSpoolLayout } from './spool-layout.js';
 import type { RetentionPolicy } from './retention.js';
 import { SpoolLock } from './spool-lock.js';
 import type { SpoolPort } from './spool-port.js';
+import { RecentRecords } from './recent-records.js';
 import { Progress, SegmentReader } from './spool-reader.js';
 import type { ReaderView } from './spool-reader.js';
 import { NO_LOG } from './spool-types.js';
@@ -58,6 +59,8 @@ export interface SpoolOptions {
 }
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Payload bytes of recent appends held for the reader (recent-records.ts). */
+const RECENT_RECORD_BYTES = 8 * 1024 * 1024;
 const MIN_SEGMENT_BYTES = 4096;
 
 /**
@@ -70,6 +73,7 @@ const MIN_SEGMENT_BYTES = 4096;
  */
 export class Spool implements SpoolPort {
   private readonly progress = new Progress();
+  private readonly recent = new RecentRecords(RECENT_RECORD_BYTES);
   private readonly writer: GroupCommit;
   private readonly delivery: Delivery;
   private readonly deadLetters: DeadLetterSink;
@@ -184,11 +188,15 @@ export class Spool implements SpoolPort {
    * Appends one record (an EntryBatch of `entryCount` entries). Resolves with its position once it is
    * durable (written and fdatasync'ed, group-committed with every append queued meanwhile). Rejects at
    * once, without writing, with McError(SpoolFull) when the record does not fit in `maxBytes` (also
-   * when it never could), and with McError(SpoolClosed) after close().
+   * when it never could), and with McError(SpoolClosed) after close(). The spool keeps `data` for its
+   * reader until it is read (recent-records.ts): it must not be changed after the call.
    */
   append(data: Buffer, entryCount: number): Promise<RecordPosition> {
     if (this.closed) return Promise.reject(new McError(ErrorCode.SpoolClosed, 'spool is closed'));
-    return this.writer.append(data, entryCount);
+    return this.writer.append(data, entryCount).then((position) => {
+      this.recent.add(position, data, entryCount);
+      return position;
+    });
   }
 
   /**
@@ -212,6 +220,7 @@ export class Spool implements SpoolPort {
       segmentAfter: (n) => index.after(n),
       waitForProgress: (signal) => this.progress.wait(signal),
       reportCorrupt: (n, start, end, reason) => this.reportCorrupt(n, start, end, reason),
+      takeRecent: (n, offset) => this.recent.take(n, offset),
     };
   }
 

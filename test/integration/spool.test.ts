@@ -1,4 +1,4 @@
-import { appendFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, open, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, McError } from '../../src/errors.js';
@@ -60,6 +60,28 @@ describe('Spool', () => {
     const reread = await readN(again, 20);
     expect(reread.map((r) => r.data.toString('hex'))).toEqual(batches.map((b) => b.toString('hex')));
     expect(again.stats().pendingEntries).toBe(200);
+  });
+
+  it('hands the reader what this process appended from memory (no read back, no checksum); after a restart reads and verifies the file', async () => {
+    const dir = await freshDir();
+    const spool = await Spool.open({ dir, maxBytes: 1 << 30 });
+    const batches = Array.from({ length: 3 }, (_, i) => makeBatch(i * 10, 10));
+    const positions = [];
+    for (const b of batches) positions.push(await spool.append(b, 10));
+    // Damage the second record's payload on disk while this process still holds it.
+    const [segment] = segmentFiles(await readdir(dir));
+    const fh = await open(join(dir, segment!), 'r+');
+    await fh.write(Buffer.from('XXXX'), 0, 4, positions[1]!.offset + 16 + 8);
+    await fh.close();
+    const held = await readN(spool, 3);
+    expect(held.map((r, i) => r.data.equals(batches[i]!))).toEqual([true, true, true]);
+    expect(spool.stats().corruptRanges).toBe(0);
+    await spool.close();
+    // After the restart the records come from the file: the damage is found by the checksum.
+    const again = await openSpool(dir);
+    const reread = await readN(again, 2);
+    expect(reread.map((r) => r.position)).toEqual([positions[0], positions[2]]);
+    expect(again.stats().corruptRanges).toBe(1);
   });
 
   it('group-commits concurrent appends', async () => {
