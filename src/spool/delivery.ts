@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
-import { comparePositions, writeDelivered } from './delivered-file.js';
+import { DeliveredSlots, comparePositions } from './delivered-file.js';
 import type { FreeSpace } from './free-space.js';
 import { reclaimActive } from './reclaim-active.js';
 import { SEGMENT_HEADER_BYTES, segmentFileName } from './segment-format.js';
@@ -43,7 +43,7 @@ function asRetained(seg: SegmentState): RetainedSegment {
 
 /**
  * The delivered position: moved forward by `mark` (never back, never past what is durable), persisted
- * atomically at most every ~200 ms and on close, and the housekeeping that follows it: sealed segments
+ * (delivered-file.ts: pwrite of a checksummed slot, fdatasync) at most every ~200 ms and on close, and the housekeeping that follows it: sealed segments
  * fully delivered are deleted, or kept under a retention policy (retention.ts) until they expire, are
  * evicted for room, or purged; a fully delivered active segment is released when space runs short.
  */
@@ -52,6 +52,8 @@ export class Delivery {
   private persisted: DeliveredPosition;
   private persistTimer: TimerHandle | undefined;
   private persisting: Promise<void> = Promise.resolve();
+  /** Opened by the first persist (delivered-file.ts); let go after a failure, so the next one reopens. */
+  private slots: DeliveredSlots | undefined;
   private housekeeping: Promise<void> = Promise.resolve();
   private expiryTimer: TimerHandle | undefined;
 
@@ -91,10 +93,14 @@ export class Delivery {
       const p = this.delivered;
       if (comparePositions(p, this.persisted) === 0) return;
       try {
-        await writeDelivered(this.o.dir, p);
+        this.slots ??= await DeliveredSlots.open(this.o.dir, this.persisted);
+        await this.slots.write(p);
         this.persisted = p;
       } catch (err) {
         this.o.log.error({ dir: this.o.dir, err: errorMessage(err) }, 'spool: cannot persist the delivered position; will retry');
+        const slots = this.slots;
+        this.slots = undefined;
+        await slots?.close().catch(() => undefined);
       }
     });
     return this.persisting;
@@ -241,5 +247,8 @@ export class Delivery {
     this.housekeep();
     await this.housekeeping;
     await this.persist();
+    const slots = this.slots;
+    this.slots = undefined;
+    await slots?.close().catch(() => undefined);
   }
 }

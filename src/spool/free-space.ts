@@ -7,7 +7,7 @@ import type { SpoolLog } from './spool-types.js';
  * Free space on the spool's volume, as part of admission: an append is refused (MC_ERR_SPOOL_FULL, so
  * RESOURCE_EXHAUSTED to the collector) while it would eat into a reserve of free bytes, long before
  * the file system answers ENOSPC. The reserve keeps room for what must still be written when the
- * volume is nearly full: a new segment's header, `delivered.json`, dead letters, other programs.
+ * volume is nearly full: a new segment's header, `delivered.pos`, dead letters, other programs.
  *
  * statfs is sampled at most every `maxAgeMs` (from admission) and after the spool frees space; bytes
  * the spool writes in between are subtracted from the last sample, so the estimate only errs on the

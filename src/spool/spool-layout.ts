@@ -31,7 +31,7 @@ export interface SpoolLayout {
   readonly segments: readonly SegmentFile[];
   /** The persisted delivered position (the start when missing or unreadable). */
   readonly delivered: DeliveredPosition;
-  /** Why `delivered.json` could not be used, if it could not. */
+  /** Why the persisted position (`delivered.pos`, or the earlier `delivered.json`) could not be used, if it could not. */
   readonly deliveredProblem?: string;
 }
 
