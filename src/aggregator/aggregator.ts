@@ -124,6 +124,7 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
       spool,
       emitter,
       maxBatchSize: config.maxBatchSize,
+      maxBatchBytes: config.maxBatchBytes,
       maxDelayMs: config.minimumPublishFrequencyMs,
       clock,
       logger: logger.child({ component: 'batcher' }),

@@ -38,6 +38,11 @@ export interface BatcherOptions {
   readonly emitter: Emitter;
   /** AGGREGATOR_MAX_BATCH_SIZE (entries). */
   readonly maxBatchSize: number;
+  /**
+   * AGGREGATOR_MAX_BATCH_BYTES: most line bytes in one batch (cut at maxBatchSize entries or at this,
+   * whichever comes first; a longer line goes alone). Default: no bound.
+   */
+  readonly maxBatchBytes?: number;
   /** AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY: longest a non-empty batch waits for more entries. */
   readonly maxDelayMs: number;
   readonly clock?: Clock;
@@ -96,6 +101,8 @@ interface PendingBatch {
   /** The entries, as views over the spool records they are in (not decoded). */
   readonly views: RecordView[];
   count: number;
+  /** Line bytes of the entries (for maxBatchBytes). */
+  bytes: number;
   /** Delivered position once every entry of this batch is confirmed. */
   end: DeliveredPosition;
   cause: BatchCause;
@@ -113,7 +120,8 @@ const DEFAULT_MAX_UNCONFIRMED = 1024;
 
 /**
  * Reads the spool in order and hands batches to the emitter: a batch is cut when it holds
- * `maxBatchSize` entries or `maxDelayMs` after its first entry arrived, whichever comes first. One
+ * `maxBatchSize` entries or `maxBatchBytes` of line bytes, or `maxDelayMs` after its first entry
+ * arrived, whichever comes first. One
  * emit is in flight at a time (order), while the next batch fills; the spool's delivered position
  * moves only after the emitter confirms. An emitter that confirms after emit returns (a result with
  * `confirmed`) gets the next batches meanwhile, up to maxUnconfirmed; confirmations are taken in emit
@@ -126,6 +134,7 @@ export class Batcher {
   private readonly spool: SpoolPort;
   private readonly emitter: Emitter;
   private readonly maxBatchSize: number;
+  private readonly maxBatchBytes: number;
   private readonly maxDelayMs: number;
   private readonly clock: Clock;
   private readonly log: Log;
@@ -167,10 +176,14 @@ export class Batcher {
     if (!Number.isSafeInteger(options.maxBatchSize) || options.maxBatchSize < 1) {
       throw new McError(ErrorCode.Config, `maxBatchSize must be a positive integer, got ${options.maxBatchSize}`);
     }
+    if (options.maxBatchBytes !== undefined && !(options.maxBatchBytes >= 1)) {
+      throw new McError(ErrorCode.Config, `maxBatchBytes must be at least 1, got ${options.maxBatchBytes}`);
+    }
     if (!(options.maxDelayMs >= 0)) throw new McError(ErrorCode.Config, `maxDelayMs must be >= 0, got ${options.maxDelayMs}`);
     this.spool = options.spool;
     this.emitter = options.emitter;
     this.maxBatchSize = options.maxBatchSize;
+    this.maxBatchBytes = options.maxBatchBytes ?? Number.POSITIVE_INFINITY;
     this.maxDelayMs = options.maxDelayMs;
     this.clock = options.clock ?? systemClock;
     this.log = options.logger ?? NO_LOG;
@@ -317,19 +330,32 @@ export class Batcher {
     }
     while (i < count) {
       if (this.open === undefined) {
-        this.open = { views: [], count: 0, end: { ...record.position, entry: i }, cause: 'time' };
+        this.open = { views: [], count: 0, bytes: 0, end: { ...record.position, entry: i }, cause: 'time' };
         const batch = this.open;
         this.openTimer = this.clock.setTimeout(() => {
           if (this.open === batch) this.cutOpen('time');
         }, this.maxDelayMs);
       }
       const open = this.open;
-      const take = Math.min(this.maxBatchSize - open.count, count - i);
-      open.views.push({ data: record.data, from: i, to: i + take, spans });
-      open.count += take;
-      i += take;
-      open.end = i === count ? { ...record.next, entry: 0 } : { ...record.position, entry: i };
-      if (open.count >= this.maxBatchSize) this.cutOpen('size');
+      const room = Math.min(this.maxBatchSize - open.count, count - i);
+      // Entries while their line bytes fit (the first of a batch always does).
+      let take = 0;
+      let bytes = open.bytes;
+      while (take < room) {
+        const k = 2 * (i + take);
+        const len = (spans[k + 1] as number) - (spans[k] as number);
+        if (bytes + len > this.maxBatchBytes && open.count + take > 0) break;
+        bytes += len;
+        take++;
+      }
+      if (take > 0) {
+        open.views.push({ data: record.data, from: i, to: i + take, spans });
+        open.count += take;
+        open.bytes = bytes;
+        i += take;
+        open.end = i === count ? { ...record.next, entry: 0 } : { ...record.position, entry: i };
+      }
+      if (open.count >= this.maxBatchSize || take < room) this.cutOpen('size');
     }
   }
 
@@ -408,7 +434,7 @@ export class Batcher {
     }
     const entries = pending.count;
     // The emitter has what it needs: only the end position is kept (attachEnd may still move it).
-    const batch: PendingBatch = { views: [], count: 0, end: pending.end, cause: pending.cause };
+    const batch: PendingBatch = { views: [], count: 0, bytes: 0, end: pending.end, cause: pending.cause };
     this.unconfirmed.push({ batch, entries, deadLettered, confirmed: confirmed ?? Promise.resolve(true) });
     this.unconfirmedEntries += entries;
     this.wakeConfirmer?.();

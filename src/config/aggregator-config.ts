@@ -114,6 +114,12 @@ export const aggregatorOptions = {
     description: 'most entries in one emitted batch',
     schema: integer({ min: 1, max: 10_000_000 }),
   }),
+  maxBatchBytes: option({
+    env: 'AGGREGATOR_MAX_BATCH_BYTES',
+    default: '1MiB',
+    description: 'most line bytes in one emitted batch: cut at AGGREGATOR_MAX_BATCH_SIZE entries or at this, whichever comes first (a longer line goes alone)',
+    schema: bytes({ min: 1 }),
+  }),
   minimumPublishFrequencyMs: option({
     env: 'AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY',
     default: '15s',
@@ -286,6 +292,7 @@ export interface AggregatorConfig {
   readonly listenAddress: string;
   readonly metricsAddress: string;
   readonly maxBatchSize: number;
+  readonly maxBatchBytes: number;
   readonly minimumPublishFrequencyMs: number;
   readonly tls: TlsMaterial | null;
   readonly emitter: EmitterSelection;
@@ -377,6 +384,7 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
     listenAddress: v.listenAddress,
     metricsAddress: v.metricsAddress,
     maxBatchSize: v.maxBatchSize,
+    maxBatchBytes: v.maxBatchBytes,
     minimumPublishFrequencyMs: v.minimumPublishFrequencyMs,
     tls,
     emitter: emitters[0] ?? BLACKHOLE,

@@ -14,6 +14,7 @@ export type Respond = (batch: Batch, signal: AbortSignal) => EmitResult | Promis
 
 export interface BatcherHarnessOptions {
   readonly maxBatchSize?: number;
+  readonly maxBatchBytes?: number;
   readonly maxDelayMs?: number;
   readonly maxUnconfirmed?: number;
 }
@@ -53,6 +54,7 @@ export function batcherHarness(spool: SpoolPort, respond?: Respond, opts: Batche
     clock,
     onBatch: (e) => events.push(e),
     ...(opts.maxUnconfirmed === undefined ? {} : { maxUnconfirmed: opts.maxUnconfirmed }),
+    ...(opts.maxBatchBytes === undefined ? {} : { maxBatchBytes: opts.maxBatchBytes }),
   });
   let stopped = false;
   const stop = async (deadlineMs: number): Promise<void> => {

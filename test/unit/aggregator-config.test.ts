@@ -25,6 +25,7 @@ describe('aggregator configuration', () => {
       listenAddress: '[::]:8000',
       metricsAddress: '[::]:9464',
       maxBatchSize: 1000,
+      maxBatchBytes: 1024 ** 2,
       minimumPublishFrequencyMs: 15_000,
       tls: null,
       emitter: { kind: 'blackhole' },

@@ -68,6 +68,21 @@ describe('Batcher', () => {
     expect(t.calls).toHaveLength(3);
   });
 
+  it('cuts by line bytes too (AGGREGATOR_MAX_BATCH_BYTES), within and across records; a longer line goes alone', async () => {
+    // makeBatch lines of 20 bytes; at most 50 bytes: two lines a batch.
+    const t = setup(undefined, { maxBatchSize: 100, maxBatchBytes: 50, maxDelayMs: 1000 });
+    t.batcher.start();
+    t.spool.append(makeBatch(0, 5, 'c-1', 20), 5);
+    t.spool.append(makeBatch(5, 1, 'c-1', 60), 1);
+    t.spool.append(makeBatch(6, 1, 'c-1', 20), 1);
+    await settle();
+    await t.advance(1000);
+    expect(t.emitter.batches.map((b) => b.count)).toEqual([2, 2, 1, 1, 1]);
+    expect(t.events.map((e) => e.cause)).toEqual(['size', 'size', 'size', 'size', 'time']);
+    expect(lines(t.emitter.entries).map((l) => l.replace(/\.+$/, ''))).toEqual(range(0, 7));
+    expect(t.spool.deliveredHistory[t.spool.deliveredHistory.length - 1]).toEqual({ segment: 0, offset: 3, entry: 0 });
+  });
+
   it('measures the delay from the first entry of a batch, across records', async () => {
     const t = setup(undefined, { maxBatchSize: 100, maxDelayMs: 1000 });
     t.batcher.start();
