@@ -60,7 +60,7 @@ export interface SpoolOptions {
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /** Payload bytes of recent appends held for the reader (recent-records.ts). */
-const RECENT_RECORD_BYTES = 8 * 1024 * 1024;
+const RECENT_RECORD_BYTES = 4 * 1024 * 1024;
 const MIN_SEGMENT_BYTES = 4096;
 
 /**
