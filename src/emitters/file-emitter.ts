@@ -13,7 +13,7 @@ import { entriesToJsonLines } from './entry-json.js';
 import { parsePathTemplate } from './path-template.js';
 import type { PathTemplate } from './path-template.js';
 import { arrayBatch } from './array-batch.js';
-import { rawLines } from './raw-lines.js';
+import { ReusedBuffer, rawLines } from './raw-lines.js';
 
 /**
  * Why the file emitter let go of its open file and opened the path again:
@@ -93,6 +93,8 @@ export class FileEmitter implements Emitter {
   private readonly clock: Clock;
   /** Emits, reopens and close run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The raw format's output buffer, reused batch after batch (emits run one at a time). */
+  private readonly scratch = new ReusedBuffer(4 * 1024 * 1024);
   /** Loaded by start() (or the first emit) when options.commitPath is set. */
   private commit: FileCommit | undefined;
 
@@ -119,8 +121,12 @@ export class FileEmitter implements Emitter {
     if (this.closed) return retryable(new McError(ErrorCode.EmitFailed, 'file emitter is closed'));
     if (batch.count === 0) return OK;
     if (this.options.commitPath !== undefined) return this.serially(() => this.appendCommitted(batch.entries()));
-    const data = this.format === 'json' ? entriesToJsonLines(batch.entries()) : rawLines(batch);
-    return this.serially(() => this.append(data));
+    if (this.format === 'json') {
+      const data = entriesToJsonLines(batch.entries());
+      return this.serially(() => this.append(data));
+    }
+    // Built in turn, into the buffer the previous batch's write is done with.
+    return this.serially(() => this.append(rawLines(batch, this.scratch.take)));
   }
 
   /** Exactly-once: skip what is committed, append the rest, commit it before confirming (file-commit.ts). */

@@ -58,9 +58,10 @@ export class RecordBatch implements Batch {
    * above where they belong, then each line is moved down into place (copyWithin: no object, no
    * allocation per line) and its separator written after it. A line never moves up (it starts at or
    * after its place: the separators written before it are fewer than the view's lines, which the
-   * piece was placed above), and each separator lands below every line not yet moved.
+   * piece was placed above), and each separator lands below every line not yet moved. The result is
+   * the start of a buffer from `alloc` (at least as large as asked; e.g. one the caller reuses).
    */
-  joinLines(separator: number): Buffer {
+  joinLines(separator: number, alloc: (bytes: number) => Buffer = Buffer.allocUnsafe): Buffer {
     const spans = this.views.map(spansOf);
     let bound = 0;
     for (let k = 0; k < this.views.length; k++) {
@@ -68,7 +69,7 @@ export class RecordBatch implements Batch {
       const [lo, hi] = extent(spans[k] as Uint32Array, v.from, v.to);
       bound += v.to - v.from + (hi - lo);
     }
-    const out = Buffer.allocUnsafe(bound);
+    const out = alloc(bound);
     let pos = 0;
     for (let k = 0; k < this.views.length; k++) {
       const v = this.views[k] as RecordView;
