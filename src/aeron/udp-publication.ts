@@ -1,7 +1,9 @@
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
+import { lookup as dnsLookupCallback } from 'node:dns';
+import type { LookupOneOptions } from 'node:dns';
 import { lookup } from 'node:dns/promises';
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import { randomInt32, randomSessionId, systemAeronClock } from './aeron-clock.js';
 import type { AeronClock, AeronRandom, AeronTimerHandle } from './aeron-clock.js';
 import { parseUdpChannel } from './channel-uri.js';
@@ -32,13 +34,27 @@ export interface UdpPublicationOptions {
 
 const dnsLookup = async (host: string, family: 4 | 6): Promise<string> => (await lookup(host, { family })).address;
 
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * The socket's own lookup. An unconnected dgram socket passes every send's address through it, and
+ * the default (dns.lookup) answers even an IP literal on the next tick: a closure, a nextTick and a
+ * deferred send per datagram. Every send here goes to an address the DestinationTracker resolved
+ * already, so an IP literal is answered at once; anything else still goes to DNS.
+ */
+function literalLookup(address: string, options: LookupOneOptions, callback: LookupCallback): void {
+  const kind = isIP(address);
+  if (kind !== 0) callback(null, address, kind);
+  else dnsLookupCallback(address, options, callback);
+}
+
 interface Waiter {
   readonly resolve: (progressed: boolean) => void;
   readonly timer: AeronTimerHandle;
   readonly signal?: AbortSignal;
   readonly onAbort: () => void;
-  readonly kind: 'connected' | 'progress' | 'closed' | 'consumed';
-  /** For 'consumed': the position a receiver must report. */
+  readonly kind: 'connected' | 'progress' | 'closed' | 'consumed' | 'sent';
+  /** For 'consumed': the position a receiver must report; for 'sent': the sender position to reach. */
   readonly position?: number;
 }
 
@@ -80,7 +96,7 @@ export class UdpPublication {
     const clock = o.clock ?? systemAeronClock;
     const random = o.random ?? Math.random;
     const multicast = channel.multicast;
-    const socket = createSocket({ type: isIPv6(channel.host) ? 'udp6' : 'udp4', reuseAddr: multicast !== undefined });
+    const socket = createSocket({ type: isIPv6(channel.host) ? 'udp6' : 'udp4', reuseAddr: multicast !== undefined, lookup: literalLookup });
     // Send failures (e.g. ICMP port unreachable while no receiver listens) are counted, never thrown:
     // the protocol recovers through SETUP, NAKs and heartbeats.
     const errors = { count: 0 };
@@ -183,6 +199,13 @@ export class UdpPublication {
     return r;
   }
 
+  /** See Publication.offerBatch: a run of messages in one call; sent on the next duty cycle. */
+  offerBatch(messages: readonly Buffer[], from: number): number {
+    const r = this.publication.offerBatch(messages, from, this.clock.now());
+    if (r > 0 && this.immediate === undefined) this.immediate = setImmediate(() => this.work());
+    return r;
+  }
+
   /** Resolves true once connected, false after `timeoutMs` (or on abort). */
   waitForConnected(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.isConnected()) return Promise.resolve(true);
@@ -210,6 +233,17 @@ export class UdpPublication {
     if (this.socketClosed) return Promise.resolve(false);
     this.publication.requestConsumptionReport(position);
     return this.wait('consumed', 2_147_483_647, signal, position);
+  }
+
+  /**
+   * Resolves true once the sender position reaches `position` (a value offer() returned): every
+   * byte up to there left the socket at least once; nothing says a receiver has it. False when the
+   * publication closes first, or on abort.
+   */
+  waitForSent(position: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.publication.senderPosition >= position) return Promise.resolve(true);
+    if (this.socketClosed) return Promise.resolve(false);
+    return this.wait('sent', 2_147_483_647, signal, position);
   }
 
   private wait(kind: Waiter['kind'], timeoutMs: number, signal?: AbortSignal, position?: number): Promise<boolean> {
@@ -254,12 +288,14 @@ export class UdpPublication {
       const connected = this.publication.isConnected(now);
       const closed = this.publication.state === 'closed';
       const consumed = this.publication.confirmedPosition;
+      const sent = this.publication.senderPosition;
       for (const w of [...this.waiters]) {
         if (
           (w.kind === 'connected' && connected) ||
           (w.kind === 'progress' && (moved || closed)) ||
           (w.kind === 'closed' && closed) ||
-          (w.kind === 'consumed' && consumed >= (w.position ?? 0))
+          (w.kind === 'consumed' && consumed >= (w.position ?? 0)) ||
+          (w.kind === 'sent' && sent >= (w.position ?? 0))
         ) {
           w.resolve(true);
         }

@@ -146,6 +146,12 @@ export class AeronEmitter implements Emitter {
     const labels = { channel: config.channel.text, stream_id: String(config.streamId) };
     this.metrics = counters(deps.registry, labels, () => this.syncCounters());
     receiversGauge(deps.registry, labels, () => this.publication?.publication.liveReceivers(this.clock.now()) ?? 0);
+    if (config.confirm === 'sent') {
+      deps.logger?.warn(
+        { channel: config.channel.text, streamId: config.streamId, confirm: 'sent' },
+        'aeron: "confirm": "sent" counts a batch as delivered once sent, before any receiver has it: NOT at least once (a kill -9, or a subscriber away or slow at a stop, loses what it had not consumed)',
+      );
+    }
   }
 
   /** The publication (opened by start() or the first emit). */
@@ -191,7 +197,7 @@ export class AeronEmitter implements Emitter {
     }
     let p = this.progress;
     if (p === undefined || p.batchId !== batch.id || p.entryCount !== batch.count) {
-      const formatted = formatBatch(batch.entries(), this.config.dataFormat, this.config.maxMessageSize);
+      const formatted = formatBatch(batch, this.config.dataFormat, this.config.maxMessageSize);
       p = { batchId: batch.id, entryCount: batch.count, formatted, next: 0, end: pub.publication.producerPosition };
       if (formatted.rejected.length > 0) {
         this.metrics.dropped.inc(formatted.rejected.length);
@@ -221,13 +227,13 @@ export class AeronEmitter implements Emitter {
     try {
       while (p.next < messages.length) {
         if (signal.aborted) return retryable(new McError(ErrorCode.ShuttingDown, 'emit aborted'));
-        const bytes = messages[p.next] as Buffer;
-        const r = pub.offer(bytes);
+        // A run of messages per call: one connection and window check per run, not per message.
+        const r = pub.offerBatch(messages, p.next);
         if (r > 0) {
-          p.next++;
-          p.end = r;
-          sent++;
-          sentBytes += bytes.length;
+          for (let i = p.next; i < p.next + r; i++) sentBytes += (messages[i] as Buffer).length;
+          p.next += r;
+          p.end = pub.publication.producerPosition;
+          sent += r;
           if (backoff.failures > 0) {
             backoff.reset();
             delay = this.config.retryDelayMs;
@@ -261,7 +267,7 @@ export class AeronEmitter implements Emitter {
       flush();
     }
     this.progress = undefined;
-    const confirmed = pub.waitForConsumed(p.end);
+    const confirmed = this.config.confirm === 'sent' ? pub.waitForSent(p.end) : pub.waitForConsumed(p.end);
     if (p.formatted.rejected.length > 0) {
       return {
         kind: 'fatal',

@@ -1,5 +1,6 @@
 import type { AeronDataFormat } from '../config/aeron-config.js';
 import type { Entry } from '../wire/entry-batch.js';
+import type { Batch } from './emitter.js';
 import { entryToJson } from './entry-json.js';
 
 export interface FormattedBatch {
@@ -12,13 +13,24 @@ export interface FormattedBatch {
 }
 
 /**
- * Batch → Aeron messages. raw: the line's bytes exactly (a view, no copy); json: one entry document
- * per message; json_batch: one array per batch, split in halves when it exceeds `maxMessageSize` so
- * only an entry that cannot fit even alone is rejected.
+ * Batch → Aeron messages. raw: the line's bytes exactly, read through `batch.lines()` (views into the
+ * batch's records: no entry objects, no copies); json: one entry document per message; json_batch:
+ * one array per batch, split in halves when it exceeds `maxMessageSize` so only an entry that cannot
+ * fit even alone is rejected.
  */
-export function formatBatch(entries: readonly Entry[], format: AeronDataFormat, maxMessageSize: number): FormattedBatch {
+export function formatBatch(batch: Batch, format: AeronDataFormat, maxMessageSize: number): FormattedBatch {
   const messages: Buffer[] = [];
   const rejected: number[] = [];
+  if (format === 'raw') {
+    let i = 0;
+    for (const line of batch.lines()) {
+      if (line.length > maxMessageSize) rejected.push(i);
+      else messages.push(line);
+      i++;
+    }
+    return { messages, rejected };
+  }
+  const entries = batch.entries();
   if (format === 'json_batch') {
     const carried: number[][] = [];
     const all = entries.map((_, i) => i);
@@ -27,7 +39,7 @@ export function formatBatch(entries: readonly Entry[], format: AeronDataFormat, 
   }
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i] as Entry;
-    const bytes = format === 'raw' ? e.line : Buffer.from(JSON.stringify(entryToJson(e)), 'utf8');
+    const bytes = Buffer.from(JSON.stringify(entryToJson(e)), 'utf8');
     if (bytes.length > maxMessageSize) rejected.push(i);
     else messages.push(bytes);
   }

@@ -58,7 +58,8 @@ export function routeEntries(entries: readonly Entry[], filters: ReadonlyArray<M
 /** What one publication made of the current batch, kept across a retry of that batch. */
 interface Part {
   readonly result: EmitResult;
-  readonly indices: readonly number[];
+  /** The batch's entry indices the publication took; undefined: all of them, in order. */
+  readonly indices: readonly number[] | undefined;
 }
 
 /**
@@ -98,8 +99,11 @@ export class AeronRouter implements Emitter {
   }
 
   async emit(batch: Batch, signal: AbortSignal): Promise<EmitResult> {
-    const entries = batch.entries();
-    const { taken, unrouted } = routeEntries(entries, this.filters);
+    // Without any filter every publication takes the whole batch: no entry objects are built (a raw
+    // publication reads only batch.lines()).
+    const filtered = this.filters.some((f) => f !== undefined);
+    const entries = filtered ? batch.entries() : undefined;
+    const { taken, unrouted } = entries === undefined ? { taken: undefined, unrouted: 0 } : routeEntries(entries, this.filters);
     const retry = this.done?.batchId === batch.id;
     if (!retry) {
       this.done = { batchId: batch.id, parts: new Map() };
@@ -107,9 +111,9 @@ export class AeronRouter implements Emitter {
     }
     const parts = (this.done as { parts: Map<number, Part> }).parts;
     for (let p = 0; p < this.emitters.length; p++) {
-      const indices = taken[p] as number[];
-      if (indices.length === 0 || parts.has(p)) continue;
-      const part = indices.length === entries.length ? batch : arrayBatch(batch.id, indices.map((i) => entries[i] as Entry));
+      const indices = taken?.[p];
+      if (indices?.length === 0 || parts.has(p)) continue;
+      const part = indices === undefined || entries === undefined || indices.length === entries.length ? batch : arrayBatch(batch.id, indices.map((i) => entries[i] as Entry));
       const result = await (this.emitters[p] as AeronEmitter).emit(part, signal);
       if (result.kind === 'retryable') return result;
       parts.set(p, { result, indices });
@@ -121,7 +125,7 @@ export class AeronRouter implements Emitter {
     for (const { result, indices } of parts.values()) {
       if (result.kind === 'fatal') {
         fatal ??= result.error;
-        for (const r of result.rejected) rejected.add(indices[r] as number);
+        for (const r of result.rejected) rejected.add(indices === undefined ? r : (indices[r] as number));
       }
       if (result.kind !== 'retryable' && result.confirmed !== undefined) confirmations.push(result.confirmed);
     }

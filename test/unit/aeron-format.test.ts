@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { formatBatch } from '../../src/emitters/aeron-format.js';
+import { arrayBatch } from '../../src/emitters/array-batch.js';
+import { formatBatch as formatBatchOf } from '../../src/emitters/aeron-format.js';
+import type { AeronDataFormat } from '../../src/config/aeron-config.js';
+import type { Batch } from '../../src/emitters/emitter.js';
 import type { Entry } from '../../src/wire/entry-batch.js';
+
+const formatBatch = (entries: readonly Entry[], format: AeronDataFormat, max: number): ReturnType<typeof formatBatchOf> => formatBatchOf(arrayBatch(1, entries), format, max);
 
 const source = { collectorId: 'c1', path: '/p', fileId: 'f1' };
 const entry = (line: Buffer, offset: number): Entry => ({ line, offset, timeUnixNano: 1_700_000_000_123_456_789n, flags: 0, source, tags: [{ key: 'env', value: 'prod' }] });
@@ -12,6 +17,21 @@ describe('Aeron message formats', () => {
     expect(f.rejected).toEqual([1]);
     expect(f.messages).toEqual([Buffer.from('a'), Buffer.from([0xff, 0x00])]);
     expect(f.messages[0]).toBe(entries[0]?.line);
+  });
+
+  it('raw reads only the line bytes: no entry objects are built', () => {
+    const lines = [Buffer.from('one'), Buffer.from('two')];
+    const batch: Batch = {
+      id: 7,
+      count: 2,
+      entries: () => {
+        throw new Error('raw must not build entries');
+      },
+      lines: () => lines,
+    };
+    const f = formatBatchOf(batch, 'raw', 100);
+    expect(f.messages).toEqual(lines);
+    expect(f.messages[1]).toBe(lines[1]);
   });
 
   it('json: line as text, or line_base64 when not UTF-8, with timestamp, source and tags', () => {

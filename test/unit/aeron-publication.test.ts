@@ -211,6 +211,31 @@ describe('Publication behaviour in virtual time', () => {
     expect(accepted).toBeGreaterThan(25);
   });
 
+  it('offerBatch appends a run up to the producer window, byte for byte as single offers would, and refuses as offer does', () => {
+    const { pub: one } = make();
+    const { pub: run } = make();
+    const messages = Array.from({ length: 200 }, (_, i) => Buffer.alloc(100 + i * 7, i));
+    expect(run.offerBatch(messages, 0, 0)).toBe(OfferResult.NotConnected);
+    one.onControl(sm(one, 0), 0);
+    run.onControl(sm(run, 0), 0);
+    let single = 0;
+    while (single < messages.length && one.offer(messages[single]!, 0) > 0) single++;
+    expect(run.offerBatch(messages, 0, 0)).toBe(single);
+    expect(single).toBeLessThan(messages.length);
+    expect(run.producerPosition).toBe(one.producerPosition);
+    expect(run.log.terms[0]!.equals(one.log.terms[0]!)).toBe(true);
+    expect(run.offerBatch(messages, single, 0)).toBe(OfferResult.BackPressured);
+    expect(run.offerBatch(messages, messages.length, 0)).toBe(0);
+    // A message over the maximum stops the run before it, and throws when it comes first.
+    const { pub: big } = make();
+    big.onControl(sm(big, 0), 0);
+    const tooLong = [Buffer.alloc(10), Buffer.alloc(big.maxMessageLength + 1)];
+    expect(big.offerBatch(tooLong, 0, 0)).toBe(1);
+    expect(() => big.offerBatch(tooLong, 1, 0)).toThrow(/exceeds the maximum/);
+    big.close(0);
+    expect(big.offerBatch([Buffer.alloc(1)], 0, 0)).toBe(OfferResult.Closed);
+  });
+
   it('ignores an S-flag SM for flow control and rejoins at the last consumed message after a restart', () => {
     const { pub, out } = make();
     pub.onControl(sm(pub, 0), 0);
