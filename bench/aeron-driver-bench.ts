@@ -3,23 +3,31 @@
  * AERON_DRIVER_DIR; tools beside the project, never part of it), run by aeron-bench.ts when present:
  * 1. our publication into aeronmd against the C `streaming_publisher` into the same aeronmd, 120-byte
  *    messages, runs interleaved, medians: both are read by one C `rate_subscriber`;
- * 2. the Aeron emitter into aeronmd with confirmations awaited (as the batcher does: a batch counts
- *    once the driver's status messages say its subscriber consumed it) and not awaited (the batch
- *    counted once offered and sent), runs interleaved, medians.
+ * 2. the Aeron emitter into aeronmd with `"confirm": "receiver"` (a batch counts once the driver's
+ *    status messages say its subscriber consumed it) and `"confirm": "sent"` (once it left the
+ *    socket: Telegraf's behaviour and this emitter's before receiver confirmation), interleaved, medians;
+ * 3. the same two modes end to end (collector → aggregator → aeronmd), interleaved, medians, and the
+ *    ratio: what receiver confirmation costs the pipeline.
+ *   node dist/bench/aeron-driver-bench.js [count=1000000] [all|publication|confirm|e2e]
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OfferResult } from '../src/aeron/publication.js';
 import { UdpPublication } from '../src/aeron/udp-publication.js';
 import { parseAeronConfiguration } from '../src/config/aeron-config.js';
+import type { AeronConfirmMode } from '../src/config/aeron-config.js';
 import { arrayBatch } from '../src/emitters/array-batch.js';
 import { createAeronEmitter } from '../src/emitters/aeron-emitter.js';
 import type { Batch, Confirmation } from '../src/emitters/emitter.js';
 import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../src/wire/entry-batch.js';
+import { metricValue } from '../support/metrics-text.js';
+import { writeCorpus } from './corpus.js';
+import { startBenchAggregator, startBenchCollector } from './e2e-bench.js';
 
 /** dist/bench → the repository root is two levels up. */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -70,8 +78,12 @@ async function stop(d: Driver): Promise<void> {
   rmSync(d.dir, { recursive: true, force: true });
 }
 
-/** Our publication: messages/s from the first offer until the last byte left the socket. */
-async function ourPublication(channel: string, streamId: number, count: number, length: number): Promise<number> {
+/**
+ * Our publication, timed as the C streaming_publisher times itself: from the first offer until the
+ * last offer succeeded (its messages in the log, the last window of them not yet sent), so that
+ * the two figures are like for like. `sent` goes on until the last byte left the socket.
+ */
+async function ourPublication(channel: string, streamId: number, count: number, length: number): Promise<{ offered: number; sent: number }> {
   const pub = await UdpPublication.open({ channel, streamId });
   try {
     if (!(await pub.waitForConnected(5000))) throw new Error('aeronmd did not answer our SETUP');
@@ -79,7 +91,9 @@ async function ourPublication(channel: string, streamId: number, count: number, 
     const start = performance.now();
     let end = 0;
     for (let i = 0; i < count; i++) {
-      msg.writeBigUInt64LE(BigInt(i), 0);
+      // The message's first 8 bytes are its number (the C sample stores a uint64 there).
+      msg.writeUInt32LE(i >>> 0, 0);
+      msg.writeUInt32LE(Math.floor(i / 0x1_0000_0000), 4);
       for (;;) {
         const r = pub.offer(msg);
         if (r > 0) {
@@ -90,8 +104,10 @@ async function ourPublication(channel: string, streamId: number, count: number, 
         await pub.waitForProgress(1000);
       }
     }
+    const offered = performance.now();
     while (pub.publication.senderPosition < end) await pub.waitForProgress(1000);
-    return count / ((performance.now() - start) / 1000);
+    const sent = performance.now();
+    return { offered: count / ((offered - start) / 1000), sent: count / ((sent - start) / 1000) };
   } finally {
     pub.abort();
   }
@@ -113,9 +129,15 @@ function cPublisher(dir: string, channel: string, streamId: number, count: numbe
 }
 
 export interface PublicationComparison {
+  /** Messages/s until the last offer succeeded, as the C publisher reports itself. */
   readonly ours: readonly number[];
+  /** Messages/s until the last byte was sent. */
+  readonly oursSent: readonly number[];
   readonly c: readonly number[];
+  /** median(ours) / median(c). */
   readonly ratio: number;
+  /** median(oursSent) / median(c): ours held to the stricter end. */
+  readonly ratioSent: number;
 }
 
 export async function comparePublications(count = 1_000_000, runs = 3): Promise<PublicationComparison> {
@@ -123,16 +145,19 @@ export async function comparePublications(count = 1_000_000, runs = 3): Promise<
   const channel = `aeron:udp?endpoint=127.0.0.1:${await freePort()}`;
   const d = await startDriverAndSubscriber(channel, streamId);
   const ours: number[] = [];
+  const oursSent: number[] = [];
   const c: number[] = [];
   try {
     for (let run = 0; run < runs; run++) {
-      ours.push(await ourPublication(channel, streamId, count, 120));
+      const r = await ourPublication(channel, streamId, count, 120);
+      ours.push(r.offered);
+      oursSent.push(r.sent);
       c.push(await cPublisher(d.dir, channel, streamId, count, 120));
     }
   } finally {
     await stop(d);
   }
-  return { ours, c, ratio: median(ours) / median(c) };
+  return { ours, oursSent, c, ratio: median(ours) / median(c), ratioSent: median(oursSent) / median(c) };
 }
 
 function batchesOf(entries: number, batchSize: number): Batch[] {
@@ -147,9 +172,12 @@ function batchesOf(entries: number, batchSize: number): Batch[] {
   return batches;
 }
 
-/** Entries/s through the emitter into aeronmd, until every batch is confirmed (or only sent). */
-async function emitterRun(channel: string, streamId: number, batches: readonly Batch[], confirm: boolean): Promise<number> {
-  const emitter = createAeronEmitter(parseAeronConfiguration(JSON.stringify({ channel, stream_id: streamId })), { lingerMs: 1000 });
+/**
+ * Entries/s through the emitter into aeronmd, until every batch is confirmed: by the receiver's status
+ * messages (`receiver`, the default) or once sent (`sent`, Telegraf's behaviour, not at least once).
+ */
+async function emitterRun(channel: string, streamId: number, batches: readonly Batch[], confirm: AeronConfirmMode): Promise<number> {
+  const emitter = createAeronEmitter(parseAeronConfiguration(JSON.stringify({ channel, stream_id: streamId, confirm })), { lingerMs: 1000 });
   await emitter.start();
   const signal = new AbortController().signal;
   const confirmations: Confirmation[] = [];
@@ -159,16 +187,11 @@ async function emitterRun(channel: string, streamId: number, batches: readonly B
     const r = await emitter.emit(b, signal);
     if (r.kind !== 'ok') throw new Error(`emit: ${r.kind}`);
     entries += b.count;
-    if (confirm && r.confirmed !== undefined) confirmations.push(r.confirmed);
+    if (r.confirmed !== undefined) confirmations.push(r.confirmed);
   }
-  const pub = emitter.udpPublication as UdpPublication;
-  if (confirm) {
-    if (!(await Promise.all(confirmations)).every(Boolean)) throw new Error('a batch was not confirmed');
-  } else {
-    while (pub.publication.senderPosition < pub.publication.producerPosition) await pub.waitForProgress(1000);
-  }
+  if (!(await Promise.all(confirmations)).every(Boolean)) throw new Error('a batch was not confirmed');
   const seconds = (performance.now() - start) / 1000;
-  pub.abort();
+  emitter.udpPublication?.abort();
   return entries / seconds;
 }
 
@@ -188,8 +211,8 @@ export async function confirmationCost(entries = 1_000_000, batchSize = 1000, ru
   const off: number[] = [];
   try {
     for (let run = 0; run < runs; run++) {
-      off.push(await emitterRun(channel, streamId, batches, false));
-      on.push(await emitterRun(channel, streamId, batches, true));
+      off.push(await emitterRun(channel, streamId, batches, 'sent'));
+      on.push(await emitterRun(channel, streamId, batches, 'receiver'));
     }
   } finally {
     await stop(d);
@@ -197,22 +220,116 @@ export async function confirmationCost(entries = 1_000_000, batchSize = 1000, ru
   return { on, off, cost: 1 - median(on) / median(off) };
 }
 
+/**
+ * One end-to-end run: corpus file → collector → gRPC → aggregator (spool, fsync'd acks) → Aeron
+ * emitter → aeronmd → rate_subscriber, the real programs. Lines/s from the collector's start until
+ * every line is emitted and the spool holds nothing undelivered (with `receiver`, delivered means
+ * the subscriber consumed it; with `sent`, that it left the socket). Checked: emitted = lines,
+ * nothing dead-lettered.
+ */
+async function pipelineRun(dir: string, input: string, lines: number, channel: string, streamId: number, confirm: AeronConfirmMode, run: number): Promise<number> {
+  const work = join(dir, `${confirm}-${run}`);
+  const aggregator = await startBenchAggregator(work, { AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel, stream_id: streamId, confirm }) });
+  const metricsPort = Number(aggregator.ready.metricsPort);
+  try {
+    const started = performance.now();
+    const collector = await startBenchCollector(work, input, Number(aggregator.ready.grpcPort));
+    try {
+      const deadline = Date.now() + 600_000;
+      for (;;) {
+        const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+        const text = await res.text();
+        if (metricValue(text, 'mega_aggregator_entries_emitted_total') >= lines && metricValue(text, 'mega_aggregator_spool_pending_entries') === 0) {
+          if (metricValue(text, 'mega_aggregator_entries_dead_lettered_total') !== 0) throw new Error('entries were dead-lettered');
+          if (metricValue(text, 'mega_aggregator_entries_emitted_total') !== lines) throw new Error(`emitted ${metricValue(text, 'mega_aggregator_entries_emitted_total')} of ${lines}`);
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`not all of ${lines} lines delivered in time (${confirm})`);
+        await sleep(100);
+      }
+      return lines / ((performance.now() - started) / 1000);
+    } finally {
+      await collector.stop();
+    }
+  } finally {
+    await aggregator.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export interface PipelineConfirmationCost {
+  readonly receiver: readonly number[];
+  readonly sent: readonly number[];
+  /** median(receiver) / median(sent). */
+  readonly ratio: number;
+}
+
+/** The pipeline with `"confirm": "receiver"` against `"confirm": "sent"`, interleaved, medians. */
+export async function pipelineConfirmationCost(lines = 1_000_000, runs = 3): Promise<PipelineConfirmationCost> {
+  const streamId = 1003;
+  const channel = `aeron:udp?endpoint=127.0.0.1:${await freePort()}`;
+  const dir = mkdtempSync(join(tmpdir(), 'mc-bench-aeron-e2e-'));
+  const d = await startDriverAndSubscriber(channel, streamId);
+  const receiver: number[] = [];
+  const sent: number[] = [];
+  try {
+    const input = join(dir, 'input.log');
+    writeCorpus(input, lines, 120);
+    for (let run = 0; run < runs; run++) {
+      sent.push(await pipelineRun(dir, input, lines, channel, streamId, 'sent', run));
+      receiver.push(await pipelineRun(dir, input, lines, channel, streamId, 'receiver', run));
+    }
+  } finally {
+    await stop(d);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { receiver, sent, ratio: median(receiver) / median(sent) };
+}
+
 const rate = (r: number): string => Math.round(r).toLocaleString('en-US');
 
-export async function printDriverBenches(count = 1_000_000): Promise<void> {
+export type DriverBenchCase = 'all' | 'publication' | 'confirm' | 'e2e';
+
+export async function printDriverBenches(count = 1_000_000, which: DriverBenchCase = 'all'): Promise<void> {
   const missing = driverMissing();
   if (missing !== undefined) {
     console.log(`aeron against aeronmd: skipped: ${missing}`);
     return;
   }
+  if (which === 'all' || which === 'publication') await printPublicationComparison(count);
+  if (which === 'all' || which === 'confirm') await printConfirmationCost(count);
+  if (which === 'all' || which === 'e2e') await printPipelineConfirmationCost(count);
+}
+
+async function printPipelineConfirmationCost(lines: number): Promise<void> {
+  const c = await pipelineConfirmationCost(lines);
+  console.log(`end to end: file → collector → gRPC → aggregator (spool, fsync) → aeron → aeronmd + rate_subscriber, ${lines.toLocaleString('en-US')} lines of 120 B, interleaved, 3 runs`);
+  console.log(`  "confirm": "receiver" (at least once)   ${c.receiver.map(rate).join(' / ')} lines/s  median ${rate(median(c.receiver))}`);
+  console.log(`  "confirm": "sent" (NOT at least once)    ${c.sent.map(rate).join(' / ')} lines/s  median ${rate(median(c.sent))}`);
+  console.log(`  receiver / sent (medians): ${c.ratio.toFixed(2)} — confirmation costs ${((1 - c.ratio) * 100).toFixed(1)} % (target ≤ 10 %)`);
+}
+
+async function printPublicationComparison(count: number): Promise<void> {
   const p = await comparePublications(count);
-  console.log(`aeronmd + rate_subscriber, 120 B messages, ${count.toLocaleString('en-US')} per run, interleaved, 3 runs`);
-  console.log(`  our publication     ${p.ours.map(rate).join(' / ')} msgs/s  median ${rate(median(p.ours))}`);
-  console.log(`  C streaming_publisher ${p.c.map(rate).join(' / ')} msgs/s  median ${rate(median(p.c))}`);
-  console.log(`  ratio (medians): ${p.ratio.toFixed(2)}x (target ≥ 1.5x)`);
+  console.log(`aeronmd (AERON_THREADING_MODE=SHARED, defaults: term 16 MiB, mtu 1408, receiver window 128 KiB) + rate_subscriber,`);
+  console.log(`120 B messages, ${count.toLocaleString('en-US')} per run, interleaved, 3 runs; streaming_publisher -L 120 -m ${count} (busy-spins on back pressure)`);
+  console.log(`  our publication, to the last offer   ${p.ours.map(rate).join(' / ')} msgs/s  median ${rate(median(p.ours))}`);
+  console.log(`  our publication, to the last send    ${p.oursSent.map(rate).join(' / ')} msgs/s  median ${rate(median(p.oursSent))}`);
+  console.log(`  C streaming_publisher (last offer)   ${p.c.map(rate).join(' / ')} msgs/s  median ${rate(median(p.c))}`);
+  console.log(`  ratio of medians, like for like (last offer): ${p.ratio.toFixed(2)}x (target ≥ 1.5x); ours to the last send: ${p.ratioSent.toFixed(2)}x`);
+}
+
+async function printConfirmationCost(count: number): Promise<void> {
   const c = await confirmationCost(count);
   console.log(`aeron emitter → aeronmd, batches of 1000 × 120 B, ${count.toLocaleString('en-US')} entries per run, interleaved, 3 runs`);
-  console.log(`  confirmations awaited   ${c.on.map(rate).join(' / ')} entries/s  median ${rate(median(c.on))}`);
-  console.log(`  confirmations ignored   ${c.off.map(rate).join(' / ')} entries/s  median ${rate(median(c.off))}`);
+  console.log(`  "confirm": "receiver"   ${c.on.map(rate).join(' / ')} entries/s  median ${rate(median(c.on))}`);
+  console.log(`  "confirm": "sent"       ${c.off.map(rate).join(' / ')} entries/s  median ${rate(median(c.off))}`);
   console.log(`  cost of confirmation: ${(c.cost * 100).toFixed(1)} % (target ≤ 10 %)`);
+}
+
+// `node dist/bench/aeron-driver-bench.js [count=1000000] [publication|confirm|all]`: the driver cases alone.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const which = process.argv[3] ?? 'all';
+  if (which !== 'all' && which !== 'publication' && which !== 'confirm' && which !== 'e2e') throw new Error(`unknown case ${which}: all, publication, confirm or e2e`);
+  await printDriverBenches(Number(process.argv[2] ?? 1_000_000), which);
 }

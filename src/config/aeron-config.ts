@@ -11,6 +11,15 @@ export const AERON_CONFIGURATION_ENV = 'AGGREGATOR_AERON_CONFIGURATION';
 export const AERON_DATA_FORMATS = ['raw', 'json', 'json_batch'] as const;
 export type AeronDataFormat = (typeof AERON_DATA_FORMATS)[number];
 
+/**
+ * When a batch counts as delivered: `receiver` (the default, at least once): once every receiver's
+ * status messages show its subscribers consumed the batch; `sent`: once its last byte left the
+ * socket, as Telegraf's Aeron output (NOT at least once: a kill -9, or a subscriber that is away or
+ * slow when the aggregator stops, loses what was sent and not consumed; the aggregator warns at start).
+ */
+export const AERON_CONFIRM_MODES = ['receiver', 'sent'] as const;
+export type AeronConfirmMode = (typeof AERON_CONFIRM_MODES)[number];
+
 /** The validated, frozen configuration of the Aeron emitter (units in the names). */
 export interface AeronEmitterConfig {
   readonly channel: UdpChannel;
@@ -23,6 +32,8 @@ export interface AeronEmitterConfig {
   readonly retryBackoffMultiplier: number;
   readonly maxRetryDelayMs: number;
   readonly dataFormat: AeronDataFormat;
+  /** See AERON_CONFIRM_MODES. */
+  readonly confirm: AeronConfirmMode;
   /**
    * Which entries this publication takes (Telegraf's tagpass/tagdrop): tag key → globs over the tag's
    * value; the key `path` matches the entry's file path. Absent: every entry.
@@ -80,6 +91,7 @@ export const aeronConfigSchema: z.ZodType<AeronEmitterConfig> = z
     retry_backoff_multiplier: z.number().min(1).max(100).default(2),
     max_retry_delay: goDuration('max_retry_delay', '1s'),
     data_format: z.enum(AERON_DATA_FORMATS).default('raw'),
+    confirm: z.enum(AERON_CONFIRM_MODES).default('receiver'),
     /** Multi-destination-cast with control-mode=manual: the receivers, as Aeron's addDestination takes them. */
     destinations: z.array(z.string().min(1)).min(1).optional(),
     tagpass: tagFilter.optional(),
@@ -137,6 +149,7 @@ export const aeronConfigSchema: z.ZodType<AeronEmitterConfig> = z
       retryBackoffMultiplier: v.retry_backoff_multiplier,
       maxRetryDelayMs: v.max_retry_delay,
       dataFormat: v.data_format,
+      confirm: v.confirm,
       ...(v.tagpass === undefined ? {} : { tagpass: v.tagpass }),
       ...(v.tagdrop === undefined ? {} : { tagdrop: v.tagdrop }),
     });

@@ -188,4 +188,42 @@ describe('Aeron emitter over real UDP', () => {
     expect(await value('mega_aggregator_aeron_transferred_bytes_total')).toBe(5000 * 120);
     expect(received).toBeGreaterThan(0);
   }, 30_000);
+
+  it('"confirm": "sent" confirms once sent; "receiver" waits for a consumption report that a stalled subscriber never gives', async () => {
+    // A receiver written with the codec alone: a 256 KiB window, and a consumption position that stays at 0.
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+    const setups = new Map<number, ReturnType<typeof decodeSetup>>();
+    let dataBytes = 0;
+    sock.on('message', (msg, rinfo) => {
+      const type = msg.readInt16LE(6);
+      if (type === FrameType.Setup) setups.set(msg.readInt32LE(12), decodeSetup(msg));
+      else if (type === FrameType.Data && msg.length > 32) dataBytes += msg.length;
+      else if (type !== FrameType.Data) return;
+      const s = setups.get(msg.readInt32LE(12));
+      if (s === undefined) return;
+      sock.send(
+        encodeStatusMessage({ flags: 0, sessionId: s.sessionId, streamId: s.streamId, consumptionTermId: s.initialTermId, consumptionTermOffset: 0, receiverWindow: 256 * 1024, receiverId: 9n }),
+        rinfo.port,
+        rinfo.address,
+      );
+    });
+    const [batch] = makeBatches(1, 500); // 80 KiB framed: inside the window
+    const outcome = (c: Promise<boolean> | undefined) => Promise.race([c ?? Promise.resolve(undefined), new Promise((r) => setTimeout(() => r('pending'), 1000))]);
+
+    const sent = emitter(sock.address().port, { confirm: 'sent' });
+    const r1 = await sent.emit(batch!, new AbortController().signal);
+    expect(r1.kind).toBe('ok');
+    expect(await outcome(r1.kind === 'ok' ? r1.confirmed : undefined)).toBe(true);
+    // Sent means handed to the kernel: the receiver (this process) reads it a moment later.
+    await waitFor(() => dataBytes >= 500 * 120, { timeoutMs: 10_000, intervalMs: 10, what: 'the batch at the receiver' });
+    expect(sent.udpPublication?.publication.confirmedPosition).toBe(0);
+
+    const receiverConfirmed = emitter(sock.address().port);
+    const r2 = await receiverConfirmed.emit(batch!, new AbortController().signal);
+    expect(r2.kind).toBe('ok');
+    expect(await outcome(r2.kind === 'ok' ? r2.confirmed : undefined)).toBe('pending');
+    receiverConfirmed.udpPublication?.abort();
+  }, 30_000);
 });

@@ -28,6 +28,13 @@ describe('Aeron channel URI', () => {
 });
 
 describe('AGGREGATOR_AERON_CONFIGURATION', () => {
+  it('confirm: receiver by default, sent on request, anything else refused naming the field', () => {
+    const base = { channel: 'aeron:udp?endpoint=10.0.0.5:40123', stream_id: 10 };
+    expect(parseAeronConfiguration(JSON.stringify({ ...base, confirm: 'sent' })).confirm).toBe('sent');
+    expect(parseAeronConfiguration(JSON.stringify({ ...base, confirm: 'receiver' })).confirm).toBe('receiver');
+    expect(() => parseAeronConfiguration(JSON.stringify({ ...base, confirm: 'offered' }))).toThrow(/AGGREGATOR_AERON_CONFIGURATION: confirm: /);
+  });
+
   it('applies the defaults', () => {
     const c = parseAeronConfiguration('{"channel":"aeron:udp?endpoint=10.0.0.5:40123","stream_id":10}');
     expect(c).toMatchObject({
@@ -36,6 +43,7 @@ describe('AGGREGATOR_AERON_CONFIGURATION', () => {
       maxMessageSize: 2 * 1024 * 1024,
       dataFormat: 'raw',
       retryBackoffMultiplier: 2,
+      confirm: 'receiver',
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
