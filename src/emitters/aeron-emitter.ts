@@ -9,6 +9,7 @@ import { systemClock, systemRandom } from '../util/clock.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Backoff } from '../retry/retry.js';
 import { formatBatch } from './aeron-format.js';
+import { ResendMark, resendMarkPath } from './aeron-resend-mark.js';
 import type { FormattedBatch } from './aeron-format.js';
 import { retryable } from './emitter.js';
 import type { Batch, EmitResult, Emitter } from './emitter.js';
@@ -22,6 +23,12 @@ export interface AeronEmitterDeps {
   readonly lingerMs?: number;
   /** A receiver silent this long is gone (Aeron's publication connection timeout, 5 s). */
   readonly connectionTimeoutMs?: number;
+  /**
+   * The aggregator's spool directory: each publication keeps its count of sent, unconfirmed entries
+   * there (aeron-resend-mark.ts), so entries sent again after a restart are counted. Without it
+   * (replays), they are not.
+   */
+  readonly stateDir?: string;
 }
 
 /**
@@ -37,6 +44,10 @@ export const AERON_METRICS = {
   connection: ['mega_aggregator_aeron_connection_errors_total', 'emits that found no connected receiver within publication_timeout'],
   retries: ['mega_aggregator_aeron_retry_attempts_total', 'back-pressure waits that ended without progress'],
   rejoins: ['mega_aggregator_aeron_rejoins_total', 'receivers that came back without an image of the stream (restart) and made the publication go back to their last reported consumption'],
+  restartResent: [
+    'mega_aggregator_aeron_restart_resent_entries_total',
+    'entries sent again after an aggregator restart: the previous process sent them and no receiver confirmed them, so the spool kept them (a subscriber may see them twice; entries carry their identity)',
+  ],
   resent: [
     'mega_aggregator_aeron_rejoin_resent_bytes_total',
     'bytes of the stream sent again because a receiver rejoined: what its subscribers may see twice (at least once; entries carry their identity)',
@@ -135,6 +146,8 @@ export class AeronEmitter implements Emitter {
   private readonly metrics: Record<MetricKey, { inc(n?: number): void }>;
   /** The publication's rejoin counters already added to the metrics. */
   private readonly reported = { rewinds: 0, rewoundBytes: 0 };
+  /** Sent, unconfirmed entries across restarts (with deps.stateDir). */
+  private readonly resendMark: ResendMark | undefined;
 
   constructor(
     readonly config: AeronEmitterConfig,
@@ -146,11 +159,27 @@ export class AeronEmitter implements Emitter {
     const labels = { channel: config.channel.text, stream_id: String(config.streamId) };
     this.metrics = counters(deps.registry, labels, () => this.syncCounters());
     receiversGauge(deps.registry, labels, () => this.publication?.publication.liveReceivers(this.clock.now()) ?? 0);
+    this.resendMark = this.openResendMark();
     if (config.confirm === 'sent') {
       deps.logger?.warn(
         { channel: config.channel.text, streamId: config.streamId, confirm: 'sent' },
         'aeron: "confirm": "sent" counts a batch as delivered once sent, before any receiver has it: NOT at least once (a kill -9, or a subscriber away or slow at a stop, loses what it had not consumed)',
       );
+    }
+  }
+
+  private openResendMark(): ResendMark | undefined {
+    if (this.deps.stateDir === undefined) return undefined;
+    const path = resendMarkPath(this.deps.stateDir, this.config.channel.text, this.config.streamId);
+    try {
+      const mark = ResendMark.open(path, (text) => this.deps.logger?.warn({ path, text }, 'aeron: unreadable count of unconfirmed entries; resends after this restart are not counted'));
+      if (mark.pendingResends > 0) {
+        this.deps.logger?.info({ channel: this.config.channel.text, streamId: this.config.streamId, entries: mark.pendingResends }, 'aeron: entries sent before the restart and not confirmed are sent again (counted as resent)');
+      }
+      return mark;
+    } catch (err) {
+      this.deps.logger?.warn({ path, err: errorMessage(err) }, 'aeron: cannot keep the count of unconfirmed entries; resends after a restart are not counted');
+      return undefined;
     }
   }
 
@@ -268,6 +297,15 @@ export class AeronEmitter implements Emitter {
     }
     this.progress = undefined;
     const confirmed = this.config.confirm === 'sent' ? pub.waitForSent(p.end) : pub.waitForConsumed(p.end);
+    const mark = this.resendMark;
+    if (mark !== undefined) {
+      const entries = batch.count - p.formatted.rejected.length;
+      const resent = mark.sent(entries);
+      if (resent > 0) this.metrics.restartResent.inc(resent);
+      void confirmed.then((ok) => {
+        if (ok) mark.confirmed(entries);
+      });
+    }
     if (p.formatted.rejected.length > 0) {
       return {
         kind: 'fatal',
@@ -291,12 +329,16 @@ export class AeronEmitter implements Emitter {
   /** Sends everything offered, EOS until the receiver confirms (or linger ends), then closes. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      if (this.opening === undefined) return;
-      const pub = await this.opening.catch(() => undefined);
-      if (pub === undefined) return;
-      await pub.close();
-      this.syncCounters();
-      this.deps.logger?.info({ counters: pub.publication.counters }, 'aeron publication closed');
+      try {
+        if (this.opening === undefined) return;
+        const pub = await this.opening.catch(() => undefined);
+        if (pub === undefined) return;
+        await pub.close();
+        this.syncCounters();
+        this.deps.logger?.info({ counters: pub.publication.counters }, 'aeron publication closed');
+      } finally {
+        this.resendMark?.close();
+      }
     })();
     return this.closing;
   }

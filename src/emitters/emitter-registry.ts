@@ -58,7 +58,14 @@ export async function createEmitter(selection: EmitterSelection, deps: EmitterDe
     case 'text':
       return new TextEmitter({ format: selection.config.format });
     case 'aeron': {
-      const aeronDeps = { clock: deps.clock, random: deps.random, logger: deps.logger.child({ emitter: 'aeron' }), ...(deps.registry === undefined ? {} : { registry: deps.registry }) };
+      const aeronDeps = {
+        clock: deps.clock,
+        random: deps.random,
+        logger: deps.logger.child({ emitter: 'aeron' }),
+        ...(deps.registry === undefined ? {} : { registry: deps.registry }),
+        // Where each publication counts its sent, unconfirmed entries (resends after a restart).
+        ...(deps.commitDir === undefined ? {} : { stateDir: deps.commitDir }),
+      };
       const [only, ...more] = selection.config.publications;
       // One publication taking every entry: the emitter itself; otherwise the router in front.
       if (only !== undefined && more.length === 0 && entryFilter(only) === undefined) return createAeronEmitter(only, aeronDeps);

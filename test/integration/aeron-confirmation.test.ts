@@ -105,6 +105,8 @@ describe('Aeron emitter: a batch counts as delivered only once a subscriber cons
     expect(c.lost).toBe(0);
     // Only what the stuck subscriber never consumed may come twice (it consumed none of it).
     expect(c.duplicated).toBeLessThanOrEqual(3000);
+    // Those 3000 were sent before the kill and never confirmed: the new process sent them again, counted.
+    expect(await agg.metric('mega_aggregator_aeron_restart_resent_entries_total')).toBe(3000);
   });
 
   it('SIGTERM of the aggregator while the subscriber is stuck keeps the unconsumed batches in the spool; a restart delivers them', async () => {
