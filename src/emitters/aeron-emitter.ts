@@ -129,7 +129,9 @@ interface Progress {
  * - ok, with `confirmed`: every message is in the publication's log (offered); `confirmed` resolves
  *   true once a receiver's status message shows its subscribers consumed up to the batch's last
  *   message, and false if the publication closes first. Only then does the spool count the batch as
- *   delivered, so a batch a subscriber never read is emitted again after a restart (at least once).
+ *   delivered, so a batch a subscriber never read is emitted again after a restart (at least once;
+ *   counted in restart_resent_entries with a stateDir). With `"confirm": "sent"` it resolves once the
+ *   batch's last byte left the socket instead: NOT at least once (warned at construction).
  *   Offered data is retained until consumed; a receiver that restarts rejoins at its last consumption
  *   position (see Publication); close() drains to the receiver's EOS SM.
  * - retryable: no receiver within publication_timeout, or back pressure beyond max_retries.
