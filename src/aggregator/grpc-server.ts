@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthService } from './health-service.js';
 import { parseHostPort } from '../config/address.js';
 import type { TlsMaterial } from '../config/aggregator-config.js';
 import { loadIngestApi } from '../wire/grpc-api.js';
@@ -48,7 +48,7 @@ function countingService(service: grpc.ServiceDefinition, metrics: AggregatorMet
 
 export interface RunningGrpcServer {
   readonly port: number;
-  readonly health: HealthImplementation;
+  readonly health: HealthService;
   /** Stops accepting new streams; lets open streams finish for up to `graceMs`, then cuts them. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -65,7 +65,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const api = loadIngestApi();
   server.addService(countingService(api.service, options.metrics), { ship: options.ingest.ship });
   const unguard = guardCompressedFlag(() => options.metrics?.messagesUndecodable.inc({ reason: 'compressed_without_encoding' }));
-  const health = new HealthImplementation({ '': 'SERVING', [INGEST_SERVICE_NAME]: 'SERVING' });
+  const health = new HealthService({ '': 'SERVING', [INGEST_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   // We own the socket listener and terminate TLS ourselves (grpc-listener.ts), so refused handshakes
   // are seen; grpc-js serves the accepted, already decrypted connections.

@@ -1,34 +1,17 @@
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { findUp } from '../util/package-info.js';
+import { decodeAck, decodeChunk, encodeAck, encodeChunk } from './ingest-codec.js';
+import type { AckMessage, ChunkMessage } from './ingest-codec.js';
 
 /**
- * The gRPC contract of api/api.proto, loaded at run time with @grpc/proto-loader. The file is found by
- * walking up from this module, so the same code works from src/ (tests) and dist/src/ (programs).
+ * The gRPC contract of api/api.proto: the Ingest service with its two messages encoded by hand
+ * (ingest-codec.ts), so neither program parses the .proto at start. The .proto stays the contract
+ * (tests read it with protobufjs and compare); it is found by walking up from this module.
  */
 
-export const AckCode = {
-  OK: 'OK',
-  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
-  RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
-  UNAVAILABLE: 'UNAVAILABLE',
-} as const;
-export type AckCode = (typeof AckCode)[keyof typeof AckCode];
-
-/** A Chunk as proto-loader hands it over (longs as numbers, bytes as Buffer). */
-export interface ChunkMessage {
-  sequence: number;
-  entries: Buffer;
-  entryCount: number;
-}
-
-export interface AckMessage {
-  sequence: number;
-  code: AckCode;
-  message: string;
-  retryAfterMs: number;
-}
+export { AckCode } from './ingest-codec.js';
+export type { AckMessage, ChunkMessage } from './ingest-codec.js';
 
 export function findApiProto(): string {
   const path = findUp(join('api', 'api.proto'));
@@ -43,23 +26,24 @@ export interface IngestApi {
   readonly Client: grpc.ServiceClientConstructor;
 }
 
+export const SHIP_METHOD = '/megacollector.v1.Ingest/Ship';
+
 let cached: IngestApi | undefined;
 
 export function loadIngestApi(): IngestApi {
   if (cached !== undefined) return cached;
-  const definition = protoLoader.loadSync(findApiProto(), {
-    keepCase: false,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-    megacollector: { v1: { Ingest: grpc.ServiceClientConstructor } };
+  const ship: grpc.MethodDefinition<ChunkMessage, AckMessage> = {
+    path: SHIP_METHOD,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: encodeChunk,
+    requestDeserialize: decodeChunk,
+    responseSerialize: encodeAck,
+    responseDeserialize: decodeAck,
+    originalName: 'ship',
   };
-  const Client = pkg.megacollector.v1.Ingest;
-  cached = { service: Client.service, Client };
+  const service = { Ship: ship } as unknown as grpc.ServiceDefinition;
+  const Client = grpc.makeGenericClientConstructor(service, 'Ingest');
+  cached = { service, Client };
   return cached;
 }
-
-export const SHIP_METHOD = '/megacollector.v1.Ingest/Ship';
