@@ -1,21 +1,19 @@
 #!/usr/bin/env node
 import { startAggregator } from '../../src/aggregator/aggregator.js';
-import { replayDeadLetters, spoolStatus } from '../../src/aggregator/spool-commands.js';
 import { parsePurgeBound, spoolList, spoolPurge, takeArchiveFlags } from '../../src/aggregator/spool-archive-commands.js';
 import type { ArchiveFlags } from '../../src/aggregator/spool-archive-commands.js';
 import { aggregatorConfigWarnings, aggregatorOptions, loadAggregatorConfig } from '../../src/config/aggregator-config.js';
 import type { AggregatorConfig } from '../../src/config/aggregator-config.js';
 import { formatHelp, parseArgs } from '../../src/config/options.js';
-import { metricsUrl, runTop } from '../../src/cli/top.js';
-import { AGGREGATOR_TOP } from '../../src/cli/top-view.js';
-import { validateAggregator } from '../../src/cli/validate-aggregator.js';
-import { runSpoolExport, runSpoolReplay } from '../../src/cli/spool-replay.js';
 import { ConfigError, errorMessage } from '../../src/errors.js';
 import { packageVersion } from '../../src/util/package-info.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import type { Logger } from '../../src/telemetry/logger.js';
 
 const PROGRAM = 'mega-aggregator';
+
+// The commands other than running (top, validate, spool ...) are imported when called: their modules
+// (the emitter file schemas, the replay tools, the top view) would cost every start CPU and memory.
 
 const SUMMARY =
   'Receives log entries from collectors over gRPC, appends them to a durable spool, acknowledges them, ' +
@@ -112,6 +110,7 @@ async function runRangeCommand(command: 'replay' | 'export', argv: readonly stri
   process.once('SIGTERM', () => abort.abort());
   const io = { stdout: process.stdout, stderr: process.stderr };
   try {
+    const { runSpoolExport, runSpoolReplay } = await import('../../src/cli/spool-replay.js');
     const run = command === 'replay' ? runSpoolReplay : runSpoolExport;
     return await run(argv, config, logger, abort.signal, io);
   } catch (err) {
@@ -160,16 +159,21 @@ async function main(argv: readonly string[]): Promise<number> {
     switch (command) {
       case '':
         return await run(config, logger);
-      case 'top':
+      case 'top': {
+        const [{ metricsUrl, runTop }, { AGGREGATOR_TOP }] = await Promise.all([import('../../src/cli/top.js'), import('../../src/cli/top-view.js')]);
         return await runTop({ program: PROGRAM, url: metricsUrl(config.metricsAddress), layout: AGGREGATOR_TOP });
+      }
       case 'validate': {
+        const { validateAggregator } = await import('../../src/cli/validate-aggregator.js');
         const report = await validateAggregator(config, process.env, args.flags);
         process.stdout.write(report.text);
         return report.ok ? 0 : 2;
       }
-      case 'spool status':
+      case 'spool status': {
+        const { spoolStatus } = await import('../../src/aggregator/spool-commands.js');
         process.stdout.write(await spoolStatus(config));
         return 0;
+      }
       case 'spool list':
         process.stdout.write(await spoolList(config, archive.json));
         return 0;
@@ -182,6 +186,7 @@ async function main(argv: readonly string[]): Promise<number> {
         const abort = new AbortController();
         process.once('SIGINT', () => abort.abort());
         process.once('SIGTERM', () => abort.abort());
+        const { replayDeadLetters } = await import('../../src/aggregator/spool-commands.js');
         const outcome = await replayDeadLetters(config, logger, abort.signal);
         process.stdout.write(
           `replayed ${outcome.replayed} of ${outcome.total} dead letters (${outcome.entries} entries)` +

@@ -1,8 +1,5 @@
 #!/usr/bin/env node
 import { hostname } from 'node:os';
-import { metricsUrl, runTop } from '../../src/cli/top.js';
-import { COLLECTOR_TOP } from '../../src/cli/top-view.js';
-import { validateCollector } from '../../src/cli/validate-collector.js';
 import { Collector } from '../../src/collector/collector.js';
 import { collectorConfigWarnings, collectorOptions, loadCollectorConfig } from '../../src/config/collector-config.js';
 import type { CollectorConfig } from '../../src/config/collector-config.js';
@@ -17,7 +14,11 @@ import { createLogger } from '../../src/telemetry/logger.js';
 import type { Logger } from '../../src/telemetry/logger.js';
 import { systemClock, systemRandom } from '../../src/util/clock.js';
 
-/** mega-collector: tails files and ships their lines to the aggregator (see DESIGN.md). */
+/**
+ * mega-collector: tails files and ships their lines to the aggregator (see DESIGN.md). `top` and
+ * `validate` are imported when called (validate loads grpc-health-check, which parses a .proto), so
+ * running costs neither.
+ */
 
 function exit(logger: Logger | undefined, code: number): never {
   logger?.flush();
@@ -69,10 +70,12 @@ async function main(): Promise<void> {
     throw err;
   }
   if (command === 'top') {
+    const [{ metricsUrl, runTop }, { COLLECTOR_TOP }] = await Promise.all([import('../../src/cli/top.js'), import('../../src/cli/top-view.js')]);
     // exit at once: fetch's keep-alive sockets would hold the process for seconds after q.
     process.exit(await runTop({ program: 'mega-collector', url: metricsUrl(config.metricsAddress), layout: COLLECTOR_TOP }));
   }
   if (command === 'validate') {
+    const { validateCollector } = await import('../../src/cli/validate-collector.js');
     const report = await validateCollector(config, process.env, flags, { network: !noNetwork });
     process.stdout.write(report.text);
     process.exitCode = report.ok ? 0 : 2;
