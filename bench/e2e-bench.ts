@@ -30,8 +30,16 @@ export interface E2eResult {
   readonly mibPerSecond: number;
   readonly collectorPeakRssMiB: number;
   readonly aggregatorPeakRssMiB: number;
+  /** Each process's whole CPU (user + system) at the end, start-up included. */
   readonly collectorCpuSeconds: number;
   readonly aggregatorCpuSeconds: number;
+  /**
+   * CPU at the end minus CPU when the process logged that it was ready ("started", "listening"): the
+   * cost of the lines without the one-off start-up. Read as the ready line arrives; the collector may
+   * already have read for a few ms by then (it starts tailing just before it logs "started").
+   */
+  readonly collectorCpuAfterReadySeconds: number;
+  readonly aggregatorCpuAfterReadySeconds: number;
   /** The file emitter's output checked line for line (undefined for the blackhole). */
   readonly count?: LineCount;
   /** Heap against Buffers, sampled from /metrics when BENCH_MEMORY_BREAKDOWN=1. */
@@ -109,9 +117,11 @@ export async function runE2eOnInput(
 ): Promise<E2eResult> {
   const output = join(dir, 'shipped.log');
   const aggregator = await startBenchAggregator(dir, emitter === 'file' ? { AGGREGATOR_FILE_CONFIGURATION: JSON.stringify({ path: output }) } : {});
+  const aggregatorReadyCpu = cpuSeconds(aggregator.child.pid);
   const metricsPort = Number(aggregator.ready.metricsPort);
   const started = process.hrtime.bigint();
   const collector = await startBenchCollector(dir, input, Number(aggregator.ready.grpcPort));
+  const collectorReadyCpu = cpuSeconds(collector.child.pid);
   let samplers: { collector: MemorySampler; aggregator: MemorySampler } | undefined;
   if (process.env.BENCH_MEMORY_BREAKDOWN === '1') {
     samplers = { collector: sampleMemory(Number(collector.ready.metricsPort)), aggregator: sampleMemory(metricsPort) };
@@ -150,6 +160,8 @@ export async function runE2eOnInput(
     aggregatorPeakRssMiB,
     collectorCpuSeconds,
     aggregatorCpuSeconds,
+    collectorCpuAfterReadySeconds: collectorCpuSeconds - collectorReadyCpu,
+    aggregatorCpuAfterReadySeconds: aggregatorCpuSeconds - aggregatorReadyCpu,
     ...(count === undefined ? {} : { count }),
     ...(memory === undefined ? {} : { memory }),
   };
@@ -159,7 +171,8 @@ export function formatE2e(r: E2eResult): string {
   return (
     `e2e file→collector→gRPC→aggregator(spool,fsync)→${r.emitter}: ${r.lines} lines of ${r.lineBytes} B in ${r.seconds.toFixed(2)} s = ` +
     `${Math.round(r.linesPerSecond).toLocaleString('en-US')} lines/s, ${r.mibPerSecond.toFixed(1)} MiB/s; ` +
-    `CPU collector ${r.collectorCpuSeconds.toFixed(2)} s, aggregator ${r.aggregatorCpuSeconds.toFixed(2)} s; ` +
+    `CPU collector ${r.collectorCpuSeconds.toFixed(2)} s, aggregator ${r.aggregatorCpuSeconds.toFixed(2)} s ` +
+    `(after ready: collector ${r.collectorCpuAfterReadySeconds.toFixed(2)} s, aggregator ${r.aggregatorCpuAfterReadySeconds.toFixed(2)} s); ` +
     `peak RSS collector ${r.collectorPeakRssMiB.toFixed(0)} MiB, aggregator ${r.aggregatorPeakRssMiB.toFixed(0)} MiB`
   );
 }
