@@ -1,7 +1,6 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
 import { glob } from 'tinyglobby';
 import { shipCredentials } from '../collector/aggregator-channel.js';
 import type { CollectorConfig } from '../config/collector-config.js';
@@ -40,6 +39,9 @@ function credentials(config: CollectorConfig): grpc.ChannelCredentials {
 /** grpc.health.v1.Health/Check of the whole server ("") at one remote address (each is checked). */
 async function checkAggregator(config: CollectorConfig, address: string, timeoutMs: number): Promise<CheckResult> {
   const env = collectorOptions.remoteAddress.env;
+  // Imported here: grpc-health-check parses its .proto at import, and the running collector's bundle
+  // (support/bundle-programs.ts) keeps it outside, where a static import would load it at every start.
+  const { service: healthService } = await import('grpc-health-check');
   const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
   const client = new Health(address, credentials(config));
   const how = config.tls ? 'TLS' : 'plaintext';

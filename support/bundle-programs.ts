@@ -1,0 +1,51 @@
+/**
+ * `npm run build`, second step: each long-running program (the aggregator, the collector) becomes one
+ * ESM file with its dependencies, written over tsc's dist/cmd/<program>/main.js, so `node
+ * dist/cmd/<program>/main.js`, the npm bins, the image and every test and benchmark that spawns them run
+ * the same file. Loading ~400 modules one by one (resolve, stat, read, compile, link) was most of each
+ * program's ~0.9 s of start-up CPU; one file cuts ~0.3 s of it (bench/README.md, "Start-up").
+ *
+ * The entry is the TypeScript source, not tsc's output, so a bundle never wraps a stale build. Left
+ * outside (loaded from node_modules as before):
+ * - @node-rs/crc32: a native addon;
+ * - @grpc/grpc-js: grpc-compression-guard.ts patches one of its internal modules through `require`,
+ *   which must be the very copy the server runs on;
+ * - grpc-health-check: reads its .proto beside itself at import (only `mega-collector validate` loads it).
+ * The other commands (cmd/demo, cmd/healthcheck, cmd/aeron-receiver) stay tsc's output.
+ */
+import { build } from 'esbuild';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export const BUNDLED_PROGRAMS = ['aggregator', 'collector'] as const;
+
+export const BUNDLE_EXTERNALS = ['@node-rs/crc32', '@grpc/grpc-js', 'grpc-health-check'];
+
+// Bundled CommonJS dependencies call require() for node's built-ins; an ESM file has none of its own.
+const REQUIRE_SHIM = "import { createRequire as __bundleCreateRequire } from 'node:module';\nconst require = __bundleCreateRequire(import.meta.url);";
+
+async function bundle(program: string): Promise<void> {
+  await build({
+    entryPoints: [join(root, 'cmd', program, 'main.ts')],
+    outfile: join(root, 'dist', 'cmd', program, 'main.js'),
+    allowOverwrite: true,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: BUNDLE_EXTERNALS,
+    // The source keeps `#!/usr/bin/env node` (the bin); the shim goes right after it.
+    banner: { js: REQUIRE_SHIM },
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  Promise.all(BUNDLED_PROGRAMS.map(bundle)).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
