@@ -1,5 +1,6 @@
-import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
+// The very module grpc-js's server uses (one CommonJS instance; in the bundle, one copy of it).
+import * as serverInterceptors from '@grpc/grpc-js/build/src/server-interceptors.js';
 
 /**
  * The gRPC spec makes a message with the compressed flag set on a call without a `grpc-encoding`
@@ -19,8 +20,7 @@ export const COMPRESSED_WITHOUT_ENCODING = 'message has the compressed flag set 
 
 function install(): void {
   if (installed) return;
-  const require = createRequire(import.meta.url);
-  const mod = require('@grpc/grpc-js/build/src/server-interceptors.js') as {
+  const mod = serverInterceptors as unknown as {
     BaseServerInterceptingCall?: { prototype: { decompressMessage?: Decompress } };
   };
   const proto = mod.BaseServerInterceptingCall?.prototype;
