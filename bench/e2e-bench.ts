@@ -5,7 +5,7 @@
  *
  *   node dist/bench/e2e-bench.js [lines=1000000] [lineBytes=120] [emitter=file|blackhole]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,13 +49,31 @@ export interface E2eResult {
 // BENCH_PROFILE_DIR=/tmp/prof: CPU profiles of both programs, for chrome://inspect, speedscope or
 // `node dist/bench/profile-summary.js`. BENCH_COLLECTOR_NODE_ARGS / BENCH_AGGREGATOR_NODE_ARGS: extra
 // node options for one program (space-separated, e.g. "--max-semi-space-size=1"), for memory experiments.
-function nodeArgs(program: 'collector' | 'aggregator'): string[] {
+function nodeArgs(program: 'collector' | 'aggregator', script: string): string[] {
   const profile = process.env.BENCH_PROFILE_DIR;
   const extra = process.env[program === 'collector' ? 'BENCH_COLLECTOR_NODE_ARGS' : 'BENCH_AGGREGATOR_NODE_ARGS'];
   return [
+    ...shebangNodeArgs(script),
     ...(profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${program}-${process.pid}-${Date.now()}.cpuprofile`]),
     ...(extra === undefined || extra.trim() === '' ? [] : extra.trim().split(/\s+/)),
   ];
+}
+
+/**
+ * The node options the program's own `#!/usr/bin/env -S node ...` line gives it (the npm bin and the
+ * image run it through that line), so the benchmark runs it the same way. None today: `#!/usr/bin/env node`.
+ */
+export function shebangNodeArgs(script: string): string[] {
+  const fd = openSync(script, 'r');
+  try {
+    const head = Buffer.alloc(256);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const first = head.toString('utf8', 0, n).split('\n', 1)[0] ?? '';
+    const m = /^#!\/usr\/bin\/env -S node\s+(.*)$/.exec(first.trim());
+    return m === null ? [] : (m[1] ?? '').trim().split(/\s+/);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY of the benchmarks (the 15 s default would measure the batch timer). */
@@ -63,8 +81,9 @@ export const BENCH_PUBLISH_FREQUENCY_MS = 100;
 
 /** The real aggregator on loopback ports, spooling under `dir`, with the given emitter variables. */
 export function startBenchAggregator(dir: string, emitterEnv: Record<string, string>): Promise<RunningProgram> {
+  const script = join(here, '../cmd/aggregator/main.js');
   return startProgram({
-    script: join(here, '../cmd/aggregator/main.js'),
+    script,
     env: {
       ...process.env,
       LOG_LEVEL: 'info',
@@ -75,14 +94,15 @@ export function startBenchAggregator(dir: string, emitterEnv: Record<string, str
       ...emitterEnv,
     },
     readyMessage: 'listening',
-    nodeArgs: nodeArgs('aggregator'),
+    nodeArgs: nodeArgs('aggregator', script),
   });
 }
 
 /** The real collector, with default settings, tailing `files` into the aggregator at `grpcPort`. */
 export function startBenchCollector(dir: string, files: string, grpcPort: number): Promise<RunningProgram> {
+  const script = join(here, '../cmd/collector/main.js');
   return startProgram({
-    script: join(here, '../cmd/collector/main.js'),
+    script,
     env: {
       ...process.env,
       LOG_LEVEL: 'info',
@@ -92,7 +112,7 @@ export function startBenchCollector(dir: string, files: string, grpcPort: number
       COLLECTOR_METRICS_ADDRESS: '127.0.0.1:0',
     },
     readyMessage: 'started',
-    nodeArgs: nodeArgs('collector'),
+    nodeArgs: nodeArgs('collector', script),
   });
 }
 

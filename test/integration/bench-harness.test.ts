@@ -1,8 +1,12 @@
 // Pure, but here because test/helpers/unit-purity.ts does not count bench/ as code (adding 'bench' to its
 // CODE_ROOTS would let this file move to test/unit).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import protobuf from 'protobufjs/minimal.js';
 import { describe, expect, it } from 'vitest';
 import { fillLine } from '../../bench/corpus.js';
+import { shebangNodeArgs } from '../../bench/e2e-bench.js';
 import { encodeStream } from '../../bench/ingest-bench.js';
 import { category } from '../../bench/profile-summary.js';
 import { median, medianWithSpread } from '../../bench/stats.js';
@@ -66,5 +70,25 @@ describe('bench statistics', () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 3, 2])).toBe(2.5);
     expect(medianWithSpread([1.234, 5, 2], 1)).toBe('2.0 (1.2–5.0)');
+  });
+});
+
+describe('the e2e benchmark runs the programs as their bin line does', () => {
+  it('takes node options from a `#!/usr/bin/env -S node ...` line, none from `#!/usr/bin/env node`', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mc-shebang-'));
+    try {
+      const script = (name: string, first: string): string => {
+        writeFileSync(join(dir, name), `${first}\nconsole.log(1);\n`);
+        return join(dir, name);
+      };
+      expect(shebangNodeArgs(script('a.js', '#!/usr/bin/env -S node --max-semi-space-size=2 --stack-size=900'))).toEqual([
+        '--max-semi-space-size=2',
+        '--stack-size=900',
+      ]);
+      expect(shebangNodeArgs(script('b.js', '#!/usr/bin/env node'))).toEqual([]);
+      expect(shebangNodeArgs(script('c.js', 'import x from "y";'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
