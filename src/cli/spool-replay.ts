@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { z } from 'zod';
+import * as z from 'zod';
 import { aeronOutputSchema } from '../config/aeron-config.js';
 import { aggregatorOptions, fileEmitterConfigSchema, textEmitterConfigSchema } from '../config/aggregator-config.js';
 import type { AggregatorConfig, EmitterSelection } from '../config/aggregator-config.js';

@@ -1,7 +1,7 @@
 import { open, readFile, rename, unlink, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, McError, errorMessage } from '../errors.js';
 
 /** One file generation's checkpoint, as stored (validated with zod when loaded). */

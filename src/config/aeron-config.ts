@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { AeronChannelError, parseDestination, parseUdpChannel } from '../aeron/channel-uri.js';
 import type { UdpChannel } from '../aeron/channel-uri.js';
 import { DEFAULT_TERM_LENGTH, maxMessageLength } from '../aeron/term-math.js';

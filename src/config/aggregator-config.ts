@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../errors.js';
 import { parsePathTemplate } from '../emitters/path-template.js';
 import { aeronOutputSchema } from './aeron-config.js';

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../errors.js';
 import { boolean, bytes, durationMs, hostPort, integer, oneOf, option, text } from './options.js';
 import type { OptionValues } from './options.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../errors.js';
 import { parseHostPort } from './address.js';
 import { parseByteSize } from './byte-size.js';

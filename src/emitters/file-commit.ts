@@ -1,7 +1,7 @@
 import { open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { crc32c } from '@node-rs/crc32';
-import { z } from 'zod';
+import * as z from 'zod';
 import { replaceFileAtomic } from '../util/atomic-file.js';
 import type { Entry } from '../wire/entry-batch.js';
 import { IdentityRanges, nextOffset } from '../wire/entry-identity.js';
