@@ -3,8 +3,6 @@ import type { Registry } from 'prom-client';
 import type { EmitterSelection } from '../config/aggregator-config.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock, Random } from '../util/clock.js';
-import { createAeronEmitter } from './aeron-emitter.js';
-import { AeronRouter, entryFilter } from './aeron-router.js';
 import { BlackholeEmitter } from './blackhole-emitter.js';
 import type { Emitter } from './emitter.js';
 import { FileEmitter } from './file-emitter.js';
@@ -58,6 +56,8 @@ export async function createEmitter(selection: EmitterSelection, deps: EmitterDe
     case 'text':
       return new TextEmitter({ format: selection.config.format });
     case 'aeron': {
+      // Imported here: the Aeron transport is not loaded by aggregators with another emitter (start-up).
+      const [{ createAeronEmitter }, { AeronRouter, entryFilter }] = await Promise.all([import('./aeron-emitter.js'), import('./aeron-router.js')]);
       const aeronDeps = {
         clock: deps.clock,
         random: deps.random,
