@@ -6,8 +6,8 @@ import { WIRE_LEN, WIRE_VARINT, WireError, WireReader, varintSize, writeVarint }
  * The standard gRPC health service (grpc.health.v1.Health: Check, Watch, List), served with the same
  * behaviour as grpc-health-check's HealthImplementation, whose messages are encoded here by hand.
  * Importing grpc-health-check loads @grpc/proto-loader and protobufjs and parses health.proto at once:
- * ~100 ms of CPU and ~4 MiB on every aggregator start for three messages of one field each (bench/README.md,
- * start-up). Clients (the collector's `validate`, tests) still use the library; test/unit/health-service.test.ts
+ * ~120 ms of CPU and ~5 MiB on every aggregator start (~50 ms and 2 MiB once another .proto is loaded)
+ * for three messages of one field each (bench/README.md, start-up). Clients (the collector's `validate`, tests) still use the library; test/unit/health-service.test.ts
  * checks these codecs against protobufjs reading the library's health.proto.
  */
 

@@ -4,7 +4,7 @@ import { WIRE_LEN, WIRE_VARINT, WireError, WireReader } from './varint.js';
 /**
  * `Chunk` and `Ack` of api/api.proto, encoded and decoded by hand. Both are a handful of scalar fields;
  * loading them with @grpc/proto-loader parsed the .proto with protobufjs at every start, which with
- * loading protobufjs itself cost ~60 ms of CPU and ~3 MiB per program (bench/README.md, start-up).
+ * loading protobufjs itself cost ~120 ms of CPU and ~5 MiB per program (bench/README.md, start-up).
  * The shapes are the ones proto-loader handed over with `longs: Number, enums: String, defaults: true`:
  * missing fields read as their defaults, an Ack code this build does not know reads as its number.
  * Encoding is canonical proto3 (fields at their default value are left out); decoding skips unknown

@@ -1,7 +1,8 @@
 /**
  * The few protobuf wire primitives the hot path needs, written by hand: the entry encoding is read
  * and written per line, and a generic protobuf runtime would build one object per line (see
- * DESIGN.md, performance budget). Everything else in the project uses @grpc/proto-loader.
+ * DESIGN.md, performance budget); the few small gRPC messages are written with them too (ingest-codec.ts,
+ * the health service), so no .proto is parsed at start.
  */
 export const WIRE_VARINT = 0;
 export const WIRE_FIXED64 = 1;
