@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { BUNDLE_EXTERNALS, BUNDLED_PROGRAMS } from '../../support/bundle-programs.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+
+/**
+ * Start-up cost is what a program loads before its first line (bench/README.md, "Start-up"): these check
+ * the built programs (`npm run build`) stay one file that loads nothing at start but node's built-ins and
+ * the native crc32, and that what running never needs is not compiled with them.
+ */
+describe('the bundled programs (dist/cmd/*/main.js)', () => {
+  for (const program of BUNDLED_PROGRAMS) {
+    it(`${program}: imports at start only node built-ins and the native addon; no protobufjs, no zod locales`, () => {
+      const code = readFileSync(join(root, 'dist', 'cmd', program, 'main.js'), 'utf8');
+      expect(code.startsWith('#!/usr/bin/env node\n')).toBe(true);
+      const staticImports = [...code.matchAll(/^import\s+(?:[^'"]*?\s+from\s+)?["']([^"']+)["'];?$/gm)].map((m) => m[1] as string);
+      expect(staticImports.length).toBeGreaterThan(0);
+      const notBuiltin = [...new Set(staticImports.filter((s) => !builtins.has(s)))];
+      expect(notBuiltin).toEqual(['@node-rs/crc32']);
+      expect(BUNDLE_EXTERNALS).toContain('@node-rs/crc32');
+      // The .proto runtimes: neither program parses a .proto any more (ingest-codec.ts, health-service.ts).
+      expect(code).not.toContain('node_modules/protobufjs/');
+      expect(code).not.toContain('node_modules/@grpc/proto-loader/');
+      // zod as a namespace import keeps only the English messages.
+      expect(code).toContain('node_modules/zod/v4/locales/en.js');
+      expect(code).not.toContain('node_modules/zod/v4/locales/fr.js');
+    });
+  }
+
+  it('the collector imports grpc-health-check only inside validate (a dynamic import)', () => {
+    const code = readFileSync(join(root, 'dist', 'cmd', 'collector', 'main.js'), 'utf8');
+    expect(code).toMatch(/await import\("grpc-health-check"\)/);
+    expect(code).not.toMatch(/^import .*"grpc-health-check"/m);
+  });
+});
