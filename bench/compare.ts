@@ -86,8 +86,8 @@ export async function compare(lines: number, lineBytes: number, runs: number): P
     };
     console.log(`\n${lines.toLocaleString('en-US')} lines of ${lineBytes} B, ${runs} interleaved runs each, medians (spread):\n`);
     console.log(
-      '| shipper | time | lines/s | CPU s per 1M lines (both) | CPU after ready (both) | CPU s per 1M lines (sending side) | ' +
-        'CPU after ready (sending side) | peak RSS sending / receiving |',
+      '| shipper | time | lines/s | CPU s per 1M lines (both) | the same after ready (both) | CPU s per 1M lines (sending side) | ' +
+        'the same after ready (sending side) | peak RSS sending / receiving |',
     );
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
     console.log(row('mega-collector → aggregator (durable acks) → file', ours));
