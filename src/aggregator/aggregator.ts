@@ -146,6 +146,7 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
         },
       },
       maxSpoolBytes: config.spoolMaxBytes,
+      maxInflightBytes: config.maxInflightBytes,
       metrics,
       logger: logger.child({ component: 'ingest' }),
       clock,

@@ -14,11 +14,20 @@ import type { AdmissionLimits } from './admission.js';
 import { admitChunk } from './admission.js';
 import { identityOf } from './accepted-offsets.js';
 import type { AcceptedOffsets, ChunkIdentity } from './accepted-offsets.js';
+import { InflightBudget } from './inflight-budget.js';
+import type { StreamBudget } from './inflight-budget.js';
+import { RefusalOrder } from './refusal-order.js';
+import type { ChunkTicket } from './refusal-order.js';
 
 /** What the ingest service needs of the spool (the Spool class satisfies it). */
 export interface ChunkSink {
   /** Durable on resolve; rejects McError(SpoolFull) when there is no room, McError(SpoolClosed) after close. */
   append(data: Buffer, entryCount: number): Promise<unknown>;
+  /**
+   * Why append() would refuse `dataBytes` now (the McError it would reject with), or undefined: the same
+   * decision, synchronously, so that nothing of a stream is stored after a refused chunk of it.
+   */
+  refusal(dataBytes: number): Error | undefined;
   readonly bytes: number;
 }
 
@@ -45,6 +54,11 @@ export interface IngestServiceOptions {
   /** Chunk bytes of one stream awaiting their ack before it is paused (default 2 × maxChunkBytes). */
   readonly maxInflightBytesPerStream?: number;
   /**
+   * AGGREGATOR_MAX_INFLIGHT_BYTES: chunk bytes awaiting their ack, all streams together (default 64
+   * MiB); each stream gets a fair share of it (inflight-budget.ts).
+   */
+  readonly maxInflightBytes?: number;
+  /**
    * Offsets already accepted per collector and file (rebuilt from the spool at start-up): entries of
    * a resent chunk inside them are acknowledged without being appended again. Without it, every
    * chunk is appended (at-least-once into the spool).
@@ -60,12 +74,10 @@ interface StreamState {
   readonly call: ShipCall;
   /** Resolves after the ack of the last chunk received so far is written. */
   tail: Promise<void>;
-  inflight: number;
-  inflightBytes: number;
-  paused: boolean;
+  readonly budget: StreamBudget;
+  /** Nothing of the stream is stored after a chunk of it refused for lack of room, until that one is resent. */
+  readonly order: RefusalOrder;
   closed: boolean;
-  /** After a spool-full refusal, later chunks of this stream are refused too until this time. */
-  refuseUntil: number;
   /** Set while a chunk of this stream waits for another stream's append of the same file (see admitNew). */
   gate: Promise<unknown> | undefined;
 }
@@ -78,6 +90,15 @@ interface InflightAppend {
 
 const DEFAULT_RETRY_AFTER_MS = 1000;
 
+/** A chunk received after one of its stream that was refused for lack of room (refusal-order.ts). */
+class BehindRefused extends Error {
+  constructor() {
+    super('behind a chunk refused for lack of room');
+    this.name = 'BehindRefused';
+  }
+}
+export const DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
+
 /**
  * The `Ingest.Ship` handler. Per chunk: validate, append to the spool, answer ONE ack once the append
  * is durable. Appends of one stream run concurrently (they share group commits), but acks go out in
@@ -89,11 +110,28 @@ export class IngestService {
   /** Appends in flight per "collector\0file", for the dedupe (see admitNew). */
   private readonly inflight = new Map<string, InflightAppend[]>();
   private readonly clock: Clock;
+  private readonly budget: InflightBudget;
   private nextStreamId = 1;
   private shuttingDown = false;
 
   constructor(private readonly options: IngestServiceOptions) {
     this.clock = options.clock ?? systemClock;
+    const m = options.metrics;
+    this.budget = new InflightBudget({
+      totalBytes: options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES,
+      // Bounds memory per stream (chunks may be up to AGGREGATOR_MAX_CHUNK_BYTES each, and a paused
+      // stream holds at most one more message than this) while keeping enough appends in flight to
+      // fill a group commit.
+      maxStreamBytes: options.maxInflightBytesPerStream ?? 2 * options.limits.maxChunkBytes,
+      maxStreamChunks: options.maxInflightChunksPerStream ?? 64,
+      onChange:
+        m === undefined
+          ? undefined
+          : (bytes, paused) => {
+              m.inflightBytes.set(bytes);
+              m.streamsPaused.set(paused);
+            },
+    });
   }
 
   get openStreams(): number {
@@ -106,11 +144,9 @@ export class IngestService {
       id: this.nextStreamId++,
       call,
       tail: Promise.resolve(),
-      inflight: 0,
-      inflightBytes: 0,
-      paused: false,
+      budget: this.budget.add(call),
+      order: new RefusalOrder(),
       closed: false,
-      refuseUntil: 0,
       gate: undefined,
     };
     this.streams.add(state);
@@ -120,39 +156,27 @@ export class IngestService {
     // The limits go out in the response headers at once, before the first ack: a collector waits for
     // them before it sends, and never builds a chunk or a line beyond them.
     call.sendMetadata(writeLimits(new grpc.Metadata(), this.options.limits));
-    // Bounds memory per stream (chunks may be up to AGGREGATOR_MAX_CHUNK_BYTES each, and a paused
-    // stream holds at most one more message than this) while keeping enough appends in flight to fill
-    // a group commit.
-    const maxInflight = this.options.maxInflightChunksPerStream ?? 64;
-    const maxInflightBytes = this.options.maxInflightBytesPerStream ?? 2 * this.options.limits.maxChunkBytes;
 
     const close = (why: string): void => {
       if (state.closed) return;
       state.closed = true;
+      state.budget.remove();
       this.streams.delete(state);
       this.options.metrics?.streamsOpen.dec();
       log?.debug({ why }, 'stream closed');
     };
 
     call.on('data', (chunk: ChunkMessage) => {
-      const ackPromise = this.handleChunk(state, chunk);
+      const ticket = state.order.arrive();
+      const ackPromise = this.handleChunk(state, chunk, ticket);
       const bytes = Buffer.isBuffer(chunk.entries) ? chunk.entries.length : 0;
-      state.inflight++;
-      state.inflightBytes += bytes;
-      if (!state.paused && (state.inflight >= maxInflight || state.inflightBytes >= maxInflightBytes)) {
-        state.paused = true;
-        call.pause();
-      }
+      state.budget.take(bytes);
       state.tail = state.tail
         .then(() => ackPromise)
         .then((ack) => {
-          state.inflight--;
-          state.inflightBytes -= bytes;
+          state.order.settle(ticket);
           if (!state.closed) call.write(ack);
-          if (state.paused && state.inflight < maxInflight / 2 && state.inflightBytes < maxInflightBytes / 2) {
-            state.paused = false;
-            call.resume();
-          }
+          state.budget.release(bytes);
         })
         .catch((err: unknown) => {
           log?.error({ err: errorMessage(err) }, 'cannot write an ack');
@@ -182,7 +206,7 @@ export class IngestService {
   }
 
   /** Decides synchronously (so refusals keep stream order), then awaits the durable append. */
-  private handleChunk(state: StreamState, chunk: ChunkMessage): Promise<AckMessage> {
+  private handleChunk(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket): Promise<AckMessage> {
     const m = this.options.metrics;
     m?.chunksReceived.inc();
     m?.bytesReceived.inc(Buffer.isBuffer(chunk.entries) ? chunk.entries.length : 0);
@@ -202,25 +226,25 @@ export class IngestService {
       return Promise.resolve({ sequence: chunk.sequence, code: AckCode.OK, message: '', retryAfterMs: 0 });
     }
     const retryAfterMs = this.options.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS;
-    const now = this.clock.now();
-    // Once a chunk of this stream is refused for lack of room, refuse the ones behind it too for a
-    // while: otherwise a smaller later chunk could slip into the spool ahead of the one to be resent,
-    // and the stream's order would be lost.
-    if (now < state.refuseUntil || this.options.sink.bytes + chunk.entries.length > this.options.maxSpoolBytes) {
-      if (now >= state.refuseUntil) state.refuseUntil = now + retryAfterMs;
+    // Once a chunk of this stream is refused for lack of room, the ones behind it are refused too until
+    // it is resent (refusal-order.ts): otherwise a smaller later chunk could slip into the spool ahead
+    // of it, and the stream's order would be lost.
+    if (!state.order.admits(chunk.entries)) {
+      return Promise.resolve(this.spoolFull(chunk, entries, retryAfterMs, this.behindMessage(state)));
+    }
+    if (this.options.sink.bytes + chunk.entries.length > this.options.maxSpoolBytes) {
+      state.order.refuse(ticket, chunk.sequence, chunk.entries);
       return Promise.resolve(this.spoolFull(chunk, entries, retryAfterMs));
     }
-    return this.admitNew(state, chunk, entries, admission.oversizedLines).then(
+    return this.admitNew(state, chunk, ticket, entries, admission.oversizedLines).then(
       (kept): AckMessage => {
         m?.chunksAcked.inc();
         m?.entriesAcked.inc(kept);
         return { sequence: chunk.sequence, code: AckCode.OK, message: '', retryAfterMs: 0 };
       },
       (err: unknown): AckMessage => {
-        if (err instanceof McError && err.code === ErrorCode.SpoolFull) {
-          state.refuseUntil = Math.max(state.refuseUntil, this.clock.now() + retryAfterMs);
-          return this.spoolFull(chunk, entries, retryAfterMs);
-        }
+        if (err instanceof BehindRefused) return this.spoolFull(chunk, entries, retryAfterMs, this.behindMessage(state));
+        if (err instanceof McError && err.code === ErrorCode.SpoolFull) return this.spoolFull(chunk, entries, retryAfterMs);
         if (err instanceof McError && err.code === ErrorCode.SpoolClosed) {
           return this.refuse(chunk, entries, 'shutting_down', AckCode.UNAVAILABLE, 'aggregator is shutting down; reconnect and resend');
         }
@@ -236,16 +260,16 @@ export class IngestService {
    * another stream (a collector that reconnected and resent what the old stream was still appending)
    * waits for those to settle before deciding, and so do the later chunks of its stream (order).
    */
-  private admitNew(state: StreamState, chunk: ChunkMessage, entries: number, oversizedLines: number): Promise<number> {
+  private admitNew(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, entries: number, oversizedLines: number): Promise<number> {
     const accepted = this.options.accepted;
     const id = accepted === undefined ? undefined : identityOf(chunk.entries);
-    if (accepted === undefined || id === undefined) return this.store(state, chunk.entries, entries, chunk.sequence, oversizedLines);
+    if (accepted === undefined || id === undefined) return this.store(state, chunk, ticket, chunk.entries, entries, oversizedLines);
     const keys = id.runs.map((r) => `${id.collectorId}\u0000${r.fileId}`);
     const others: Promise<unknown>[] = [];
     for (const k of keys) for (const a of this.inflight.get(k) ?? []) if (a.stream !== state.id) others.push(a.done);
     const decide = async (): Promise<number> => {
       if (others.length > 0) await Promise.allSettled(others);
-      return this.storeNew(state, chunk, entries, oversizedLines, accepted, id);
+      return this.storeNew(state, chunk, ticket, entries, oversizedLines, accepted, id);
     };
     const gate = state.gate;
     const work = gate === undefined && others.length === 0 ? decide() : (gate ?? Promise.resolve()).then(decide);
@@ -279,6 +303,7 @@ export class IngestService {
   private async storeNew(
     state: StreamState,
     chunk: ChunkMessage,
+    ticket: ChunkTicket,
     entries: number,
     oversizedLines: number,
     accepted: AcceptedOffsets,
@@ -293,8 +318,8 @@ export class IngestService {
     if (novelty.kind === 'partly') {
       this.options.dedupeMetrics?.replaysDropped('ingest', novelty.dropped);
       const oversized = oversizedLines === 0 ? 0 : scanEntryBatch(novelty.data, { maxLineBytes: this.options.limits.maxLineBytes }).oversizedLines;
-      kept = await this.store(state, novelty.data, novelty.entries, chunk.sequence, oversized);
-    } else kept = await this.store(state, chunk.entries, entries, chunk.sequence, oversizedLines);
+      kept = await this.store(state, chunk, ticket, novelty.data, novelty.entries, oversized);
+    } else kept = await this.store(state, chunk, ticket, chunk.entries, entries, oversizedLines);
     accepted.add(id);
     return kept;
   }
@@ -304,24 +329,56 @@ export class IngestService {
    * (from a collector that does not know the limit, or a hostile one) go to the dead-letter file
    * first, so the chunk's other lines are accepted and none is lost: after a crash between the two
    * writes the unacked chunk is resent, and the dead letters are duplicated, never missing.
+   * `chunk` is the chunk as received (what its resend will hold); `data` what of it is stored.
    */
-  private async store(state: StreamState, data: Buffer, entries: number, sequence: ChunkMessage['sequence'], oversizedLines: number): Promise<number> {
+  private async store(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, data: Buffer, entries: number, oversizedLines: number): Promise<number> {
     if (oversizedLines === 0) {
-      await this.options.sink.append(data, entries);
+      this.checkRoom(state, chunk, ticket, data.length);
+      await this.append(state, chunk, ticket, data, entries);
       return entries;
     }
     const max = this.options.limits.maxLineBytes;
     const parts = partitionOversized(data, max);
+    if (parts.kept !== undefined) this.checkRoom(state, chunk, ticket, parts.kept.length);
     const reason = `line longer than AGGREGATOR_MAX_LINE_BYTES (${max} bytes)`;
-    this.options.logger?.warn({ stream: state.id, sequence, lines: parts.oversizedCount, maxLineBytes: max }, 'lines over the line limit: kept in the dead-letter file, the rest of the chunk accepted');
+    this.options.logger?.warn({ stream: state.id, sequence: chunk.sequence, lines: parts.oversizedCount, maxLineBytes: max }, 'lines over the line limit: kept in the dead-letter file, the rest of the chunk accepted');
     if (parts.oversized !== undefined) await this.options.deadLetters.add(parts.oversized, parts.oversizedCount, reason);
     this.options.metrics?.entriesOversized.inc(parts.oversizedCount);
-    if (parts.kept !== undefined) await this.options.sink.append(parts.kept, parts.keptCount);
+    if (parts.kept !== undefined) {
+      this.checkRoom(state, chunk, ticket, parts.kept.length);
+      await this.append(state, chunk, ticket, parts.kept, parts.keptCount);
+    }
     return parts.keptCount;
   }
 
-  private spoolFull(chunk: ChunkMessage, entries: number, retryAfterMs: number): AckMessage {
-    return this.refuse(chunk, entries, 'spool_full', AckCode.RESOURCE_EXHAUSTED, 'spool is full; resend later', retryAfterMs);
+  /**
+   * Synchronously before an append: throws when the chunk is behind a refused one of its stream, or
+   * when the spool would refuse it (then the stream's later chunks wait for its resend).
+   */
+  private checkRoom(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, bytes: number): void {
+    if (ticket.behind) throw new BehindRefused();
+    const refused = this.options.sink.refusal(bytes);
+    if (refused === undefined) return;
+    if (refused instanceof McError && refused.code === ErrorCode.SpoolFull) state.order.refuse(ticket, chunk.sequence, chunk.entries);
+    throw refused;
+  }
+
+  /** The append; a refusal for lack of room found only while writing (a full disk) holds the stream too. */
+  private async append(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, data: Buffer, entries: number): Promise<void> {
+    try {
+      await this.options.sink.append(data, entries);
+    } catch (err) {
+      if (err instanceof McError && err.code === ErrorCode.SpoolFull) state.order.refuse(ticket, chunk.sequence, chunk.entries);
+      throw err;
+    }
+  }
+
+  private behindMessage(state: StreamState): string {
+    return `spool is full: chunk ${state.order.waitingFor ?? '?'} of this stream was refused; resend it first, then the chunks after it`;
+  }
+
+  private spoolFull(chunk: ChunkMessage, entries: number, retryAfterMs: number, message = 'spool is full; resend later'): AckMessage {
+    return this.refuse(chunk, entries, 'spool_full', AckCode.RESOURCE_EXHAUSTED, message, retryAfterMs);
   }
 
   /**
@@ -344,6 +401,7 @@ export class IngestService {
       if (!timedOut) await s.tail;
       if (!s.closed) {
         s.closed = true;
+        s.budget.remove();
         this.streams.delete(s);
         this.options.metrics?.streamsOpen.dec();
         s.call.end();

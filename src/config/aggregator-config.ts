@@ -221,6 +221,13 @@ export const aggregatorOptions = {
     description: 'largest accepted chunk (encoded entries), advertised to collectors; larger ones are answered INVALID_ARGUMENT (at most 1GiB)',
     schema: bytes({ min: 1024 }),
   }),
+  maxInflightBytes: option({
+    env: 'AGGREGATOR_MAX_INFLIGHT_BYTES',
+    default: '64MiB',
+    description:
+      'chunk bytes received and not yet acknowledged, all collector streams together; each stream gets a fair share (at most 2 × AGGREGATOR_MAX_CHUNK_BYTES) and is paused past it (HTTP/2 flow control); a stream with nothing in flight always gets one chunk through',
+    schema: bytes({ min: 64 * 1024 }),
+  }),
   maxLineBytes: option({
     env: 'AGGREGATOR_MAX_LINE_BYTES',
     default: '4MiB',
@@ -309,6 +316,8 @@ export interface AggregatorConfig {
   readonly spoolRetention: SpoolRetention | undefined;
   readonly maxChunkBytes: number;
   readonly maxLineBytes: number;
+  /** AGGREGATOR_MAX_INFLIGHT_BYTES: chunk bytes awaiting their ack, all streams together. */
+  readonly maxInflightBytes: number;
   /** Every chunk limit (maxChunkBytes and maxLineBytes included), as advertised to collectors. */
   readonly limits: IngestLimits;
   readonly shutdownTimeoutMs: number;
@@ -399,6 +408,7 @@ export function loadAggregatorConfig(env: NodeJS.ProcessEnv, flags: ReadonlyMap<
     spoolRetention: v.spoolRetention ?? undefined,
     maxChunkBytes: v.maxChunkBytes,
     maxLineBytes,
+    maxInflightBytes: v.maxInflightBytes,
     limits: Object.freeze({
       maxChunkBytes: v.maxChunkBytes,
       maxLineBytes,

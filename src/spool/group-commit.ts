@@ -123,38 +123,47 @@ export class GroupCommit {
 
   /** See Spool.append. */
   append(data: Buffer, entryCount: number): Promise<RecordPosition> {
-    if (this.failed !== undefined) {
-      return Promise.reject(new McError(ErrorCode.SpoolCorrupt, `spool is unusable after a write error: ${this.failed.message}`, { cause: this.failed }));
-    }
     if (!Number.isSafeInteger(entryCount) || entryCount < 0 || entryCount > 0xffff_ffff) {
       return Promise.reject(new RangeError(`entryCount must be an integer in [0, 2^32), got ${entryCount}`));
     }
+    const refused = this.refusal(data.length);
+    if (refused !== undefined) {
+      if (refused.code === ErrorCode.SpoolFull) this.o.onShortOfSpace();
+      return Promise.reject(refused);
+    }
     const size = RECORD_HEADER_BYTES + data.length;
-    // Retained segments give way to undelivered data: they are evicted before the write (makeRoom).
-    const evictable = this.o.evictableBytes();
-    const used = this.o.index.diskBytes + this.reservedBytes - evictable;
-    if (data.length > MAX_RECORD_PAYLOAD_BYTES || used + size + SEGMENT_HEADER_BYTES > this.o.maxBytes) {
-      this.o.onShortOfSpace();
-      return Promise.reject(
-        new McError(ErrorCode.SpoolFull, `spool is full: ${used} of ${this.o.maxBytes} bytes used, record needs ${size}`),
-      );
-    }
-    const free = this.o.freeSpace;
-    if (free !== undefined && !free.admits(this.reservedBytes + size + SEGMENT_HEADER_BYTES - evictable)) {
-      this.o.onShortOfSpace();
-      return Promise.reject(
-        new McError(
-          ErrorCode.SpoolFull,
-          `spool volume is nearly full: ${free.availableBytes} bytes free, ${free.minFreeBytes} kept free ` +
-            `(AGGREGATOR_SPOOL_MIN_FREE_BYTES), record needs ${size}`,
-        ),
-      );
-    }
     this.reservedBytes += size;
     return new Promise<RecordPosition>((resolvePosition, reject) => {
       this.queue.push({ header: encodeRecordHeader(data, entryCount), data, entryCount, size, resolve: resolvePosition, reject });
       this.startFlushing();
     });
+  }
+
+  /**
+   * Why an append of `dataBytes` would be refused now (McError SpoolFull or SpoolCorrupt), or
+   * undefined when it would be taken. Synchronous, so a caller can keep its own order across a refusal
+   * (the ingest service: nothing of a stream is stored after a chunk of it that was refused).
+   */
+  refusal(dataBytes: number): McError | undefined {
+    if (this.failed !== undefined) {
+      return new McError(ErrorCode.SpoolCorrupt, `spool is unusable after a write error: ${this.failed.message}`, { cause: this.failed });
+    }
+    const size = RECORD_HEADER_BYTES + dataBytes;
+    // Retained segments give way to undelivered data: they are evicted before the write (makeRoom).
+    const evictable = this.o.evictableBytes();
+    const used = this.o.index.diskBytes + this.reservedBytes - evictable;
+    if (dataBytes > MAX_RECORD_PAYLOAD_BYTES || used + size + SEGMENT_HEADER_BYTES > this.o.maxBytes) {
+      return new McError(ErrorCode.SpoolFull, `spool is full: ${used} of ${this.o.maxBytes} bytes used, record needs ${size}`);
+    }
+    const free = this.o.freeSpace;
+    if (free !== undefined && !free.admits(this.reservedBytes + size + SEGMENT_HEADER_BYTES - evictable)) {
+      return new McError(
+        ErrorCode.SpoolFull,
+        `spool volume is nearly full: ${free.availableBytes} bytes free, ${free.minFreeBytes} kept free ` +
+          `(AGGREGATOR_SPOOL_MIN_FREE_BYTES), record needs ${size}`,
+      );
+    }
+    return undefined;
   }
 
   /** Runs `reclaim` in the flush loop, between group writes. */
@@ -262,6 +271,14 @@ export class GroupCommit {
       });
       this.o.log.error({ dir: this.o.dir, segment: index.active.number, err: errorMessage(err) }, 'spool: append failed');
       settle(error);
+      // The appends queued behind this group fail too, at once: none of them may land before a
+      // refused record that comes before it in its stream (that one is resent, and would follow it).
+      const behind = this.queue;
+      this.queue = [];
+      for (const item of behind) {
+        this.reservedBytes -= item.size;
+        item.reject(error);
+      }
       await this.undoUnsynced();
       if (diskFull) {
         await this.o.freeSpace?.refresh();

@@ -200,6 +200,15 @@ export class Spool implements SpoolPort {
   }
 
   /**
+   * Why an append of `dataBytes` would be refused now (McError SpoolClosed, SpoolFull, SpoolCorrupt),
+   * or undefined when it would be taken: the same decision append() makes, synchronously.
+   */
+  refusal(dataBytes: number): McError | undefined {
+    if (this.closed) return new McError(ErrorCode.SpoolClosed, 'spool is closed');
+    return this.writer.refusal(dataBytes);
+  }
+
+  /**
    * A reader from the delivered position. Each `next()` resolves with the following durable record,
    * waiting (abortably) for appends. One reader at a time: a new reader replaces the old one's role.
    */

@@ -39,6 +39,10 @@ export interface AggregatorMetrics {
   readonly notificationsSent: Counter<'action' | 'outcome'>;
   readonly emitDuration: Histogram;
   readonly streamsOpen: Gauge;
+  /** Chunk bytes received and not yet acknowledged, all streams (AGGREGATOR_MAX_INFLIGHT_BYTES bounds it). */
+  readonly inflightBytes: Gauge;
+  /** Streams whose reading is paused by the in-flight budget. */
+  readonly streamsPaused: Gauge;
   /** Lines over AGGREGATOR_MAX_LINE_BYTES, set aside in the dead-letter file (the rest of their chunk is accepted). */
   readonly entriesOversized: Counter;
   /** gRPC messages that could not be decoded (no Chunk reached the service; the stream ended with an error status). */
@@ -172,6 +176,16 @@ export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = 
     streamsOpen: new Gauge({
       name: 'mega_aggregator_streams_open',
       help: 'Collector streams currently open',
+      registers,
+    }),
+    inflightBytes: new Gauge({
+      name: 'mega_aggregator_inflight_bytes',
+      help: 'Chunk bytes received from collectors and not yet acknowledged, all streams together (bounded by AGGREGATOR_MAX_INFLIGHT_BYTES)',
+      registers,
+    }),
+    streamsPaused: new Gauge({
+      name: 'mega_aggregator_streams_paused',
+      help: 'Collector streams whose reading is paused because they hold their share of AGGREGATOR_MAX_INFLIGHT_BYTES',
       registers,
     }),
     entriesOversized: new Counter({

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { admitChunk } from '../../src/aggregator/admission.js';
 import { IngestService } from '../../src/aggregator/ingest-service.js';
@@ -10,9 +9,10 @@ import { createAggregatorMetrics } from '../../src/telemetry/aggregator-metrics.
 import { ManualClock } from '../../src/util/manual-clock.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
 import { AckCode } from '../../src/wire/grpc-api.js';
-import type { AckMessage, ChunkMessage } from '../../src/wire/grpc-api.js';
+import type { ChunkMessage } from '../../src/wire/grpc-api.js';
 import { readLimits } from '../../src/wire/ingest-limits.js';
 import type * as grpc from '@grpc/grpc-js';
+import { FakeShipCall as FakeCall } from '../helpers/fake-ship-call.js';
 import { buildEntries } from '../helpers/ingest-client.js';
 
 const limits = { maxChunkBytes: 64 * 1024, maxLineBytes: 1024, maxEntriesPerChunk: 100, maxTags: 4, maxTagBytes: 64 };
@@ -26,50 +26,37 @@ class MemoryDeadLetters implements DeadLetterSink {
   }
 }
 
-/** Stands in for grpc-js's ServerDuplexStream: the handler only uses events, write, end, pause, resume. */
-class FakeCall extends EventEmitter {
-  readonly written: AckMessage[] = [];
-  readonly metadata: grpc.Metadata[] = [];
-  ended = false;
-  sendMetadata(md: grpc.Metadata): void {
-    this.metadata.push(md);
-  }
-  paused = false;
-  write(ack: AckMessage): boolean {
-    this.written.push(ack);
-    return true;
-  }
-  end(): void {
-    this.ended = true;
-  }
-  pause(): this {
-    this.paused = true;
-    return this;
-  }
-  resume(): this {
-    this.paused = false;
-    return this;
-  }
-  getPeer(): string {
-    return 'test';
-  }
-}
-
-/** A sink whose appends complete when the test says so, in any order. */
+/**
+ * A sink whose appends complete when the test says so, in any order. Like the spool, it refuses an
+ * append at once (SpoolFull) when what it holds plus what is in flight plus the record passes
+ * `capacity`, and says so synchronously through refusal().
+ */
 class ManualSink implements ChunkSink {
   bytes = 0;
+  capacity = Number.POSITIVE_INFINITY;
   readonly appended: Buffer[] = [];
   readonly pending: Array<{ resolve: () => void; reject: (e: Error) => void; data: Buffer }> = [];
+  private reserved = 0;
+  refusal(dataBytes: number): Error | undefined {
+    return this.bytes + this.reserved + dataBytes > this.capacity ? new McError(ErrorCode.SpoolFull, 'full') : undefined;
+  }
   append(data: Buffer): Promise<unknown> {
+    const refused = this.refusal(data.length);
+    if (refused !== undefined) return Promise.reject(refused);
+    this.reserved += data.length;
     return new Promise<void>((resolve, reject) => {
       this.pending.push({
         data,
         resolve: () => {
+          this.reserved -= data.length;
           this.appended.push(data);
           this.bytes += data.length;
           resolve();
         },
-        reject,
+        reject: (e) => {
+          this.reserved -= data.length;
+          reject(e);
+        },
       });
     });
   }
@@ -78,6 +65,10 @@ class ManualSink implements ChunkSink {
 function chunk(sequence: number, text = `line ${sequence}`): ChunkMessage {
   const { entries, entryCount } = buildEntries([{ data: Buffer.from(text) }]);
   return { sequence, entries, entryCount };
+}
+
+function emitAll(call: FakeCall, chunks: ChunkMessage[]): void {
+  for (const c of chunks) call.emit('data', c);
 }
 
 async function flush(): Promise<void> {
@@ -153,22 +144,79 @@ describe('ingest service', () => {
     expect(call.written.map((a) => [a.sequence, a.code])).toEqual([[1, 'OK'], [2, 'INVALID_ARGUMENT'], [3, 'OK']]);
   });
 
-  it('spool full: RESOURCE_EXHAUSTED with retry_after_ms, and later chunks of the stream wait too (order)', async () => {
+  it('spool full: RESOURCE_EXHAUSTED with retry_after_ms, and later chunks of the stream wait for its resend (order)', async () => {
     const { sink, call, clock } = setup(200);
     sink.bytes = 150;
-    call.emit('data', chunk(1, 'x'.repeat(80))); // does not fit
+    const first = chunk(1, 'x'.repeat(80));
+    call.emit('data', first); // does not fit
     call.emit('data', chunk(2, 'y')); // would fit, but must not overtake chunk 1
     await flush();
     expect(call.written.map((a) => [a.sequence, a.code])).toEqual([[1, 'RESOURCE_EXHAUSTED'], [2, 'RESOURCE_EXHAUSTED']]);
     expect(call.written[0]?.retryAfterMs).toBeGreaterThan(0);
+    expect(call.written[1]?.message).toMatch(/chunk 1 of this stream was refused; resend it first/);
     expect(sink.pending).toHaveLength(0);
     sink.bytes = 0;
-    clock.advance(1000);
-    call.emit('data', chunk(3, 'x'.repeat(80)));
+    clock.advance(60_000);
+    // Room again and time passed: still nothing after chunk 1 before chunk 1 itself.
+    call.emit('data', chunk(3, 'y'));
     await flush();
-    sink.pending[0]?.resolve();
+    expect(call.written.at(-1)).toMatchObject({ sequence: 3, code: 'RESOURCE_EXHAUSTED' });
+    call.emit('data', { ...first, sequence: 4 }); // the resend of chunk 1
+    call.emit('data', chunk(5, 'y'));
     await flush();
-    expect(call.written.at(-1)).toMatchObject({ sequence: 3, code: 'OK' });
+    for (const p of sink.pending) p.resolve();
+    await flush();
+    expect(call.written.slice(-2).map((a) => [a.sequence, a.code])).toEqual([[4, 'OK'], [5, 'OK']]);
+    expect(sink.appended.map((b) => decodeEntries(b)[0]?.line.toString())).toEqual(['x'.repeat(80), 'y']);
+  });
+
+  it('a smaller chunk right behind one the spool refuses (same tick, appends in flight) is not stored first', async () => {
+    // The flaky collector-backpressure run: chunk 2 passes the bound check against the bytes on disk,
+    // but not against what is already in flight, and is refused; chunk 3 is small enough to fit.
+    const { sink, call } = setup(10_000);
+    sink.capacity = 1000;
+    const c1 = chunk(1, 'a'.repeat(600));
+    const c2 = chunk(2, 'b'.repeat(500));
+    const c3 = chunk(3, 'c'.repeat(10));
+    call.emit('data', c1);
+    call.emit('data', c2);
+    call.emit('data', c3);
+    await flush();
+    expect(sink.pending.map((p) => decodeEntries(p.data)[0]?.line.toString()[0])).toEqual(['a']);
+    sink.pending.shift()?.resolve();
+    await flush();
+    expect(call.written.map((a) => [a.sequence, a.code])).toEqual([[1, 'OK'], [2, 'RESOURCE_EXHAUSTED'], [3, 'RESOURCE_EXHAUSTED']]);
+    // The collector resends chunk 2 alone, then chunk 3, once there is room.
+    sink.bytes = 0;
+    call.emit('data', { ...c2, sequence: 4 });
+    await flush();
+    sink.pending.shift()?.resolve();
+    call.emit('data', { ...c3, sequence: 5 });
+    await flush();
+    sink.pending.shift()?.resolve();
+    await flush();
+    expect(call.written.slice(3).map((a) => [a.sequence, a.code])).toEqual([[4, 'OK'], [5, 'OK']]);
+    expect(sink.appended.map((b) => decodeEntries(b)[0]?.line.toString()[0])).toEqual(['a', 'b', 'c']);
+  });
+
+  it('a refusal found only while writing (a full disk) holds the chunks of the stream received after it', async () => {
+    const t = setup();
+    const c1 = chunk(1, 'first');
+    emitAll(t.call, [c1, chunk(2, 'second')]);
+    await flush();
+    // Chunk 1 was taken and its write failed: chunk 2 (its append already in flight) fails with it in the
+    // spool (group-commit.ts); chunk 3, received after, must not be stored before chunk 1's resend.
+    t.sink.pending[0]?.reject(new McError(ErrorCode.SpoolFull, 'disk full'));
+    t.sink.pending[1]?.reject(new McError(ErrorCode.SpoolFull, 'disk full'));
+    t.sink.pending.splice(0, 2);
+    await flush();
+    t.call.emit('data', chunk(3, 'third'));
+    await flush();
+    expect(t.sink.pending).toHaveLength(0);
+    expect(t.call.written.map((a) => [a.sequence, a.code])).toEqual([[1, 'RESOURCE_EXHAUSTED'], [2, 'RESOURCE_EXHAUSTED'], [3, 'RESOURCE_EXHAUSTED']]);
+    t.call.emit('data', { ...c1, sequence: 4 });
+    await flush();
+    expect(t.sink.pending).toHaveLength(1);
   });
 
   it('maps append errors: SpoolFull → RESOURCE_EXHAUSTED, SpoolClosed and disk errors → UNAVAILABLE (never OK)', async () => {
