@@ -20,7 +20,10 @@ import type { AckMessage } from '../src/wire/grpc-api.js';
 import { EntryBatchWriter, RunHead, encodeBatchHeader } from '../src/wire/entry-batch.js';
 import { fillLine, isExact, verifyOutput } from './corpus.js';
 import type { LineCount } from './corpus.js';
+import { scrapeMetric } from '../support/metrics-text.js';
 import { startBenchAggregator } from './e2e-bench.js';
+import { formatPeaks, sampleMemory } from './memory-sampler.js';
+import type { MemoryPeaks } from './memory-sampler.js';
 import { cpuSeconds, peakRssMiB } from './proc-stats.js';
 import { waitForSize } from './wait-for-size.js';
 
@@ -42,6 +45,8 @@ export interface IngestResult {
   readonly aggregatorPeakRssMiB: number;
   /** This process (the load generator and the output polling), to show it stayed light. */
   readonly generatorCpuSeconds: number;
+  /** BENCH_MEMORY_BREAKDOWN=1: the aggregator's heap and Buffers, and the peak of its in-flight chunk bytes. */
+  readonly memory?: { readonly peaks: MemoryPeaks; readonly inflightPeakMiB: number };
   readonly count: LineCount;
 }
 
@@ -159,6 +164,7 @@ export async function runIngestBench(streams = 10, lines = 1_000_000, lineBytes 
       const address = `127.0.0.1:${Number(aggregator.ready.grpcPort)}`;
       for (let s = 0; s < streams; s++) runs.push(openStream(address, s));
       await Promise.all(runs.map((r) => r.open));
+      const breakdown = process.env.BENCH_MEMORY_BREAKDOWN === '1' ? sampleBreakdown(Number(aggregator.ready.metricsPort)) : undefined;
       const cpuBefore = cpuSeconds(pid);
       const generatorBefore = process.cpuUsage();
       const started = process.hrtime.bigint();
@@ -169,6 +175,7 @@ export async function runIngestBench(streams = 10, lines = 1_000_000, lineBytes 
       const aggregatorCpuSeconds = cpuSeconds(pid) - cpuBefore;
       const generator = process.cpuUsage(generatorBefore);
       const aggregatorPeakRssMiB = peakRssMiB(pid);
+      const memory = await breakdown?.stop();
       for (const r of runs) r.call.end();
       await aggregator.stop();
       const count = verifyOutput(output, lines, lineBytes);
@@ -185,6 +192,7 @@ export async function runIngestBench(streams = 10, lines = 1_000_000, lineBytes 
         aggregatorPeakRssMiB,
         generatorCpuSeconds: (generator.user + generator.system) / 1e6,
         count,
+        memory,
       };
     } finally {
       for (const r of runs) {
@@ -198,12 +206,34 @@ export async function runIngestBench(streams = 10, lines = 1_000_000, lineBytes 
   }
 }
 
+/** Samples the aggregator's memory and the peak of mega_aggregator_inflight_bytes every 250 ms. */
+function sampleBreakdown(metricsPort: number): { stop(): Promise<{ peaks: MemoryPeaks; inflightPeakMiB: number }> } {
+  const memory = sampleMemory(metricsPort);
+  let inflightPeak = 0;
+  let pending: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    pending = pending
+      .then(async () => {
+        inflightPeak = Math.max(inflightPeak, await scrapeMetric(metricsPort, 'mega_aggregator_inflight_bytes'));
+      })
+      .catch(() => undefined);
+  }, 250);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await pending;
+      return { peaks: await memory.stop(), inflightPeakMiB: inflightPeak / 2 ** 20 };
+    },
+  };
+}
+
 export function formatIngest(r: IngestResult): string {
+  const memory = r.memory === undefined ? '' : `\n  ${formatPeaks('aggregator', r.memory.peaks)}; in flight at most ${r.memory.inflightPeakMiB.toFixed(0)} MiB (sampled)`;
   return (
     `ingest ${r.streams} stream(s) → aggregator(spool,fsync)→file: ${r.lines} lines of ${r.lineBytes} B; all acked in ${r.ackSeconds.toFixed(2)} s, ` +
     `all emitted in ${r.seconds.toFixed(2)} s = ${Math.round(r.linesPerSecond).toLocaleString('en-US')} lines/s; aggregator CPU ` +
     `${r.aggregatorCpuSeconds.toFixed(2)} s (${r.aggregatorCpuPerMillion.toFixed(2)} s per 1M lines), peak RSS ${r.aggregatorPeakRssMiB.toFixed(0)} MiB; ` +
-    `load generator CPU ${r.generatorCpuSeconds.toFixed(2)} s; exact (${r.count.delivered} delivered, 0 lost, 0 duplicated)`
+    `load generator CPU ${r.generatorCpuSeconds.toFixed(2)} s; exact (${r.count.delivered} delivered, 0 lost, 0 duplicated)${memory}`
   );
 }
 

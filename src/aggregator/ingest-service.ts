@@ -14,6 +14,7 @@ import type { AdmissionLimits } from './admission.js';
 import { admitChunk } from './admission.js';
 import { identityOf } from './accepted-offsets.js';
 import type { AcceptedOffsets, ChunkIdentity } from './accepted-offsets.js';
+import { disableReadAhead } from './grpc-read-ahead.js';
 import { InflightBudget } from './inflight-budget.js';
 import type { StreamBudget } from './inflight-budget.js';
 import { RefusalOrder } from './refusal-order.js';
@@ -156,6 +157,7 @@ export class IngestService {
     // The limits go out in the response headers at once, before the first ack: a collector waits for
     // them before it sends, and never builds a chunk or a line beyond them.
     call.sendMetadata(writeLimits(new grpc.Metadata(), this.options.limits));
+    disableReadAhead(call);
 
     const close = (why: string): void => {
       if (state.closed) return;

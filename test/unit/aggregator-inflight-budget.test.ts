@@ -32,54 +32,82 @@ describe('in-flight budget shared by all streams', () => {
     const b = new InflightBudget({ totalBytes: 16 * MiB, maxStreamBytes: 32 * MiB, maxStreamChunks: 64 });
     const streams = Array.from({ length: 50 }, () => new Stream());
     const handles = streams.map((s) => b.add(s));
-    // Every stream sends as long as it is not paused.
+    // Every stream sends as long as it is not paused; no ack goes out.
     for (let round = 0; round < 10; round++) {
       handles.forEach((h, i) => {
         if (!(streams[i] as Stream).paused) h.take(MiB);
       });
     }
-    // One chunk each at most (16 MiB / 50 streams is less than a chunk): the total is 50 MiB at most,
-    // not 50 × 32 MiB; and each stream got its chunk through (none starves).
-    expect(b.bytes).toBe(50 * MiB);
+    // Not 50 × 32 MiB, nor one chunk per stream: the budget, and every stream waits.
+    expect(b.bytes).toBeLessThanOrEqual(16 * MiB);
+    expect(streams.every((s) => s.paused)).toBe(true);
+    handles.forEach((h) => {
+      while (h.bytes > 0) h.release(MiB);
+    });
+    expect(b.bytes).toBe(0);
+    // Not all 50 at once: the oldest paused go first, as many as the budget takes.
+    const resumed = streams.filter((s) => !s.paused).length;
+    expect(resumed).toBeGreaterThan(0);
+    expect(resumed).toBeLessThanOrEqual(16);
+    expect(streams.slice(0, resumed).every((s) => !s.paused)).toBe(true);
+  });
+
+  it('while the budget is spent (read-ahead counted), paused streams wait, and resume oldest first as it frees', () => {
+    const b = new InflightBudget({ totalBytes: 8 * MiB, maxStreamBytes: 8 * MiB, maxStreamChunks: 64 });
+    const [a, c, d] = [new Stream(), new Stream(), new Stream()];
+    const [ha, hc, hd] = [b.add(a), b.add(c), b.add(d)];
+    // Shares of 8/3 MiB: one chunk in flight plus one read ahead fit, two in flight do not.
+    for (const h of [ha, hc, hd]) h.take(MiB);
+    expect([a.paused, c.paused, d.paused]).toEqual([false, false, false]);
+    for (const h of [ha, hc, hd]) h.take(MiB);
+    expect([a.paused, c.paused, d.paused]).toEqual([true, true, true]);
+    // 6 MiB in flight + 3 MiB read ahead by the paused streams: spent. One ack frees 1 MiB: still no
+    // room for a resumed stream's next chunk.
+    ha.release(MiB);
+    expect([a.paused, c.paused, d.paused]).toEqual([true, true, true]);
+    // Room for one more chunk: the oldest paused stream under half its share goes on.
+    hc.release(MiB);
+    expect([a.paused, c.paused, d.paused]).toEqual([false, true, true]);
+    // It sends (the chunk grpc-js held for it), the next ack makes room for the next oldest.
+    ha.take(MiB);
+    hd.release(MiB);
+    expect([c.paused, d.paused]).toEqual([false, true]);
+  });
+
+  it('many streams: read-ahead alone may pass the budget, a quarter of it still goes to chunks in flight, none starves', () => {
+    const b = new InflightBudget({ totalBytes: 16 * MiB, maxStreamBytes: 32 * MiB, maxStreamChunks: 64 });
+    const streams = Array.from({ length: 40 }, () => new Stream());
+    const handles = streams.map((s) => b.add(s));
+    const sent = streams.map(() => 0);
+    const inflight: number[] = [];
+    let peak = 0;
+    // Streams send whenever they are not paused; acks go out oldest first, two per step.
+    for (let step = 0; step < 400; step++) {
+      streams.forEach((s, i) => {
+        if (!s.paused) {
+          (handles[i] as (typeof handles)[number]).take(MiB);
+          inflight.push(i);
+          sent[i] = (sent[i] as number) + 1;
+        }
+      });
+      peak = Math.max(peak, b.bytes);
+      for (let k = 0; k < 2 && inflight.length > 0; k++) (handles[inflight.shift() as number] as (typeof handles)[number]).release(MiB);
+    }
+    // The first round lets every stream through once (none was paused yet); after it, the budget holds.
+    expect(peak).toBeLessThanOrEqual(40 * MiB);
+    expect(Math.min(...sent)).toBeGreaterThan(10);
+    expect(Math.max(...sent) - Math.min(...sent)).toBeLessThanOrEqual(2);
+  });
+
+  it('with nothing in flight anywhere, the oldest paused stream goes on', () => {
+    const b = new InflightBudget({ totalBytes: 2 * MiB, maxStreamBytes: 2 * MiB, maxStreamChunks: 64 });
+    const streams = Array.from({ length: 4 }, () => new Stream());
+    const handles = streams.map((s) => b.add(s));
+    handles.forEach((h) => h.take(MiB));
     expect(streams.every((s) => s.paused)).toBe(true);
     handles.forEach((h) => h.release(MiB));
     expect(b.bytes).toBe(0);
-    expect(streams.every((s) => !s.paused)).toBe(true);
-    expect(b.pausedStreams).toBe(0);
-  });
-
-  it('pauses every stream holding something while the total is spent, and resumes them as it frees', () => {
-    const b = new InflightBudget({ totalBytes: 4 * MiB, maxStreamBytes: 4 * MiB, maxStreamChunks: 64 });
-    const a = new Stream();
-    const ha = b.add(a);
-    const c = new Stream();
-    const hc = b.add(c);
-    ha.take(MiB);
-    hc.take(MiB);
-    expect([a.paused, c.paused]).toEqual([false, false]);
-    ha.take(2 * MiB); // a: 3 MiB, over its 2 MiB share; total 4 MiB: spent
-    expect(a.paused).toBe(true);
-    hc.take(MiB); // c: 2 MiB, its share
-    expect(c.paused).toBe(true);
-    hc.release(MiB);
-    hc.release(MiB);
-    // c holds nothing: resumed at once; a still over half its share.
-    expect([a.paused, c.paused]).toEqual([true, false]);
-    ha.release(2 * MiB);
-    expect(a.paused).toBe(false);
-  });
-
-  it('a stream with nothing in flight is never held back, however spent the total', () => {
-    const b = new InflightBudget({ totalBytes: 2 * MiB, maxStreamBytes: 2 * MiB, maxStreamChunks: 64 });
-    const big = new Stream();
-    const hb = b.add(big);
-    hb.take(8 * MiB);
-    const small = new Stream();
-    const hs = b.add(small);
-    hs.take(MiB);
-    expect(b.bytes).toBe(9 * MiB);
-    hs.release(MiB);
-    expect(small.paused).toBe(false);
+    expect(streams.map((s) => s.paused)).toEqual([false, true, true, true]);
   });
 
   it('a stream that goes away gives its share back to the others', () => {

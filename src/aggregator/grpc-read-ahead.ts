@@ -1,0 +1,16 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * grpc-js hands a server streaming call to its handler as an object-mode Duplex with Node's default
+ * read-ahead of 16 messages: paused, the call still pulls messages from HTTP/2 until 16 of them wait
+ * in its buffer, and only then does flow control stop the sender. With chunks of up to
+ * AGGREGATOR_MAX_CHUNK_BYTES that is up to 16 chunks per stream beyond the in-flight budget (50
+ * streams of 1 MiB chunks held 116 MiB of Buffers against a 64 MiB budget). Without read-ahead (a
+ * high-water mark of 0) a flowing call still flows (each message is handed on as it is decoded), and
+ * a paused one stops asking grpc-js for more: it holds at most the message grpc-js was decoding.
+ * There is no public way to set this on a call grpc-js creates; Node's Readable keeps it here.
+ */
+export function disableReadAhead(call: Readable): void {
+  const state = (call as Readable & { _readableState?: { highWaterMark?: unknown } })._readableState;
+  if (state !== undefined && typeof state.highWaterMark === 'number') state.highWaterMark = 0;
+}
