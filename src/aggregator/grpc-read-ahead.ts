@@ -9,8 +9,12 @@ import type { Readable } from 'node:stream';
  * high-water mark of 0) a flowing call still flows (each message is handed on as it is decoded), and
  * a paused one stops asking grpc-js for more: it holds at most the message grpc-js was decoding.
  * There is no public way to set this on a call grpc-js creates; Node's Readable keeps it here.
+ * False when the call is not such a Readable (then the in-flight budget is exceeded by up to 16
+ * chunks per paused stream, as before).
  */
-export function disableReadAhead(call: Readable): void {
+export function disableReadAhead(call: Readable): boolean {
   const state = (call as Readable & { _readableState?: { highWaterMark?: unknown } })._readableState;
-  if (state !== undefined && typeof state.highWaterMark === 'number') state.highWaterMark = 0;
+  if (state === undefined || typeof state.highWaterMark !== 'number') return false;
+  state.highWaterMark = 0;
+  return true;
 }

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AggregatorMetrics, RefuseReason } from '../telemetry/aggregator-metrics.js';
@@ -157,7 +158,7 @@ export class IngestService {
     // The limits go out in the response headers at once, before the first ack: a collector waits for
     // them before it sends, and never builds a chunk or a line beyond them.
     call.sendMetadata(writeLimits(new grpc.Metadata(), this.options.limits));
-    disableReadAhead(call);
+    if (!disableReadAhead(call) && call instanceof Readable) log?.warn('cannot turn off the read-ahead of this gRPC call: a paused stream may hold up to 16 chunks');
 
     const close = (why: string): void => {
       if (state.closed) return;
