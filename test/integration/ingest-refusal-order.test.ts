@@ -9,6 +9,7 @@ import type { ChunkMessage } from '../../src/wire/grpc-api.js';
 import { FakeShipCall } from '../helpers/fake-ship-call.js';
 import { buildEntries } from '../helpers/ingest-client.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * Stream order across RESOURCE_EXHAUSTED with the real spool (the flaky collector-backpressure run:
@@ -37,8 +38,9 @@ function chunk(sequence: number, fill: string, lines: number): ChunkMessage {
 
 const limits = { maxChunkBytes: 4 * MiB, maxLineBytes: 4 * MiB, maxEntriesPerChunk: 100_000, maxTags: 4, maxTagBytes: 256 };
 
+/** Until `acks` acks are written (the first waits for a real fdatasync). */
 async function settled(call: FakeShipCall, acks: number): Promise<void> {
-  for (let i = 0; i < 2000 && call.written.length < acks; i++) await new Promise((r) => setImmediate(r));
+  await waitFor(() => Promise.resolve(call.written.length >= acks), { timeoutMs: 30_000, intervalMs: 10, what: `${acks} acks` });
 }
 
 describe('ingest: stream order when the spool refuses', () => {
