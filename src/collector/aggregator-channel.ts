@@ -1,7 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { parseHostPort } from '../config/address.js';
+import { encodeChunkMessage } from '../wire/chunk-message.js';
+import type { OutgoingChunk } from '../wire/chunk-message.js';
 import { loadIngestApi } from '../wire/grpc-api.js';
-import type { AckMessage, ChunkMessage } from '../wire/grpc-api.js';
+import type { AckMessage } from '../wire/grpc-api.js';
 import type { AggregatorTarget } from './aggregator-pool.js';
 
 /**
@@ -15,7 +17,7 @@ export interface ShipTls {
   readonly certificate: Buffer | undefined;
 }
 
-export type ShipCall = grpc.ClientDuplexStream<ChunkMessage, AckMessage>;
+export type ShipCall = grpc.ClientDuplexStream<OutgoingChunk, AckMessage>;
 export type IngestClient = grpc.Client & { Ship(): ShipCall };
 
 /** Plaintext when `tls` is undefined; mTLS when it carries a key and certificate. */
@@ -31,8 +33,22 @@ export interface ChannelOptions {
   readonly maxReconnectMs: number;
 }
 
+let shipClient: grpc.ServiceClientConstructor | undefined;
+
+/**
+ * The Ingest client, with Ship's request serializer replaced by encodeChunkMessage: the same bytes
+ * as protobufjs's, written around the chunk's EntryBatch in its own buffer instead of copied.
+ */
+function ingestClientConstructor(): grpc.ServiceClientConstructor {
+  if (shipClient !== undefined) return shipClient;
+  const { service } = loadIngestApi();
+  const ship = service.Ship as grpc.MethodDefinition<OutgoingChunk, AckMessage>;
+  shipClient = grpc.makeGenericClientConstructor({ ...service, Ship: { ...ship, requestSerialize: encodeChunkMessage } }, 'Ingest');
+  return shipClient;
+}
+
 export function makeIngestClient(target: AggregatorTarget, options: ChannelOptions): IngestClient {
-  const { Client } = loadIngestApi();
+  const Client = ingestClientConstructor();
   const { host, port } = parseHostPort(target.address);
   const named = options.tls && target.host !== host ? { 'grpc.ssl_target_name_override': target.host, 'grpc.default_authority': `${target.host}:${port}` } : {};
   return new Client(target.address, options.credentials, {

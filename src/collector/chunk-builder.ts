@@ -1,5 +1,7 @@
 import type { Clock, TimerHandle } from '../util/clock.js';
+import { CHUNK_HEADROOM, CHUNK_TAILROOM } from '../wire/chunk-message.js';
 import { EntryBatchWriter } from '../wire/entry-batch.js';
+import type { LineTime } from '../wire/entry-batch.js';
 import type { CursorRange, FileCursor } from './file-cursor.js';
 import type { OffsetEvidence } from './file-identity.js';
 
@@ -7,10 +9,20 @@ import type { OffsetEvidence } from './file-identity.js';
 export interface SealedChunk {
   readonly id: number;
   readonly payload: Buffer;
+  /**
+   * The buffer `payload` is a view of, with room around it for the gRPC Chunk's fields (sent without
+   * a copy: chunk-message.ts); absent when `payload` is a buffer of its own.
+   */
+  readonly backing?: Buffer;
   readonly entryCount: number;
   readonly ranges: readonly CursorRange[];
   /** Length of its longest line (to tell whether it still fits limits learned after it was sealed). */
   readonly longestLine?: number;
+}
+
+/** The memory a sealed chunk holds until it is acknowledged: its buffer, not only its payload. */
+export function chunkMemory(chunk: SealedChunk): number {
+  return chunk.backing?.length ?? chunk.payload.length;
 }
 
 export interface ChunkBuilderOptions {
@@ -22,7 +34,8 @@ export interface ChunkBuilderOptions {
 
 /**
  * Collects entries of any files into one EntryBatch and seals it into a chunk when it holds
- * `maxBytes` or `maxEntries`, or when its first entry is `timeoutMs` old. A chunk never outgrows
+ * `maxBytes` or `maxEntries`, or when its first entry is `timeoutMs` old (one timer, re-armed for
+ * the open chunk's deadline when it fires, not set and cleared per chunk). A chunk never outgrows
  * `maxBytes`: the tailer asks `fits` before each entry and seals first when it would not (one entry
  * alone always goes in: the line cutter keeps lines small enough for an empty chunk). A chunk
  * remembers, per file cursor, the range of the file it carries, so that its acknowledgement can move
@@ -32,6 +45,8 @@ export class ChunkBuilder {
   private readonly writer: EntryBatchWriter;
   private ranges = new Map<FileCursor, CursorRange>();
   private timer: TimerHandle | undefined;
+  /** When the open chunk is due (its first entry + timeoutMs); undefined while it is empty. */
+  private dueAt: number | undefined;
   private nextId = 1;
   private maxBytes: number;
   private maxEntries: number;
@@ -42,13 +57,14 @@ export class ChunkBuilder {
     private readonly clock: Clock,
     private readonly onSeal: (chunk: SealedChunk) => void,
   ) {
-    this.writer = new EntryBatchWriter(header, Math.min(options.maxBytes + 64 * 1024, 4 * 1024 * 1024));
+    this.writer = new EntryBatchWriter(header, { capacity: this.capacityFor(options.maxBytes), headroom: CHUNK_HEADROOM, tailroom: CHUNK_TAILROOM });
     this.maxBytes = options.maxBytes;
     this.maxEntries = options.maxEntries ?? Number.POSITIVE_INFINITY;
   }
 
   /** New bounds (the aggregator advertised its limits); the open chunk is sealed at its next entry if it is past them. */
   setLimits(maxBytes: number, maxEntries: number): void {
+    if (maxBytes !== this.maxBytes) this.writer.setCapacity(this.capacityFor(maxBytes));
     this.maxBytes = maxBytes;
     this.maxEntries = maxEntries;
   }
@@ -59,6 +75,11 @@ export class ChunkBuilder {
     return this.writer.entryCount < this.maxEntries && this.writer.byteLengthWith(cursor.head, dataLen, offset) <= this.maxBytes;
   }
 
+  /** A whole chunk in one buffer, with the room for the gRPC fields around it: never grown, never copied. */
+  private capacityFor(maxBytes: number): number {
+    return CHUNK_HEADROOM + maxBytes + CHUNK_TAILROOM;
+  }
+
   get byteLength(): number {
     return this.writer.entryCount === 0 ? 0 : this.writer.byteLength;
   }
@@ -67,15 +88,26 @@ export class ChunkBuilder {
     return this.writer.byteLength >= this.maxBytes || this.writer.entryCount >= this.maxEntries;
   }
 
-  addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, timeUnixNano: bigint, flags: number): void {
-    if (this.writer.entryCount === 0 && this.timer === undefined) {
-      this.timer = this.clock.setTimeout(() => {
-        this.timer = undefined;
-        this.seal();
-      }, this.options.timeoutMs);
-      this.timer.unref();
+  addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, time: LineTime, flags: number): void {
+    if (this.dueAt === undefined) {
+      this.dueAt = this.clock.now() + this.options.timeoutMs;
+      if (this.timer === undefined) this.arm(this.options.timeoutMs);
     }
-    this.writer.addLine(cursor.head, src, start, end, offset, timeUnixNano, flags);
+    this.writer.append(cursor.head, src, start, end, offset, time, flags);
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.clock.setTimeout(() => this.onTimer(), ms);
+    this.timer.unref();
+  }
+
+  /** The timer fired: seal the open chunk if it is due, or wait for its deadline (it is younger). */
+  private onTimer(): void {
+    this.timer = undefined;
+    if (this.dueAt === undefined) return;
+    const left = this.dueAt - this.clock.now();
+    if (left > 0) this.arm(left);
+    else this.seal();
   }
 
   /**
@@ -93,21 +125,20 @@ export class ChunkBuilder {
 
   /** Seals what has been collected (nothing when empty). */
   seal(): void {
-    if (this.timer !== undefined) {
-      this.clock.clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    // The timer stays armed: it fires at most once per timeoutMs and re-arms for the next chunk's deadline.
+    this.dueAt = undefined;
     const entryCount = this.writer.entryCount;
     if (entryCount === 0) return;
     const longestLine = this.writer.longestLine;
-    const payload = this.writer.finish();
+    const { payload, backing } = this.writer.finishView();
     const ranges = [...this.ranges.values()];
     this.ranges = new Map();
-    this.onSeal({ id: this.nextId++, payload, entryCount, ranges, longestLine });
+    this.onSeal({ id: this.nextId++, payload, backing, entryCount, ranges, longestLine });
   }
 
   close(): void {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    this.dueAt = undefined;
   }
 }

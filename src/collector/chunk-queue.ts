@@ -1,3 +1,4 @@
+import { chunkMemory } from './chunk-builder.js';
 import type { SealedChunk } from './chunk-builder.js';
 
 /**
@@ -26,7 +27,7 @@ export class ChunkQueue {
     return this.items.length - this.head;
   }
 
-  /** Payload bytes held. */
+  /** Bytes held (what the chunks' buffers take: `chunkMemory`). */
   get heldBytes(): number {
     return this.bytes;
   }
@@ -54,7 +55,7 @@ export class ChunkQueue {
   /** Always accepted, also past the bound (see the class comment). */
   push(chunk: SealedChunk): void {
     this.items.push(chunk);
-    this.bytes += chunk.payload.length;
+    this.bytes += chunkMemory(chunk);
     this.pushed++;
     if (this.bytes > this.peak) this.peak = this.bytes;
     this.listener?.();
@@ -66,7 +67,7 @@ export class ChunkQueue {
     const chunk = this.items[this.head] as SealedChunk;
     this.items[this.head] = undefined as unknown as SealedChunk;
     this.head++;
-    this.bytes -= chunk.payload.length;
+    this.bytes -= chunkMemory(chunk);
     if (this.head === this.items.length) {
       this.items = [];
       this.head = 0;

@@ -16,6 +16,7 @@ import { AggregatorResolver, systemResolver } from './aggregator-resolver.js';
 import type { HostResolver } from './aggregator-resolver.js';
 import { CONSERVATIVE_LIMITS, readLimits } from '../wire/ingest-limits.js';
 import type { IngestLimits } from '../wire/ingest-limits.js';
+import { chunkMemory } from './chunk-builder.js';
 import type { SealedChunk } from './chunk-builder.js';
 
 /**
@@ -83,6 +84,8 @@ export interface ShipClientOptions {
 /** What goes out as one gRPC Chunk: a whole sealed chunk, or a part of one re-cut to fit the limits. */
 interface Part {
   readonly payload: Buffer;
+  /** The buffer `payload` is a view of, with room for the Chunk's fields (sent without a copy). */
+  readonly backing?: Buffer | undefined;
   readonly entryCount: number;
   readonly longestLine: number;
   state: 'unsent' | 'sent' | 'done';
@@ -100,6 +103,9 @@ interface Queued {
 }
 
 const RELEASED: SealedChunk = Object.freeze({ id: 0, payload: Buffer.alloc(0), entryCount: 0, ranges: [] });
+
+/** What a gRPC frame adds to the entries: the 5-byte frame header and the Chunk's other fields. */
+const FRAME_OVERHEAD = 5 + 20;
 
 /** Floor for a RESOURCE_EXHAUSTED hold when the aggregator gives no retry_after_ms. */
 const MIN_HOLD_MS = 100;
@@ -160,7 +166,13 @@ export class ShipClient {
   private limitsDeadline = 0;
   private limitsTimer: TimerHandle | undefined;
   private idleWaiters: Array<() => void> = [];
-  unackedBytes = 0;
+  /** Memory of the chunks not acknowledged yet (`chunkMemory`). */
+  private heldBytes = 0;
+  /**
+   * Bytes of the current stream's gRPC frames not yet handed to HTTP/2 (grpc-js copies each message
+   * into a frame; the copy lives until its write completes): shared with the write callbacks.
+   */
+  private transit = { bytes: 0 };
   unackedChunks = 0;
   connected = false;
 
@@ -183,6 +195,11 @@ export class ShipClient {
     });
   }
 
+  /** What the unacknowledged chunks hold in memory: their buffers, and the frames of those being written. */
+  get unackedBytes(): number {
+    return this.heldBytes + this.transit.bytes;
+  }
+
   /** The address of the aggregator whose stream is open now (its response headers arrived). */
   get aggregator(): string | undefined {
     return this.call === undefined || !this.streamOpen ? undefined : this.channel?.target.address;
@@ -195,7 +212,7 @@ export class ShipClient {
 
   enqueue(chunk: SealedChunk): void {
     this.queue.push({ chunk, index: this.nextIndex++, state: 'unsent', parts: undefined, rejected: undefined });
-    this.unackedBytes += chunk.payload.length;
+    this.heldBytes += chunkMemory(chunk);
     this.unackedChunks++;
     this.pump();
   }
@@ -319,6 +336,7 @@ export class ShipClient {
     const call = this.channel.client.Ship();
     this.call = call;
     this.inflight = new Map();
+    this.transit = { bytes: 0 };
     this.writeBlocked = false;
     const waitMs = this.options.limitsWaitMs ?? DEFAULT_LIMITS_WAIT_MS;
     this.limitsDeadline = this.options.clock.now() + waitMs;
@@ -372,7 +390,7 @@ export class ShipClient {
     const chunk = q.chunk;
     let parts = q.parts;
     if (parts === undefined) {
-      parts = [{ payload: chunk.payload, entryCount: chunk.entryCount, longestLine: chunk.longestLine ?? 0, state: 'unsent' }];
+      parts = [{ payload: chunk.payload, backing: chunk.backing, entryCount: chunk.entryCount, longestLine: chunk.longestLine ?? 0, state: 'unsent' }];
       // A chunk from a builder that does not track its longest line: assume the worst.
       if (chunk.longestLine === undefined) (parts[0] as { longestLine: number }).longestLine = chunk.payload.length;
     }
@@ -426,7 +444,12 @@ export class ShipClient {
       const sequence = ++this.sequence;
       part.state = 'sent';
       this.inflight.set(sequence, { q, part });
-      const ok = call.write({ sequence, entries: part.payload, entryCount: part.entryCount });
+      const transit = this.transit;
+      const frameBytes = part.payload.length + FRAME_OVERHEAD;
+      transit.bytes += frameBytes;
+      const ok = call.write({ sequence, entries: part.payload, entryCount: part.entryCount, backing: part.backing }, () => {
+        transit.bytes -= frameBytes;
+      });
       this.options.onSent?.(q.chunk);
       if (!ok) {
         // Respect the HTTP/2 flow control: wait for 'drain' rather than buffering without bound.
@@ -511,7 +534,7 @@ export class ShipClient {
 
   private done(q: Queued): SealedChunk {
     q.state = 'done';
-    this.unackedBytes -= q.chunk.payload.length;
+    this.heldBytes -= chunkMemory(q.chunk);
     this.unackedChunks--;
     const chunk = q.chunk;
     q.chunk = RELEASED;
@@ -542,6 +565,8 @@ export class ShipClient {
     this.moveTimer = undefined;
     for (const { q, part } of this.inflight.values()) if (part.state === 'sent') this.requeue(q, part);
     this.inflight.clear();
+    // The frames of a stream that is gone are dropped with it (their write callbacks may never come).
+    this.transit = { bytes: 0 };
     this.limitsDeadline = 0;
     this.sendFrom = this.base;
     if (this.connected) {

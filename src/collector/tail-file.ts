@@ -1,4 +1,5 @@
 import type { Clock } from '../util/clock.js';
+import { LineTime } from '../wire/entry-batch.js';
 import type { FileCursor } from './file-cursor.js';
 import type { OffsetEvidence, PrefixHash } from './file-identity.js';
 import { HASH_WINDOW, extendPrefix, hashBefore } from './file-identity.js';
@@ -12,7 +13,8 @@ export interface TailSink {
   readonly full: boolean;
   /** Would this line fit in the open chunk? When not, the chunk is sealed before the line is added. */
   fits?(cursor: FileCursor, dataLen: number, offset: number): boolean;
-  addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, timeUnixNano: bigint, flags: number): void;
+  /** `time`: time_unix_nano of the line (one per read buffer). */
+  addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, time: LineTime, flags: number): void;
   noteRange(cursor: FileCursor, endOffset: number, evidence: OffsetEvidence, lines: number, bytes: number): void;
   seal(): void;
 }
@@ -66,7 +68,8 @@ export class FileTailer implements EntryOut {
   private cutter: LineCutter;
   private view: Buffer = Buffer.alloc(0);
   private viewOffset = 0;
-  private time = 0n;
+  private time = LineTime.fromMillis(0);
+  private timeMs = 0;
   private sink: TailSink | undefined;
   private linesSinceNote = 0;
   private bytesSinceNote = 0;
@@ -161,8 +164,12 @@ export class FileTailer implements EntryOut {
     if (n > k) {
       this.view = buf.subarray(0, n);
       this.viewOffset = bufStart;
-      // One timestamp per read buffer, not per line.
-      this.time = BigInt(Math.floor(now)) * 1_000_000n;
+      // One timestamp per read buffer, not per line (nor per buffer within the same millisecond).
+      const ms = Math.floor(now);
+      if (ms !== this.timeMs) {
+        this.timeMs = ms;
+        this.time = LineTime.fromMillis(ms);
+      }
       this.sink = sink;
       this.prefix = c.readPrefix;
       this.prefixIndex = k;

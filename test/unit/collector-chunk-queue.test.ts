@@ -5,7 +5,7 @@ import { ChunkDrain, ChunkQueue } from '../../src/collector/chunk-queue.js';
 import { FileCursor } from '../../src/collector/file-cursor.js';
 import { EMPTY_EVIDENCE, EMPTY_FINGERPRINT } from '../../src/collector/file-identity.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
-import { encodeBatchHeader } from '../../src/wire/entry-batch.js';
+import { LineTime, encodeBatchHeader } from '../../src/wire/entry-batch.js';
 
 function chunk(id: number, bytes: number): SealedChunk {
   return { id, payload: Buffer.alloc(bytes), entryCount: 1, ranges: [] };
@@ -94,7 +94,7 @@ describe('ChunkDrain', () => {
     const builder = new ChunkBuilder(encodeBatchHeader('c', []), { maxBytes: 1 << 20, timeoutMs: 1000 }, clock, (c) => q.push(c));
     const cursor = new FileCursor('f', '/l/a.log', 1, 1, EMPTY_FINGERPRINT, 0, EMPTY_EVIDENCE);
     const line = Buffer.from('hello');
-    builder.addLine(cursor, line, 0, 5, 0, 0n, 0);
+    builder.addLine(cursor, line, 0, 5, 0, LineTime.fromMillis(0), 0);
     builder.noteRange(cursor, 6, EMPTY_EVIDENCE, 1, 5);
     clock.advance(999);
     expect(q.heldChunks).toBe(0);
