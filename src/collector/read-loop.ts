@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import type { CollectorMetrics } from '../telemetry/collector-metrics.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
 import { HASH_WINDOW } from './file-identity.js';
 import type { FileTailer, TailSink } from './tail-file.js';
 
@@ -39,7 +39,9 @@ export interface ReadLoopDeps {
  * The read loop (the pump): reads one buffer from each file in turn (fair across files) while
  * reading is not paused; a file found idle is read again after COLLECTOR_POLL_INTERVAL, or at once
  * when a change event names it (`touch`). When a pass finds nothing to read, the open chunk is sealed
- * at once. While paused, the truncation checks still run every poll.
+ * at once. While paused, the truncation checks still run every poll for every file not read within
+ * the last poll (a read makes the same checks), so a file that keeps its data coming costs no fstat.
+ * One poll timer at a time: a wake-up (an acknowledgement) does not clear and set a timer.
  */
 export class ReadLoop {
   private readonly readBuf: Buffer;
@@ -48,6 +50,10 @@ export class ReadLoop {
   private running = false;
   private done: Promise<void> = Promise.resolve();
   private wakeUp: (() => void) | undefined;
+  /** The poll timer; it stays armed across wake-ups and ends whatever sleep is under way when it fires. */
+  private pollTimer: TimerHandle | undefined;
+  /** When each file was last read or checked for truncation. */
+  private readonly lookedAt = new WeakMap<FileTailer, number>();
   private inflightPeak = 0;
   /** A file found idle is not read again before this time, unless a change event names its path. */
   private readonly idleUntil = new WeakMap<FileTailer, number>();
@@ -70,6 +76,8 @@ export class ReadLoop {
     this.running = false;
     this.wake();
     await this.done;
+    if (this.pollTimer !== undefined) this.deps.clock.clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
   }
 
   /** A change event named `path` (or none): look now. */
@@ -93,16 +101,20 @@ export class ReadLoop {
     this.deps.metrics.inflightPeakBytes.set(now);
   }
 
+  /**
+   * Until `wake()` or the poll timer, whichever comes first. A timer still armed from an earlier
+   * sleep (ended by a wake-up) ends this one sooner than `ms`: one more pass, which reads or checks
+   * nothing that was looked at within the poll interval.
+   */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = this.deps.clock.setTimeout(() => {
-        this.wakeUp = undefined;
-        resolve();
-      }, ms);
-      this.wakeUp = () => {
-        this.deps.clock.clearTimeout(timer);
-        resolve();
-      };
+      this.wakeUp = resolve;
+      if (this.pollTimer === undefined) {
+        this.pollTimer = this.deps.clock.setTimeout(() => {
+          this.pollTimer = undefined;
+          this.wake();
+        }, ms);
+      }
     });
   }
 
@@ -122,6 +134,7 @@ export class ReadLoop {
         let result;
         try {
           result = await tailer.step(sink, this.readBuf, this.readLimit());
+          this.lookedAt.set(tailer, clock.now());
         } catch (err) {
           log.error({ path: tailer.path, err: errorMessage(err) }, 'read failed; closing the file (its checkpoint is kept)');
           await this.deps.finish(key, tailer);
@@ -167,8 +180,12 @@ export class ReadLoop {
    * before the offset), so a truncation is seen, and its rotated copy found, while it happens.
    */
   private async checkPaused(): Promise<void> {
+    const { clock, pollIntervalMs } = this.deps;
     for (const tailer of [...this.deps.tailers.values()]) {
       if (!this.running) return;
+      const now = clock.now();
+      if (now - (this.lookedAt.get(tailer) ?? -Infinity) < pollIntervalMs) continue;
+      this.lookedAt.set(tailer, now);
       const result = await tailer.check().catch(() => 'ok' as const);
       if (result === 'truncated') this.deps.truncated(tailer);
     }
