@@ -25,6 +25,9 @@ export function chunkMemory(chunk: SealedChunk): number {
   return chunk.backing?.length ?? chunk.payload.length;
 }
 
+/** Most buffers of acknowledged chunks kept for reuse (one per chunk sealed between two acks is enough). */
+const FREE_BUFFERS = 2;
+
 export interface ChunkBuilderOptions {
   readonly maxBytes: number;
   readonly timeoutMs: number;
@@ -48,6 +51,8 @@ export class ChunkBuilder {
   /** When the open chunk is due (its first entry + timeoutMs); undefined while it is empty. */
   private dueAt: number | undefined;
   private nextId = 1;
+  /** Buffers of acknowledged chunks, for the next chunks (see `release`). */
+  private readonly free: Buffer[] = [];
   private maxBytes: number;
   private maxEntries: number;
 
@@ -57,7 +62,12 @@ export class ChunkBuilder {
     private readonly clock: Clock,
     private readonly onSeal: (chunk: SealedChunk) => void,
   ) {
-    this.writer = new EntryBatchWriter(header, { capacity: this.capacityFor(options.maxBytes), headroom: CHUNK_HEADROOM, tailroom: CHUNK_TAILROOM });
+    this.writer = new EntryBatchWriter(header, {
+      capacity: this.capacityFor(options.maxBytes),
+      headroom: CHUNK_HEADROOM,
+      tailroom: CHUNK_TAILROOM,
+      allocate: (size) => this.takeBuffer(size),
+    });
     this.maxBytes = options.maxBytes;
     this.maxEntries = options.maxEntries ?? Number.POSITIVE_INFINITY;
   }
@@ -73,6 +83,24 @@ export class ChunkBuilder {
   fits(cursor: FileCursor, dataLen: number, offset: number): boolean {
     if (this.writer.entryCount === 0) return true;
     return this.writer.entryCount < this.maxEntries && this.writer.byteLengthWith(cursor.head, dataLen, offset) <= this.maxBytes;
+  }
+
+  /**
+   * Hands back the buffer of a chunk nothing reads any more (acknowledged or dropped: the ship client
+   * keeps no view of it), for a later chunk: a 1 MiB buffer per chunk made garbage that waited for a
+   * major GC outside the heap (tens of MiB of RSS) and made the GC run more often.
+   */
+  release(chunk: SealedChunk): void {
+    const b = chunk.backing;
+    if (b === undefined || this.free.length >= FREE_BUFFERS || b.length !== this.capacityFor(this.maxBytes)) return;
+    this.free.push(b);
+  }
+
+  private takeBuffer(size: number): Buffer {
+    const b = this.free.pop();
+    if (b !== undefined && b.length === size) return b;
+    this.free.length = 0;
+    return Buffer.allocUnsafe(size);
   }
 
   /** A whole chunk in one buffer, with the room for the gRPC fields around it: never grown, never copied. */

@@ -264,6 +264,7 @@ export class Collector {
       this.metrics.chunksRejected.inc({ reason: 'invalid' });
       this.metrics.linesDropped.inc({ reason: 'invalid' }, chunk.entryCount);
     } else this.metrics.chunksAcked.inc();
+    this.builder?.release(chunk);
     for (const range of chunk.ranges) {
       const delta = range.cursor.ack(range);
       if (delta.lines > 0 && !rejected) {

@@ -138,6 +138,8 @@ export interface EntryBatchWriterOptions {
    */
   readonly headroom?: number;
   readonly tailroom?: number;
+  /** Where new buffers come from (default Buffer.allocUnsafe): a pool of buffers handed back after use. */
+  readonly allocate?: (size: number) => Buffer;
 }
 
 /** What `finish()` returns: the batch, and the buffer it is a view of (with the head- and tailroom). */
@@ -159,6 +161,7 @@ export class EntryBatchWriter {
   private capacity: number;
   private readonly headroom: number;
   private readonly tailroom: number;
+  private readonly allocate: (size: number) => Buffer;
   /** Write position in `buf`. */
   private pos: number;
   private current: RunHead | undefined;
@@ -174,6 +177,7 @@ export class EntryBatchWriter {
     const o = typeof options === 'number' ? { capacity: options } : options;
     this.headroom = o.headroom ?? 0;
     this.tailroom = o.tailroom ?? 0;
+    this.allocate = o.allocate ?? Buffer.allocUnsafe;
     this.capacity = Math.max(o.capacity ?? 64 * 1024, 16);
     this.pos = this.headroom + header.length;
   }
@@ -215,7 +219,7 @@ export class EntryBatchWriter {
     if (buf !== undefined && need <= buf.length) return buf;
     let size = buf === undefined ? this.capacity : buf.length * 2;
     while (size < need) size *= 2;
-    const next = Buffer.allocUnsafe(size);
+    const next = this.allocate(size);
     if (buf !== undefined) buf.copy(next, this.headroom, this.headroom, this.pos);
     else this.header.copy(next, this.headroom);
     this.buf = next;

@@ -85,4 +85,27 @@ describe('ChunkBuilder', () => {
     expect(new Set(full.map((c) => c.backing?.buffer)).size).toBe(full.length);
     expect(fx.chunks.reduce((n, c) => n + decodeEntries(c.payload).length, 0)).toBe(2000);
   });
+
+  it('reuses the buffer of a released (acknowledged) chunk for a later one, and only such a buffer', () => {
+    const fx = fixture(64 * 1024);
+    let offset = 0;
+    while (fx.chunks.length < 2) add(fx, (offset += 101));
+    const [first, second] = fx.chunks as [SealedChunk, SealedChunk];
+    const secondBytes = Buffer.from(second.payload);
+    fx.builder.release(first);
+    while (fx.chunks.length < 4) add(fx, (offset += 101));
+    // The third chunk was open (in a new buffer) when the first was released; the fourth takes its buffer.
+    expect(fx.chunks[2]?.backing?.buffer).not.toBe(first.backing?.buffer);
+    expect(fx.chunks[3]?.backing?.buffer).toBe(first.backing?.buffer);
+    expect(second.payload.equals(secondBytes)).toBe(true);
+    // A chunk that is not a full buffer (copied out) gives nothing back.
+    fx.builder.seal();
+    add(fx, (offset += 101));
+    fx.builder.seal();
+    const small = fx.chunks[fx.chunks.length - 1] as SealedChunk;
+    expect(small.backing?.length).toBeLessThan(1024);
+    fx.builder.release(small);
+    while (fx.chunks.length < 8) add(fx, (offset += 101));
+    expect(fx.chunks.slice(-2).map((c) => c.backing?.length)).toEqual([CHUNK_HEADROOM + 64 * 1024 + CHUNK_TAILROOM, CHUNK_HEADROOM + 64 * 1024 + CHUNK_TAILROOM]);
+  });
 });
