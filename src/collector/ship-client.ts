@@ -104,9 +104,6 @@ interface Queued {
 
 const RELEASED: SealedChunk = Object.freeze({ id: 0, payload: Buffer.alloc(0), entryCount: 0, ranges: [] });
 
-/** What a gRPC frame adds to the entries: the 5-byte frame header and the Chunk's other fields. */
-const FRAME_OVERHEAD = 5 + 20;
-
 /** Floor for a RESOURCE_EXHAUSTED hold when the aggregator gives no retry_after_ms. */
 const MIN_HOLD_MS = 100;
 
@@ -166,13 +163,12 @@ export class ShipClient {
   private limitsDeadline = 0;
   private limitsTimer: TimerHandle | undefined;
   private idleWaiters: Array<() => void> = [];
-  /** Memory of the chunks not acknowledged yet (`chunkMemory`). */
-  private heldBytes = 0;
   /**
-   * Bytes of the current stream's gRPC frames not yet handed to HTTP/2 (grpc-js copies each message
-   * into a frame; the copy lives until its write completes): shared with the write callbacks.
+   * Memory of the chunks not acknowledged yet (`chunkMemory`). Besides these, grpc-js holds the framed
+   * copy of one message per stream while HTTP/2 writes it (it passes the next message on only when
+   * that write completes): one chunk at most, outside the count like the read buffer.
    */
-  private transit = { bytes: 0 };
+  unackedBytes = 0;
   unackedChunks = 0;
   connected = false;
 
@@ -195,11 +191,6 @@ export class ShipClient {
     });
   }
 
-  /** What the unacknowledged chunks hold in memory: their buffers, and the frames of those being written. */
-  get unackedBytes(): number {
-    return this.heldBytes + this.transit.bytes;
-  }
-
   /** The address of the aggregator whose stream is open now (its response headers arrived). */
   get aggregator(): string | undefined {
     return this.call === undefined || !this.streamOpen ? undefined : this.channel?.target.address;
@@ -212,7 +203,7 @@ export class ShipClient {
 
   enqueue(chunk: SealedChunk): void {
     this.queue.push({ chunk, index: this.nextIndex++, state: 'unsent', parts: undefined, rejected: undefined });
-    this.heldBytes += chunkMemory(chunk);
+    this.unackedBytes += chunkMemory(chunk);
     this.unackedChunks++;
     this.pump();
   }
@@ -336,7 +327,6 @@ export class ShipClient {
     const call = this.channel.client.Ship();
     this.call = call;
     this.inflight = new Map();
-    this.transit = { bytes: 0 };
     this.writeBlocked = false;
     const waitMs = this.options.limitsWaitMs ?? DEFAULT_LIMITS_WAIT_MS;
     this.limitsDeadline = this.options.clock.now() + waitMs;
@@ -444,12 +434,7 @@ export class ShipClient {
       const sequence = ++this.sequence;
       part.state = 'sent';
       this.inflight.set(sequence, { q, part });
-      const transit = this.transit;
-      const frameBytes = part.payload.length + FRAME_OVERHEAD;
-      transit.bytes += frameBytes;
-      const ok = call.write({ sequence, entries: part.payload, entryCount: part.entryCount, backing: part.backing }, () => {
-        transit.bytes -= frameBytes;
-      });
+      const ok = call.write({ sequence, entries: part.payload, entryCount: part.entryCount, backing: part.backing });
       this.options.onSent?.(q.chunk);
       if (!ok) {
         // Respect the HTTP/2 flow control: wait for 'drain' rather than buffering without bound.
@@ -534,7 +519,7 @@ export class ShipClient {
 
   private done(q: Queued): SealedChunk {
     q.state = 'done';
-    this.heldBytes -= chunkMemory(q.chunk);
+    this.unackedBytes -= chunkMemory(q.chunk);
     this.unackedChunks--;
     const chunk = q.chunk;
     q.chunk = RELEASED;
@@ -565,8 +550,6 @@ export class ShipClient {
     this.moveTimer = undefined;
     for (const { q, part } of this.inflight.values()) if (part.state === 'sent') this.requeue(q, part);
     this.inflight.clear();
-    // The frames of a stream that is gone are dropped with it (their write callbacks may never come).
-    this.transit = { bytes: 0 };
     this.limitsDeadline = 0;
     this.sendFrom = this.base;
     if (this.connected) {
