@@ -146,7 +146,7 @@ export const collectorOptions = {
   tlsCaCertificate: option({ env: 'COLLECTOR_TLS_CA_CERTIFICATE', description: 'CA that signed the aggregator certificate, PEM text or path', schema: text({ nonEmpty: true }) }),
   bufferMaxBytes: option({ env: 'COLLECTOR_BUFFER_MAX_BYTES', default: '1MiB', description: 'a chunk is sent when it holds this many bytes (less when the aggregator advertises a smaller chunk limit)', schema: bytes({ min: 1024 }) }),
   bufferTimeoutMs: option({ env: 'COLLECTOR_BUFFER_TIMEOUT', default: '1s', description: 'a chunk is sent when its first line is this old, or at once when every file is read to its end', schema: durationMs({ min: 1 }) }),
-  maxInflightBytes: option({ env: 'COLLECTOR_MAX_INFLIGHT_BYTES', default: '64MiB', description: 'unacknowledged bytes before reading pauses', schema: bytes({ min: 64 * 1024 }) }),
+  maxInflightBytes: option({ env: 'COLLECTOR_MAX_INFLIGHT_BYTES', default: '8MiB', description: 'memory of unacknowledged chunks (their whole buffers) before reading pauses; unset, at least one COLLECTOR_BUFFER_MAX_BYTES', schema: bytes({ min: 64 * 1024 }) }),
   maxLineBytes: option({ env: 'COLLECTOR_MAX_LINE_BYTES', default: '1MiB', description: 'longer lines are split into flagged pieces (PARTIAL ... PARTIAL_LAST, rejoinable by offset) and counted; also split at the aggregator\'s advertised line limit', schema: bytes({ min: 16 }) }),
   multilineStartPattern: option({ env: 'COLLECTOR_MULTILINE_START_PATTERN', description: 'regular expression; a line that does not match it continues the previous entry', schema: regex() }),
   multilineTimeoutMs: option({ env: 'COLLECTOR_MULTILINE_TIMEOUT', default: '1s', description: 'a pending multiline entry is sent after the file is idle this long', schema: durationMs({ min: 1 }) }),
@@ -208,11 +208,13 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv, flags?: ReadonlyMap<
   if (given(collectorOptions.maxLineBytes) && options.maxLineBytes > options.bufferMaxBytes) {
     problems.push('COLLECTOR_MAX_LINE_BYTES: must not exceed COLLECTOR_BUFFER_MAX_BYTES (no chunk could carry such a line)');
   }
-  if (given(collectorOptions.bufferMaxBytes) && options.bufferMaxBytes > options.maxInflightBytes) {
+  if (given(collectorOptions.bufferMaxBytes) && given(collectorOptions.maxInflightBytes) && options.bufferMaxBytes > options.maxInflightBytes) {
     problems.push('COLLECTOR_BUFFER_MAX_BYTES: must not exceed COLLECTOR_MAX_INFLIGHT_BYTES (reading would pause before a chunk fills)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  // The default in-flight bound grows to hold one chunk of a larger COLLECTOR_BUFFER_MAX_BYTES given alone.
+  const maxInflightBytes = given(collectorOptions.maxInflightBytes) ? options.maxInflightBytes : Math.max(options.maxInflightBytes, options.bufferMaxBytes);
   // A small in-flight bound alone (COLLECTOR_MAX_INFLIGHT_BYTES=64KiB) caps the default chunk size.
-  const bufferMaxBytes = Math.min(options.bufferMaxBytes, options.maxInflightBytes);
-  return Object.freeze({ ...options, bufferMaxBytes, tlsCertificate, tlsKey, tlsCaCertificate });
+  const bufferMaxBytes = Math.min(options.bufferMaxBytes, maxInflightBytes);
+  return Object.freeze({ ...options, bufferMaxBytes, maxInflightBytes, tlsCertificate, tlsKey, tlsCaCertificate });
 }

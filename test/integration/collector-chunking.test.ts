@@ -74,7 +74,10 @@ describe('collector configuration', () => {
       return '';
     };
     expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '64KiB', COLLECTOR_MAX_LINE_BYTES: '1MiB' })).toMatch(/COLLECTOR_MAX_LINE_BYTES: must not exceed COLLECTOR_BUFFER_MAX_BYTES/);
-    expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '128MiB' })).toMatch(/COLLECTOR_BUFFER_MAX_BYTES: must not exceed COLLECTOR_MAX_INFLIGHT_BYTES/);
+    expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '128MiB', COLLECTOR_MAX_INFLIGHT_BYTES: '64MiB' })).toMatch(/COLLECTOR_BUFFER_MAX_BYTES: must not exceed COLLECTOR_MAX_INFLIGHT_BYTES/);
+    // A large buffer given alone: the default in-flight bound grows to hold one chunk of it.
+    expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '128MiB' })).toBe('');
+    expect(loadCollectorConfig({ ...base, COLLECTOR_BUFFER_MAX_BYTES: '128MiB' })).toMatchObject({ bufferMaxBytes: 128 * 1024 * 1024, maxInflightBytes: 128 * 1024 * 1024 });
     expect(problem({ COLLECTOR_BUFFER_MAX_BYTES: '64KiB' })).toBe('');
     // A small in-flight bound given alone caps the default chunk size instead of refusing to start.
     expect(problem({ COLLECTOR_MAX_INFLIGHT_BYTES: '64KiB' })).toBe('');
@@ -92,7 +95,7 @@ describe('collector configuration', () => {
     expect(c.startAt).toBe('beginning');
     expect(c.bufferMaxBytes).toBe(1024 * 1024);
     expect(c.bufferTimeoutMs).toBe(1000);
-    expect(c.maxInflightBytes).toBe(64 * 1024 * 1024);
+    expect(c.maxInflightBytes).toBe(8 * 1024 * 1024);
     expect(c.maxLineBytes).toBe(1024 * 1024);
     expect(c.retryInitialDelayMs).toBe(500);
     expect(c.retryMaxDelayMs).toBe(30_000);
