@@ -16,7 +16,8 @@ import { LineCutter } from '../src/collector/line-cutter.js';
 import { FileTailer } from '../src/collector/tail-file.js';
 import { systemClock } from '../src/util/clock.js';
 import { CHUNK_HEADROOM, CHUNK_TAILROOM, encodeChunkMessage } from '../src/wire/chunk-message.js';
-import { EntryBatchWriter, LineTime, RunHead, encodeBatchHeader } from '../src/wire/entry-batch.js';
+import { EntryBatchWriter, RunHead, encodeBatchHeader } from '../src/wire/entry-batch.js';
+import { LineTime } from '../src/wire/line-time.js';
 
 const lines = Number(process.argv[2] ?? 1_000_000);
 const lineBytes = Number(process.argv[3] ?? 120);

@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { CHUNK_HEADROOM, CHUNK_TAILROOM } from '../wire/chunk-message.js';
 import { EntryBatchWriter } from '../wire/entry-batch.js';
-import type { LineTime } from '../wire/entry-batch.js';
+import type { LineTime } from '../wire/line-time.js';
 import type { CursorRange, FileCursor } from './file-cursor.js';
 import type { OffsetEvidence } from './file-identity.js';
 

@@ -1,5 +1,5 @@
 import type { Clock } from '../util/clock.js';
-import { LineTime } from '../wire/entry-batch.js';
+import { LineTime } from '../wire/line-time.js';
 import type { FileCursor } from './file-cursor.js';
 import type { OffsetEvidence, PrefixHash } from './file-identity.js';
 import { HASH_WINDOW, extendPrefix, hashBefore } from './file-identity.js';

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import type { LineTime } from './line-time.js';
 import { WireError, varintSize, writeVarint } from './varint.js';
 import { EntryBatchWalker, Met, TAG_COLLECTOR_ID, TAG_TAGS, TAG_RUNS, TAG_KEY, TAG_VALUE, TAG_PATH, TAG_FILE_ID, TAG_LINES, TAG_DATA, TAG_OFFSET, TAG_TIME, TAG_FLAGS } from './entry-batch-walker.js';
 
@@ -13,7 +14,7 @@ import { EntryBatchWalker, Met, TAG_COLLECTOR_ID, TAG_TAGS, TAG_RUNS, TAG_KEY, T
  * The collector writes it once per chunk, the aggregator validates it with `scanEntryBatch` and stores
  * it byte for byte, the batcher checks each spool record with `countEntries`, and emitters read it with
  * `entryLines` (line bytes only) or `decodeEntries` (entry objects); line bytes stay views into the
- * record. The four readers share one walk (entry-batch-walker.ts). About 420 lines: the writer and the
+ * record. The four readers share one walk (entry-batch-walker.ts). About 515 lines: the writer and the
  * readers of one encoding stay side by side, so a change to the format is made in one place.
  */
 
@@ -81,39 +82,6 @@ export function encodeBatchHeader(collectorId: string, tags: readonly Tag[]): Bu
     parts.push(encodeMessageField(TAG_TAGS, Buffer.concat([encodeString(TAG_KEY, t.key), encodeString(TAG_VALUE, t.value)])));
   }
   return Buffer.concat(parts);
-}
-
-const TWO_32 = 2 ** 32;
-
-/**
- * A `time_unix_nano` as the two 32-bit halves of its fixed64, computed once (per read buffer) with
- * Number arithmetic: writing a BigInt per line allocated and cost a tenth of the collector's CPU.
- */
-export class LineTime {
-  private constructor(
-    readonly lo: number,
-    readonly hi: number,
-  ) {}
-
-  /** Whole milliseconds since the epoch (a fraction is dropped) as nanoseconds. */
-  static fromMillis(ms: number): LineTime {
-    const whole = Math.max(0, Math.floor(ms));
-    const msLo = whole % TWO_32;
-    const msHi = Math.floor(whole / TWO_32);
-    // msLo * 1e6 < 2^52: exact in a double; its high part carries into the high half.
-    const nsLo = msLo * 1_000_000;
-    const lo = nsLo % TWO_32;
-    const hi = (msHi * 1_000_000 + Math.floor(nsLo / TWO_32)) % TWO_32;
-    return new LineTime(lo, hi);
-  }
-
-  static fromBigInt(t: bigint): LineTime {
-    return new LineTime(Number(t & 0xffffffffn), Number((t >> 32n) & 0xffffffffn));
-  }
-
-  toBigInt(): bigint {
-    return (BigInt(this.hi) << 32n) | BigInt(this.lo);
-  }
 }
 
 /** Bytes of the fixed-width length prefix of a FileRun, patched in place when the run closes. */

@@ -6,7 +6,8 @@ import { EMPTY_EVIDENCE, EMPTY_FINGERPRINT } from '../../src/collector/file-iden
 import { ManualClock } from '../../src/util/manual-clock.js';
 import type { TimerHandle } from '../../src/util/clock.js';
 import { CHUNK_HEADROOM, CHUNK_TAILROOM } from '../../src/wire/chunk-message.js';
-import { LineTime, decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
+import { decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
+import { LineTime } from '../../src/wire/line-time.js';
 
 /** A ManualClock that counts the timers set and cleared. */
 class CountingClock extends ManualClock {

@@ -5,7 +5,8 @@ import { ChunkDrain, ChunkQueue } from '../../src/collector/chunk-queue.js';
 import { FileCursor } from '../../src/collector/file-cursor.js';
 import { EMPTY_EVIDENCE, EMPTY_FINGERPRINT } from '../../src/collector/file-identity.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
-import { LineTime, encodeBatchHeader } from '../../src/wire/entry-batch.js';
+import { encodeBatchHeader } from '../../src/wire/entry-batch.js';
+import { LineTime } from '../../src/wire/line-time.js';
 
 function chunk(id: number, bytes: number): SealedChunk {
   return { id, payload: Buffer.alloc(bytes), entryCount: 1, ranges: [] };

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
-import { EntryBatchWriter, LineTime, RunHead, decodeEntries, encodeBatchHeader, scanEntryBatch } from '../../src/wire/entry-batch.js';
+import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader, scanEntryBatch } from '../../src/wire/entry-batch.js';
+import { LineTime } from '../../src/wire/line-time.js';
 import { findApiProto } from '../../src/wire/grpc-api.js';
 
 /** Nanoseconds of whole milliseconds as the collector wrote them before LineTime: through a BigInt. */
