@@ -277,6 +277,8 @@ export class EntryBatchWriter {
     } else {
       backing = Buffer.allocUnsafe(to + this.tailroom);
       buf.copy(backing, from, from, to);
+      // A buffer grown for a long batch, or made before `setCapacity`, is not kept.
+      if (buf.length !== this.capacity) this.buf = undefined;
     }
     this.pos = this.headroom + this.header.length;
     this.count = 0;

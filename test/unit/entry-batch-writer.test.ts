@@ -119,4 +119,17 @@ describe('EntryBatchWriter: run prefixes in place, one copy per chunk', () => {
     expect(decodeEntries(again.payload).map((e) => e.line.toString())).toEqual(['y']);
     expect(decodeEntries(small.payload).map((e) => e.line.toString())).toEqual(['x']);
   });
+
+  it('after setCapacity, takes buffers of the new size (a smaller chunk limit learned later)', () => {
+    const w = new EntryBatchWriter(header, { capacity: 4096, headroom: 16, tailroom: 6 });
+    const head = new RunHead('/a', 'id');
+    w.addLine(head, Buffer.from('x'), 0, 1, 0, 1n);
+    w.setCapacity(1024);
+    expect(w.finishView().backing.length).toBeLessThan(100);
+    const line = Buffer.alloc(100, 0x63);
+    while (w.byteLength < 600) w.addLine(head, line, 0, 100, 0, 1n);
+    const next = w.finishView();
+    expect(next.backing.length).toBe(1024);
+    expect(next.payload.buffer).toBe(next.backing.buffer);
+  });
 });
