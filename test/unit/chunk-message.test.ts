@@ -4,12 +4,12 @@ import protobuf from 'protobufjs';
 import { CHUNK_HEADROOM, CHUNK_TAILROOM, encodeChunkMessage } from '../../src/wire/chunk-message.js';
 import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
 import { findApiProto } from '../../src/wire/grpc-api.js';
+import { encodeChunk } from '../../src/wire/ingest-codec.js';
 
 const Chunk = protobuf.loadSync(findApiProto()).lookupType('megacollector.v1.Chunk');
 
-/** What the collector sent before: protobufjs's encoding of the same object. */
-const viaProtobufjs = (sequence: number, entries: Buffer, entryCount: number): Buffer =>
-  Buffer.from(Chunk.encode(Chunk.fromObject({ sequence, entries, entryCount })).finish());
+/** What the collector sent before: the copying encoder (ingest-codec.ts), canonical proto3. */
+const viaCodec = (sequence: number, entries: Buffer, entryCount: number): Buffer => encodeChunk({ sequence, entries, entryCount });
 
 function batch(lines: number): { payload: Buffer; backing: Buffer; count: number } {
   const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'host', value: 'h' }]), { capacity: 64 * 1024, headroom: CHUNK_HEADROOM, tailroom: CHUNK_TAILROOM });
@@ -18,11 +18,11 @@ function batch(lines: number): { payload: Buffer; backing: Buffer; count: number
   return { ...w.finishView(), count: lines };
 }
 
-describe('encodeChunkMessage: the gRPC Chunk without protobufjs copying the entries', () => {
-  it('writes the bytes protobufjs writes, in place around the entries (a view of their buffer)', () => {
+describe('encodeChunkMessage: the gRPC Chunk without copying the entries', () => {
+  it('writes the bytes encodeChunk writes, in place around the entries (a view of their buffer), which protobufjs decodes', () => {
     for (const lines of [1, 10, 500]) {
       const { payload, backing, count } = batch(lines);
-      const want = viaProtobufjs(7, payload, count);
+      const want = viaCodec(7, payload, count);
       const out = encodeChunkMessage({ sequence: 7, entries: payload, entryCount: count, backing });
       expect(out.equals(want)).toBe(true);
       expect(out.buffer).toBe(backing.buffer);
@@ -38,7 +38,7 @@ describe('encodeChunkMessage: the gRPC Chunk without protobufjs copying the entr
       fc.property(fc.uint8Array({ maxLength: 400 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.nat(2 ** 32 - 1), (bytes, sequence, entryCount) => {
         const entries = Buffer.from(bytes);
         const out = encodeChunkMessage({ sequence, entries, entryCount });
-        expect(out.equals(viaProtobufjs(sequence, entries, entryCount))).toBe(true);
+        expect(out.equals(viaCodec(sequence, entries, entryCount))).toBe(true);
       }),
       { numRuns: 500 },
     );
@@ -48,7 +48,7 @@ describe('encodeChunkMessage: the gRPC Chunk without protobufjs copying the entr
     const { payload, backing, count } = batch(3);
     encodeChunkMessage({ sequence: 1, entries: payload, entryCount: count, backing });
     const again = encodeChunkMessage({ sequence: 2 ** 40, entries: payload, entryCount: count, backing });
-    expect(again.equals(viaProtobufjs(2 ** 40, payload, count))).toBe(true);
+    expect(again.equals(viaCodec(2 ** 40, payload, count))).toBe(true);
     expect(decodeEntries(payload).length).toBe(3);
   });
 });
