@@ -25,6 +25,9 @@ export function chunkMemory(chunk: SealedChunk): number {
   return chunk.backing?.length ?? chunk.payload.length;
 }
 
+/** Bytes of a chunk's buffer kept for the gRPC Chunk's fields around the batch. */
+const ROOM = CHUNK_HEADROOM + CHUNK_TAILROOM;
+
 /** Most buffers of acknowledged chunks kept for reuse (one per chunk sealed between two acks is enough). */
 const FREE_BUFFERS = 2;
 
@@ -82,7 +85,7 @@ export class ChunkBuilder {
   /** Would a line of `dataLen` bytes at `offset` of `cursor` fit in the open chunk? Always true when it is empty. */
   fits(cursor: FileCursor, dataLen: number, offset: number): boolean {
     if (this.writer.entryCount === 0) return true;
-    return this.writer.entryCount < this.maxEntries && this.writer.byteLengthWith(cursor.head, dataLen, offset) <= this.maxBytes;
+    return this.writer.entryCount < this.maxEntries && this.writer.byteLengthWith(cursor.head, dataLen, offset) <= this.maxBytes - ROOM;
   }
 
   /**
@@ -103,9 +106,12 @@ export class ChunkBuilder {
     return Buffer.allocUnsafe(size);
   }
 
-  /** A whole chunk in one buffer, with the room for the gRPC fields around it: never grown, never copied. */
+  /**
+   * A whole chunk in one buffer of `maxBytes`, the room for the gRPC fields around it included (the
+   * batch stays ROOM bytes under maxBytes), so a chunk's memory is within the in-flight bound's unit.
+   */
   private capacityFor(maxBytes: number): number {
-    return CHUNK_HEADROOM + maxBytes + CHUNK_TAILROOM;
+    return Math.max(maxBytes, ROOM + 1024);
   }
 
   get byteLength(): number {
@@ -113,7 +119,7 @@ export class ChunkBuilder {
   }
 
   get full(): boolean {
-    return this.writer.byteLength >= this.maxBytes || this.writer.entryCount >= this.maxEntries;
+    return this.writer.byteLength >= this.maxBytes - ROOM || this.writer.entryCount >= this.maxEntries;
   }
 
   addLine(cursor: FileCursor, src: Buffer, start: number, end: number, offset: number, time: LineTime, flags: number): void {

@@ -39,9 +39,10 @@ export interface ReadLoopDeps {
  * The read loop (the pump): reads one buffer from each file in turn (fair across files) while
  * reading is not paused; a file found idle is read again after COLLECTOR_POLL_INTERVAL, or at once
  * when a change event names it (`touch`). When a pass finds nothing to read, the open chunk is sealed
- * at once. While paused, the truncation checks still run every poll for every file not read within
- * the last poll (a read makes the same checks), so a file that keeps its data coming costs no fstat.
- * One poll timer at a time: a wake-up (an acknowledgement) does not clear and set a timer.
+ * at once. While paused, the truncation checks still run at every wake-up (a truncation must be seen
+ * before discovery opens its rotated copy: skipping files read within the last poll let copies of
+ * copytruncate rotations get new identities under load). One poll timer at a time: a wake-up (an
+ * acknowledgement) does not clear and set a timer.
  */
 export class ReadLoop {
   private readonly readBuf: Buffer;
@@ -52,8 +53,6 @@ export class ReadLoop {
   private wakeUp: (() => void) | undefined;
   /** The poll timer; it stays armed across wake-ups and ends whatever sleep is under way when it fires. */
   private pollTimer: TimerHandle | undefined;
-  /** When each file was last read or checked for truncation. */
-  private readonly lookedAt = new WeakMap<FileTailer, number>();
   private inflightPeak = 0;
   /** A file found idle is not read again before this time, unless a change event names its path. */
   private readonly idleUntil = new WeakMap<FileTailer, number>();
@@ -134,7 +133,6 @@ export class ReadLoop {
         let result;
         try {
           result = await tailer.step(sink, this.readBuf, this.readLimit());
-          this.lookedAt.set(tailer, clock.now());
         } catch (err) {
           log.error({ path: tailer.path, err: errorMessage(err) }, 'read failed; closing the file (its checkpoint is kept)');
           await this.deps.finish(key, tailer);
@@ -180,12 +178,8 @@ export class ReadLoop {
    * before the offset), so a truncation is seen, and its rotated copy found, while it happens.
    */
   private async checkPaused(): Promise<void> {
-    const { clock, pollIntervalMs } = this.deps;
     for (const tailer of [...this.deps.tailers.values()]) {
       if (!this.running) return;
-      const now = clock.now();
-      if (now - (this.lookedAt.get(tailer) ?? -Infinity) < pollIntervalMs) continue;
-      this.lookedAt.set(tailer, now);
       const result = await tailer.check().catch(() => 'ok' as const);
       if (result === 'truncated') this.deps.truncated(tailer);
     }
