@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import type { CollectorMetrics } from '../telemetry/collector-metrics.js';
-import type { Clock, TimerHandle } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
 import { HASH_WINDOW } from './file-identity.js';
 import type { FileTailer, TailSink } from './tail-file.js';
 
@@ -39,10 +39,7 @@ export interface ReadLoopDeps {
  * The read loop (the pump): reads one buffer from each file in turn (fair across files) while
  * reading is not paused; a file found idle is read again after COLLECTOR_POLL_INTERVAL, or at once
  * when a change event names it (`touch`). When a pass finds nothing to read, the open chunk is sealed
- * at once. While paused, the truncation checks still run at every wake-up (a truncation must be seen
- * before discovery opens its rotated copy: skipping files read within the last poll let copies of
- * copytruncate rotations get new identities under load). One poll timer at a time: a wake-up (an
- * acknowledgement) does not clear and set a timer.
+ * at once. While paused, the truncation checks still run every poll.
  */
 export class ReadLoop {
   private readonly readBuf: Buffer;
@@ -51,8 +48,6 @@ export class ReadLoop {
   private running = false;
   private done: Promise<void> = Promise.resolve();
   private wakeUp: (() => void) | undefined;
-  /** The poll timer; it stays armed across wake-ups and ends whatever sleep is under way when it fires. */
-  private pollTimer: TimerHandle | undefined;
   private inflightPeak = 0;
   /** A file found idle is not read again before this time, unless a change event names its path. */
   private readonly idleUntil = new WeakMap<FileTailer, number>();
@@ -75,8 +70,6 @@ export class ReadLoop {
     this.running = false;
     this.wake();
     await this.done;
-    if (this.pollTimer !== undefined) this.deps.clock.clearTimeout(this.pollTimer);
-    this.pollTimer = undefined;
   }
 
   /** A change event named `path` (or none): look now. */
@@ -100,20 +93,16 @@ export class ReadLoop {
     this.deps.metrics.inflightPeakBytes.set(now);
   }
 
-  /**
-   * Until `wake()` or the poll timer, whichever comes first. A timer still armed from an earlier
-   * sleep (ended by a wake-up) ends this one sooner than `ms`: one more pass, which reads or checks
-   * nothing that was looked at within the poll interval.
-   */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      this.wakeUp = resolve;
-      if (this.pollTimer === undefined) {
-        this.pollTimer = this.deps.clock.setTimeout(() => {
-          this.pollTimer = undefined;
-          this.wake();
-        }, ms);
-      }
+      const timer = this.deps.clock.setTimeout(() => {
+        this.wakeUp = undefined;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        this.deps.clock.clearTimeout(timer);
+        resolve();
+      };
     });
   }
 
