@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { freePort } from '../helpers/free-port.js';
 import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
+import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
  * The aggregator is away while 200 MB of logs pile up: the collector stops reading at
@@ -19,11 +20,7 @@ let aggregator: AggregatorProcess | undefined;
 let collector: CollectorProcess | undefined;
 
 afterEach(async () => {
-  await collector?.kill();
-  await aggregator?.kill();
-  collector = undefined;
-  aggregator = undefined;
-  rmSync(dir, { recursive: true, force: true });
+  await killAndRemove([collector, aggregator], dir);
 });
 
 const MiB = 1024 * 1024;

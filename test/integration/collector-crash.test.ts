@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { tryWaitFor } from '../helpers/wait-for.js';
 import { seededRandom } from '../helpers/seeded-random.js';
+import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
  * kill -9 of the collector, and separately of the aggregator, at random moments while lines are
@@ -25,11 +26,7 @@ afterEach(async () => {
   // A failed case must not leave its writer appending into the directory removed below.
   await load?.stop();
   load = undefined;
-  await collector?.kill();
-  await aggregator?.kill();
-  collector = undefined;
-  aggregator = undefined;
-  rmSync(dir, { recursive: true, force: true });
+  await killAndRemove([collector, aggregator], dir);
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { readDelivered } from '../helpers/collector-delivery.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { tryWaitFor } from '../helpers/wait-for.js';
+import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
  * Files created, written and deleted at 100 per second for 4 s while another file takes 20,000
@@ -22,11 +23,7 @@ let aggregator: AggregatorProcess | undefined;
 let collector: CollectorProcess | undefined;
 
 afterEach(async () => {
-  await collector?.kill();
-  await aggregator?.kill();
-  collector = undefined;
-  aggregator = undefined;
-  rmSync(dir, { recursive: true, force: true });
+  await killAndRemove([collector, aggregator], dir);
 });
 
 /**

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync, writeSync, appendFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, truncateSync, writeFileSync, writeSync, appendFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { linesOnDisk, numberedLines } from '../helpers/collector-on-disk.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
+import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
  * Issue 8, case 2: a file rewritten in place, or truncated and regrown past the checkpoint, with lines
@@ -24,11 +25,7 @@ let aggregator: AggregatorProcess | undefined;
 let collector: CollectorProcess | undefined;
 
 afterEach(async () => {
-  await collector?.kill();
-  await aggregator?.kill();
-  collector = undefined;
-  aggregator = undefined;
-  rmSync(dir, { recursive: true, force: true });
+  await killAndRemove([collector, aggregator], dir);
 });
 
 async function freePort(): Promise<number> {

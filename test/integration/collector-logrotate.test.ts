@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { linesOnDisk } from '../helpers/collector-on-disk.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { tryWaitFor } from '../helpers/wait-for.js';
+import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
  * Issue 8, case 3: Debian's real `logrotate` with `copytruncate` (own state file and configuration,
@@ -30,11 +31,7 @@ let aggregator: AggregatorProcess | undefined;
 let collector: CollectorProcess | undefined;
 
 afterEach(async () => {
-  await collector?.kill();
-  await aggregator?.kill();
-  collector = undefined;
-  aggregator = undefined;
-  rmSync(dir, { recursive: true, force: true });
+  await killAndRemove([collector, aggregator], dir);
 });
 
 const STREAMS = ['alpha', 'beta', 'gamma'];

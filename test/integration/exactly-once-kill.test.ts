@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 import { tryWaitFor } from '../helpers/wait-for.js';
+import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
  * Exactly-once into the file emitter (issue 13): kill -9 of the collector, of the aggregator, and of
@@ -26,11 +27,7 @@ let load: { stop(): Promise<void> } | undefined;
 afterEach(async () => {
   await load?.stop();
   load = undefined;
-  await collector?.kill();
-  await aggregator?.kill();
-  collector = undefined;
-  aggregator = undefined;
-  rmSync(dir, { recursive: true, force: true });
+  await killAndRemove([collector, aggregator], dir);
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { FAST_COLLECTOR_ENV, runCollector, startCollector } from '../helpers/col
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { buildEntries, createIngestClient } from '../helpers/ingest-client.js';
 import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
+import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
  * Issue 8, case 5: a collector and an aggregator with different size limits. The aggregator
@@ -24,11 +25,7 @@ let aggregator: AggregatorProcess | undefined;
 let collector: CollectorProcess | undefined;
 
 afterEach(async () => {
-  await collector?.kill();
-  await aggregator?.kill();
-  collector = undefined;
-  aggregator = undefined;
-  rmSync(dir, { recursive: true, force: true });
+  await killAndRemove([collector, aggregator], dir);
 });
 
 interface JsonRecord {
