@@ -8,7 +8,8 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
  */
 export class OutputReader {
   private lines: string[] = [];
-  private ino = -1;
+  /** The followed file's identity: inode plus birth time, since a removed file's inode is soon reused. */
+  private identity = '';
   private offset = 0;
   private rest: Buffer = Buffer.alloc(0);
 
@@ -20,10 +21,11 @@ export class OutputReader {
     try {
       st = statSync(this.path);
     } catch {
-      this.reset(-1);
+      this.reset('');
       return this.lines;
     }
-    if (st.ino !== this.ino || st.size < this.offset) this.reset(st.ino);
+    const identity = `${st.ino}:${st.birthtimeMs}`;
+    if (identity !== this.identity || st.size < this.offset) this.reset(identity);
     if (st.size === this.offset) return this.lines;
     const fd = openSync(this.path, 'r');
     try {
@@ -40,6 +42,14 @@ export class OutputReader {
     return this.lines;
   }
 
+  /**
+   * Forgets the file read so far (the operator removed it): the next poll reads whatever the path names
+   * then from its start, even when a new file got the removed one's inode number.
+   */
+  forget(): void {
+    this.reset('');
+  }
+
   private take(bytes: Buffer): void {
     const data = this.rest.length === 0 ? bytes : Buffer.concat([this.rest, bytes]);
     let start = 0;
@@ -52,9 +62,9 @@ export class OutputReader {
     this.rest = Buffer.from(data.subarray(start));
   }
 
-  private reset(ino: number): void {
+  private reset(identity: string): void {
     this.lines = [];
-    this.ino = ino;
+    this.identity = identity;
     this.offset = 0;
     this.rest = Buffer.alloc(0);
   }

@@ -125,6 +125,8 @@ export class ChaosRig {
     try {
       this.removed.push(...this.output.poll());
       execFileSync('rm', ['-rf', join(this.out, '..')]);
+      // The file recreated later may get this one's inode number (ext4 reuses it at once).
+      this.output.forget();
     } finally {
       child?.kill('SIGCONT');
     }
