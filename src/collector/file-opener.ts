@@ -160,11 +160,19 @@ export class FileOpener {
    */
   async finish(key: string, tailer: FileTailer): Promise<void> {
     const h = this.host;
-    h.tailers.delete(key);
     // No links left: closing frees the inode, and the next file created may get it (ext4 and tmpfs
     // reuse freed inodes at once), perhaps with the same first bytes (a header, a short first line).
     // Resuming that file at this cursor's offset would skip its beginning.
-    const links = await fstatAsync(tailer.fd).then((s) => s.nlink, () => 1);
+    let links = 1;
+    try {
+      links = fstatSync(tailer.fd).nlink;
+    } catch {
+      // Cannot tell: keep identifying it by device and inode.
+    }
+    // Synchronously, from no longer tailed to retired: the open queue may be deciding about this very
+    // file (a rotated copy the globs name, read to its end here) and must find its cursor in one of the
+    // two places. Found in neither, the file would look new and be read again from 0.
+    h.tailers.delete(key);
     if (links === 0) tailer.cursor.markGone();
     h.registry.retire(tailer.cursor);
     void h.checkpoint();
