@@ -12,6 +12,8 @@ export type Admission =
       readonly lineBytes: number;
       /** Lines over maxLineBytes: set aside as dead letters, the rest of the chunk is accepted. */
       readonly oversizedLines: number;
+      /** Where each line's bytes lie in the entries (lineSpans), found by the scan: the spool's reader needs no second walk. */
+      readonly spans: Uint32Array;
     }
   | {
       readonly ok: false;
@@ -39,6 +41,7 @@ export function admitChunk(chunk: ChunkMessage, limits: AdmissionLimits): Admiss
       maxEntries: limits.maxEntriesPerChunk,
       maxTags: limits.maxTags,
       maxTagBytes: limits.maxTagBytes,
+      spans: true,
     });
   } catch (err) {
     const seen = err instanceof ScanError ? err.entriesSeen : 0;
@@ -51,5 +54,5 @@ export function admitChunk(chunk: ChunkMessage, limits: AdmissionLimits): Admiss
       entriesSeen: scanned.entryCount,
     };
   }
-  return { ok: true, entryCount: scanned.entryCount, lineBytes: scanned.lineBytes, oversizedLines: scanned.oversizedLines };
+  return { ok: true, entryCount: scanned.entryCount, lineBytes: scanned.lineBytes, oversizedLines: scanned.oversizedLines, spans: scanned.spans ?? new Uint32Array(0) };
 }

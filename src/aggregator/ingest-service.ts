@@ -23,8 +23,11 @@ import type { ChunkTicket } from './refusal-order.js';
 
 /** What the ingest service needs of the spool (the Spool class satisfies it). */
 export interface ChunkSink {
-  /** Durable on resolve; rejects McError(SpoolFull) when there is no room, McError(SpoolClosed) after close. */
-  append(data: Buffer, entryCount: number): Promise<unknown>;
+  /**
+   * Durable on resolve; rejects McError(SpoolFull) when there is no room, McError(SpoolClosed) after close.
+   * `spans`: where the lines of `data` lie (lineSpans), when the caller has them; the reader takes them with the record.
+   */
+  append(data: Buffer, entryCount: number, spans?: Uint32Array): Promise<unknown>;
   /**
    * Why append() would refuse `dataBytes` now (the McError it would reject with), or undefined: the same
    * decision, synchronously, so that nothing of a stream is stored after a refused chunk of it.
@@ -239,7 +242,7 @@ export class IngestService {
       state.order.refuse(ticket, chunk.sequence, chunk.entries);
       return Promise.resolve(this.spoolFull(chunk, entries, retryAfterMs));
     }
-    return this.admitNew(state, chunk, ticket, entries, admission.oversizedLines).then(
+    return this.admitNew(state, chunk, ticket, entries, admission.oversizedLines, admission.spans).then(
       (kept): AckMessage => {
         m?.chunksAcked.inc();
         m?.entriesAcked.inc(kept);
@@ -263,16 +266,16 @@ export class IngestService {
    * another stream (a collector that reconnected and resent what the old stream was still appending)
    * waits for those to settle before deciding, and so do the later chunks of its stream (order).
    */
-  private admitNew(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, entries: number, oversizedLines: number): Promise<number> {
+  private admitNew(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, entries: number, oversizedLines: number, spans: Uint32Array): Promise<number> {
     const accepted = this.options.accepted;
     const id = accepted === undefined ? undefined : identityOf(chunk.entries);
-    if (accepted === undefined || id === undefined) return this.store(state, chunk, ticket, chunk.entries, entries, oversizedLines);
+    if (accepted === undefined || id === undefined) return this.store(state, chunk, ticket, chunk.entries, entries, oversizedLines, spans);
     const keys = id.runs.map((r) => `${id.collectorId}\u0000${r.fileId}`);
     const others: Promise<unknown>[] = [];
     for (const k of keys) for (const a of this.inflight.get(k) ?? []) if (a.stream !== state.id) others.push(a.done);
     const decide = async (): Promise<number> => {
       if (others.length > 0) await Promise.allSettled(others);
-      return this.storeNew(state, chunk, ticket, entries, oversizedLines, accepted, id);
+      return this.storeNew(state, chunk, ticket, entries, oversizedLines, accepted, id, spans);
     };
     const gate = state.gate;
     const work = gate === undefined && others.length === 0 ? decide() : (gate ?? Promise.resolve()).then(decide);
@@ -311,6 +314,7 @@ export class IngestService {
     oversizedLines: number,
     accepted: AcceptedOffsets,
     id: ChunkIdentity,
+    spans: Uint32Array,
   ): Promise<number> {
     const novelty = accepted.novelty(id, chunk.entries, entries);
     if (novelty.kind === 'replay') {
@@ -322,7 +326,7 @@ export class IngestService {
       this.options.dedupeMetrics?.replaysDropped('ingest', novelty.dropped);
       const oversized = oversizedLines === 0 ? 0 : scanEntryBatch(novelty.data, { maxLineBytes: this.options.limits.maxLineBytes }).oversizedLines;
       kept = await this.store(state, chunk, ticket, novelty.data, novelty.entries, oversized);
-    } else kept = await this.store(state, chunk, ticket, chunk.entries, entries, oversizedLines);
+    } else kept = await this.store(state, chunk, ticket, chunk.entries, entries, oversizedLines, spans);
     accepted.add(id);
     return kept;
   }
@@ -332,12 +336,13 @@ export class IngestService {
    * (from a collector that does not know the limit, or a hostile one) go to the dead-letter file
    * first, so the chunk's other lines are accepted and none is lost: after a crash between the two
    * writes the unacked chunk is resent, and the dead letters are duplicated, never missing.
-   * `chunk` is the chunk as received (what its resend will hold); `data` what of it is stored.
+   * `chunk` is the chunk as received (what its resend will hold); `data` what of it is stored, with
+   * `spans` when they are data's (the admission scan's, for the whole chunk).
    */
-  private async store(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, data: Buffer, entries: number, oversizedLines: number): Promise<number> {
+  private async store(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, data: Buffer, entries: number, oversizedLines: number, spans?: Uint32Array): Promise<number> {
     if (oversizedLines === 0) {
       this.checkRoom(state, chunk, ticket, data.length);
-      await this.append(state, chunk, ticket, data, entries);
+      await this.append(state, chunk, ticket, data, entries, spans);
       return entries;
     }
     const max = this.options.limits.maxLineBytes;
@@ -367,9 +372,9 @@ export class IngestService {
   }
 
   /** The append; a refusal for lack of room found only while writing (a full disk) holds the stream too. */
-  private async append(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, data: Buffer, entries: number): Promise<void> {
+  private async append(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, data: Buffer, entries: number, spans?: Uint32Array): Promise<void> {
     try {
-      await this.options.sink.append(data, entries);
+      await this.options.sink.append(data, entries, spans);
     } catch (err) {
       if (err instanceof McError && err.code === ErrorCode.SpoolFull) state.order.refuse(ticket, chunk.sequence, chunk.entries);
       throw err;

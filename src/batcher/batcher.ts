@@ -308,8 +308,9 @@ export class Batcher {
     let spans: Uint32Array;
     try {
       // Walked, not decoded: emitters decode (or copy the line bytes, by these spans, of) the views
-      // they get; the one walk here checks what decoding would and finds every line's bytes.
-      spans = lineSpans(record.data, record.entryCount);
+      // they get; the one walk here checks what decoding would and finds every line's bytes. A record
+      // handed over from memory brings the spans its admission scan found (that scan checked it).
+      spans = record.spans ?? lineSpans(record.data, record.entryCount);
     } catch (err) {
       // Passed its checksum but does not decode: no emitter can ever take it. Keep it, then move on.
       const reason = `undecodable spool record at segment ${record.position.segment} offset ${record.position.offset}: ${errorMessage(err)}`;

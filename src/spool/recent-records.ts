@@ -9,6 +9,8 @@ export interface RecentRecord {
   readonly next: number;
   readonly data: Buffer;
   readonly entryCount: number;
+  /** Where its lines lie (lineSpans of data), when the appender had them. */
+  readonly spans: Uint32Array | undefined;
 }
 
 /**
@@ -27,9 +29,9 @@ export class RecentRecords {
   constructor(private readonly maxBytes: number) {}
 
   /** A record just made durable at `position`. The caller must not change `data` afterwards. */
-  add(position: RecordPosition, data: Buffer, entryCount: number): void {
+  add(position: RecordPosition, data: Buffer, entryCount: number, spans?: Uint32Array): void {
     if (data.length > this.maxBytes) return;
-    this.queue.push({ segment: position.segment, offset: position.offset, next: position.offset + RECORD_HEADER_BYTES + data.length, data, entryCount });
+    this.queue.push({ segment: position.segment, offset: position.offset, next: position.offset + RECORD_HEADER_BYTES + data.length, data, entryCount, spans });
     this.bytes += data.length;
     while (this.bytes > this.maxBytes) this.dropHead();
   }

@@ -144,7 +144,7 @@ export class SegmentReader implements SpoolReader {
    */
   private async read(seg: SegmentView, end: number): Promise<SpoolRecord | undefined> {
     const held = this.view.takeRecent?.(seg.number, this.offset);
-    if (held !== undefined && held.next <= end) return this.advance(seg.number, this.offset, held.next, held.data, held.entryCount);
+    if (held !== undefined && held.next <= end) return this.advance(seg.number, this.offset, held.next, held.data, held.entryCount, held.spans);
     if (this.fhSegment !== seg.number) {
       await this.closeFile();
       this.fh = await open(join(this.view.dir, segmentFileName(seg.number)), 'r');
@@ -164,16 +164,17 @@ export class SegmentReader implements SpoolReader {
   }
 
   /** Moves the cursor past the record at `start` of `segment` and returns it. */
-  private advance(segment: number, start: number, next: number, data: Buffer, entryCount: number): SpoolRecord {
+  private advance(segment: number, start: number, next: number, data: Buffer, entryCount: number, spans?: Uint32Array): SpoolRecord {
     const skip = Math.min(this.skip, entryCount);
     this.offset = next;
     this.skip = 0;
-    return {
+    const record = {
       position: { segment, offset: start },
       next: { segment, offset: next },
       data,
       entryCount,
       skipEntries: skip,
     };
+    return spans === undefined ? record : { ...record, spans };
   }
 }

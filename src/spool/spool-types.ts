@@ -23,6 +23,11 @@ export interface SpoolRecord {
   readonly entryCount: number;
   /** Entries of this record already delivered (non-zero only for the first record after a restart). */
   readonly skipEntries: number;
+  /**
+   * Where its lines lie (lineSpans of data), when known without a walk: a record this process appended
+   * and handed over from memory, with the spans its admission scan found.
+   */
+  readonly spans?: Uint32Array;
 }
 
 export interface SpoolReader {

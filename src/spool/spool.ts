@@ -191,10 +191,10 @@ export class Spool implements SpoolPort {
    * when it never could), and with McError(SpoolClosed) after close(). The spool keeps `data` for its
    * reader until it is read (recent-records.ts): it must not be changed after the call.
    */
-  append(data: Buffer, entryCount: number): Promise<RecordPosition> {
+  append(data: Buffer, entryCount: number, spans?: Uint32Array): Promise<RecordPosition> {
     if (this.closed) return Promise.reject(new McError(ErrorCode.SpoolClosed, 'spool is closed'));
     return this.writer.append(data, entryCount).then((position) => {
-      this.recent.add(position, data, entryCount);
+      this.recent.add(position, data, entryCount, spans);
       return position;
     });
   }

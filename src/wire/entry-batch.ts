@@ -296,6 +296,8 @@ export interface ScanLimits {
   readonly maxTags?: number;
   /** Most key + value bytes of all tags of the batch (default: no bound). */
   readonly maxTagBytes?: number;
+  /** Also return where every line's bytes lie (`spans`, as lineSpans gives them). */
+  readonly spans?: boolean;
 }
 
 export interface ScanResult {
@@ -305,6 +307,8 @@ export interface ScanResult {
   readonly oversizedLines: number;
   /** Length of the longest line's data. */
   readonly longestLine: number;
+  /** With `limits.spans`: what lineSpans(buf) returns, found by this same walk. */
+  readonly spans?: Uint32Array;
 }
 
 /** A malformed or over-limit batch; `entriesSeen` counts the Line messages met before the fault. */
@@ -341,6 +345,7 @@ export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
     let longestLine = 0;
     let tags = 0;
     let tagBytes = 0;
+    let spans = limits.spans === true ? new Uint32Array(256) : undefined;
     for (let met = w.next(); met !== Met.End; met = w.next()) {
       switch (met) {
         case Met.CollectorId:
@@ -368,12 +373,22 @@ export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
           if (len > limits.maxLineBytes) oversizedLines++;
           if (len > longestLine) longestLine = len;
           lineBytes += len;
+          if (spans !== undefined) {
+            if (2 * entryCount === spans.length) {
+              const grown = new Uint32Array(2 * spans.length);
+              grown.set(spans);
+              spans = grown;
+            }
+            spans[2 * entryCount] = w.dataStart;
+            spans[2 * entryCount + 1] = w.dataEnd;
+          }
           entryCount++;
           break;
         }
       }
     }
-    return { entryCount, lineBytes, oversizedLines, longestLine };
+    const result = { entryCount, lineBytes, oversizedLines, longestLine };
+    return spans === undefined ? result : { ...result, spans: spans.subarray(0, 2 * entryCount) };
   } catch (err) {
     if (err instanceof WireError) throw new ScanError(err.message, entryCount);
     throw err;

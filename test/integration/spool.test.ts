@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, McError } from '../../src/errors.js';
 import { Spool } from '../../src/spool/spool.js';
 import type { SpoolRecord } from '../../src/spool/spool.js';
-import { decodeEntries } from '../../src/wire/entry-batch.js';
+import { decodeEntries, lineSpans } from '../../src/wire/entry-batch.js';
 import { makeBatch, tempDir } from '../helpers/spool-fixtures.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -67,7 +67,8 @@ describe('Spool', () => {
     const spool = await Spool.open({ dir, maxBytes: 1 << 30 });
     const batches = Array.from({ length: 3 }, (_, i) => makeBatch(i * 10, 10));
     const positions = [];
-    for (const b of batches) positions.push(await spool.append(b, 10));
+    const spans = lineSpans(batches[0]!);
+    for (const [i, b] of batches.entries()) positions.push(await spool.append(b, 10, i === 0 ? spans : undefined));
     // Damage the second record's payload on disk while this process still holds it.
     const [segment] = segmentFiles(await readdir(dir));
     const fh = await open(join(dir, segment!), 'r+');
@@ -75,12 +76,15 @@ describe('Spool', () => {
     await fh.close();
     const held = await readN(spool, 3);
     expect(held.map((r, i) => r.data.equals(batches[i]!))).toEqual([true, true, true]);
+    // The spans an appender had (the ingest's admission scan) come with the record; none were made up.
+    expect(held.map((r) => r.spans)).toEqual([spans, undefined, undefined]);
     expect(spool.stats().corruptRanges).toBe(0);
     await spool.close();
     // After the restart the records come from the file: the damage is found by the checksum.
     const again = await openSpool(dir);
     const reread = await readN(again, 2);
     expect(reread.map((r) => r.position)).toEqual([positions[0], positions[2]]);
+    expect(reread.map((r) => r.spans)).toEqual([undefined, undefined]);
     expect(again.stats().corruptRanges).toBe(1);
   });
 

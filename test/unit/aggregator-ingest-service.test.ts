@@ -7,7 +7,7 @@ import type { ChunkSink, DeadLetterSink } from '../../src/aggregator/ingest-serv
 import { ErrorCode, McError } from '../../src/errors.js';
 import { createAggregatorMetrics } from '../../src/telemetry/aggregator-metrics.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
-import { decodeEntries } from '../../src/wire/entry-batch.js';
+import { decodeEntries, lineSpans } from '../../src/wire/entry-batch.js';
 import { AckCode } from '../../src/wire/grpc-api.js';
 import type { ChunkMessage } from '../../src/wire/grpc-api.js';
 import { readLimits } from '../../src/wire/ingest-limits.js';
@@ -35,12 +35,15 @@ class ManualSink implements ChunkSink {
   bytes = 0;
   capacity = Number.POSITIVE_INFINITY;
   readonly appended: Buffer[] = [];
+  /** The line spans each append came with, in call order. */
+  readonly spans: Array<Uint32Array | undefined> = [];
   readonly pending: Array<{ resolve: () => void; reject: (e: Error) => void; data: Buffer }> = [];
   private reserved = 0;
   refusal(dataBytes: number): Error | undefined {
     return this.bytes + this.reserved + dataBytes > this.capacity ? new McError(ErrorCode.SpoolFull, 'full') : undefined;
   }
-  append(data: Buffer): Promise<unknown> {
+  append(data: Buffer, _entryCount: number, spans?: Uint32Array): Promise<unknown> {
+    this.spans.push(spans);
     const refused = this.refusal(data.length);
     if (refused !== undefined) return Promise.reject(refused);
     this.reserved += data.length;
@@ -89,7 +92,7 @@ function setup(maxSpoolBytes = 1024 * 1024) {
 describe('admission', () => {
   it('accepts a well-formed chunk and reports its entries', () => {
     const c = buildEntries([{ data: Buffer.from('a') }, { data: Buffer.from([0xff]) }]);
-    expect(admitChunk({ sequence: 1, ...c }, limits)).toEqual({ ok: true, entryCount: 2, lineBytes: 2, oversizedLines: 0 });
+    expect(admitChunk({ sequence: 1, ...c }, limits)).toEqual({ ok: true, entryCount: 2, lineBytes: 2, oversizedLines: 0, spans: lineSpans(c.entries) });
   });
 
   it('accepts a chunk with a line over the limit and reports the line (it goes to the dead letters)', () => {
@@ -301,6 +304,18 @@ describe('ingest service', () => {
     expect(kept).toEqual(Array.from({ length: 20 }, (_, i) => `short ${i}`));
     expect((await metrics.entriesOversized.get()).values[0]?.value).toBe(1);
     expect((await metrics.entriesAcked.get()).values[0]?.value).toBe(20);
+    // What is stored is not the chunk as scanned: no spans go with it (the reader walks it).
+    expect(sink.spans).toEqual([undefined]);
+  });
+
+  it('hands the spool the line spans its admission scan found, for a chunk stored whole', async () => {
+    const { sink, call } = setup();
+    const c = buildEntries([{ data: Buffer.from('alpha') }, { data: Buffer.from('') }, { data: Buffer.from('gamma') }]);
+    call.emit('data', { sequence: 1, ...c });
+    await flush();
+    expect(sink.spans).toEqual([lineSpans(c.entries)]);
+    const spans = sink.spans[0] as Uint32Array;
+    expect([0, 1, 2].map((i) => c.entries.toString('utf8', spans[2 * i], spans[2 * i + 1]))).toEqual(['alpha', '', 'gamma']);
   });
 
   it('counts the entries it saw, never the entry_count a client claims', async () => {

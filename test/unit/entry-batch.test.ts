@@ -273,6 +273,8 @@ describe('the one EntryBatch walker (scan, count, decode and lines share it)', (
           expect(countEntries(buf)).toBe(lines.length);
           expect(spanned(buf, lineSpans(buf, a % 5))).toEqual(all.map((e) => e.line.toString('hex')));
           expect(scanEntryBatch(buf, limits).entryCount).toBe(lines.length);
+          expect(scanEntryBatch(buf, { ...limits, spans: true }).spans).toEqual(lineSpans(buf));
+          expect(scanEntryBatch(buf, limits).spans).toBeUndefined();
           expect([...entryLines(buf)].map((l) => l.toString('hex'))).toEqual(all.map((e) => e.line.toString('hex')));
           const from = a % (lines.length + 1);
           const to = from + (b % (lines.length - from + 1));
@@ -346,6 +348,15 @@ describe('the one EntryBatch walker (scan, count, decode and lines share it)', (
           spans = 'throws';
         }
         expect(spans).toEqual(decoded);
+        // The admission scan's spans are the batcher's: the same walk, the same verdict.
+        let scanned: string[] | string;
+        try {
+          scanned = spanned(buf, scanEntryBatch(buf, { maxLineBytes: 1 << 30, spans: true }).spans as Uint32Array);
+        } catch (err) {
+          expect(err).toBeInstanceOf(WireError);
+          scanned = 'throws';
+        }
+        expect(scanned).toEqual(decoded);
         let counted: number | string;
         try {
           counted = countEntries(buf);

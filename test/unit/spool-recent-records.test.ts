@@ -14,6 +14,15 @@ describe('RecentRecords (appended records held for the reader)', () => {
     expect(recent.heldBytes).toBe(0);
   });
 
+  it('hands over the line spans the appender had, and none when it had none', () => {
+    const recent = new RecentRecords(1000);
+    const spans = Uint32Array.of(3, 5, 8, 9);
+    recent.add(at(1, 16), Buffer.from('aaaaaaaaaa'), 2, spans);
+    recent.add(at(1, 42), Buffer.from('b'), 1);
+    expect(recent.take(1, 16)?.spans).toBe(spans);
+    expect(recent.take(1, 42)?.spans).toBeUndefined();
+  });
+
   it('a reader past a record lets it (and all before it) go; a reader before the first held one finds nothing', () => {
     const recent = new RecentRecords(1000);
     recent.add(at(1, 16), Buffer.from('a'), 1);
