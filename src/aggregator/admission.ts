@@ -1,4 +1,6 @@
 import { ScanError, scanEntryBatch } from '../wire/entry-batch.js';
+import { IdentityCollector } from '../wire/entry-identity.js';
+import type { IdentityRun } from '../wire/entry-identity.js';
 import type { ChunkMessage } from '../wire/grpc-api.js';
 import type { IngestLimits } from '../wire/ingest-limits.js';
 
@@ -14,6 +16,8 @@ export type Admission =
       readonly oversizedLines: number;
       /** Where each line's bytes lie in the entries (lineSpans), found by the scan: the spool's reader needs no second walk. */
       readonly spans: Uint32Array;
+      /** With `identity`: the entry identities (identityRuns), found by the same scan. */
+      readonly identity?: { readonly collectorId: string; readonly runs: readonly IdentityRun[] };
     }
   | {
       readonly ok: false;
@@ -26,15 +30,17 @@ export type Admission =
  * Validates one chunk before it may touch the spool: size, a full wire scan of the EntryBatch (field
  * types, lengths, UTF-8 of strings, entry and tag bounds, line sizes) and the announced entry count.
  * Cheap: no object per line, and a scan stops at the first entry past the limit. Anything malformed
- * is refused here, so the spool only ever holds batches the emitters can decode.
+ * is refused here, so the spool only ever holds batches the emitters can decode. With `identity`
+ * (deduplication on), the same walk finds the chunk's entry identities.
  */
-export function admitChunk(chunk: ChunkMessage, limits: AdmissionLimits): Admission {
+export function admitChunk(chunk: ChunkMessage, limits: AdmissionLimits, identity = false): Admission {
   const entries = chunk.entries;
   if (!Buffer.isBuffer(entries)) return { ok: false, reason: 'chunk has no entries field', entriesSeen: 0 };
   if (entries.length > limits.maxChunkBytes) {
     return { ok: false, reason: `chunk of ${entries.length} bytes exceeds the limit of ${limits.maxChunkBytes}`, entriesSeen: 0 };
   }
   let scanned;
+  const observer = identity ? new IdentityCollector() : undefined;
   try {
     scanned = scanEntryBatch(entries, {
       maxLineBytes: limits.maxLineBytes,
@@ -42,7 +48,7 @@ export function admitChunk(chunk: ChunkMessage, limits: AdmissionLimits): Admiss
       maxTags: limits.maxTags,
       maxTagBytes: limits.maxTagBytes,
       spans: true,
-    });
+    }, observer);
   } catch (err) {
     const seen = err instanceof ScanError ? err.entriesSeen : 0;
     return { ok: false, reason: `malformed entries: ${err instanceof Error ? err.message : String(err)}`, entriesSeen: seen };
@@ -54,5 +60,6 @@ export function admitChunk(chunk: ChunkMessage, limits: AdmissionLimits): Admiss
       entriesSeen: scanned.entryCount,
     };
   }
-  return { ok: true, entryCount: scanned.entryCount, lineBytes: scanned.lineBytes, oversizedLines: scanned.oversizedLines, spans: scanned.spans ?? new Uint32Array(0) };
+  const admitted = { ok: true as const, entryCount: scanned.entryCount, lineBytes: scanned.lineBytes, oversizedLines: scanned.oversizedLines, spans: scanned.spans ?? new Uint32Array(0) };
+  return observer === undefined ? admitted : { ...admitted, identity: observer.result() };
 }

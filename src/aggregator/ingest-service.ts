@@ -217,7 +217,7 @@ export class IngestService {
     m?.chunksReceived.inc();
     m?.bytesReceived.inc(Buffer.isBuffer(chunk.entries) ? chunk.entries.length : 0);
     // The scan comes first, also when shutting down: metrics count what the server saw.
-    const admission = admitChunk(chunk, this.options.limits);
+    const admission = admitChunk(chunk, this.options.limits, this.options.accepted !== undefined);
     m?.entriesReceived.inc(admission.ok ? admission.entryCount : admission.entriesSeen);
     if (!admission.ok) {
       this.options.logger?.warn({ stream: state.id, sequence: chunk.sequence, reason: admission.reason }, 'chunk refused: invalid');
@@ -242,7 +242,7 @@ export class IngestService {
       state.order.refuse(ticket, chunk.sequence, chunk.entries);
       return Promise.resolve(this.spoolFull(chunk, entries, retryAfterMs));
     }
-    return this.admitNew(state, chunk, ticket, entries, admission.oversizedLines, admission.spans).then(
+    return this.admitNew(state, chunk, ticket, entries, admission.oversizedLines, admission.spans, admission.identity).then(
       (kept): AckMessage => {
         m?.chunksAcked.inc();
         m?.entriesAcked.inc(kept);
@@ -266,9 +266,10 @@ export class IngestService {
    * another stream (a collector that reconnected and resent what the old stream was still appending)
    * waits for those to settle before deciding, and so do the later chunks of its stream (order).
    */
-  private admitNew(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, entries: number, oversizedLines: number, spans: Uint32Array): Promise<number> {
+  private admitNew(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, entries: number, oversizedLines: number, spans: Uint32Array, identity?: ChunkIdentity): Promise<number> {
     const accepted = this.options.accepted;
-    const id = accepted === undefined ? undefined : identityOf(chunk.entries);
+    // Found by the admission scan; identityOf walks the chunk again only if that did not happen.
+    const id = accepted === undefined ? undefined : (identity ?? identityOf(chunk.entries));
     if (accepted === undefined || id === undefined) return this.store(state, chunk, ticket, chunk.entries, entries, oversizedLines, spans);
     const keys = id.runs.map((r) => `${id.collectorId}\u0000${r.fileId}`);
     const others: Promise<unknown>[] = [];

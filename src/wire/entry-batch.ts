@@ -322,6 +322,19 @@ export class ScanError extends WireError {
   }
 }
 
+/**
+ * Told what a scan meets, in wire order, for a caller that needs more of the batch than counts (the
+ * ingest's entry identities) without walking it again. Called only for what the scan accepted so far.
+ */
+export interface ScanObserver {
+  collectorId(buf: Buffer, start: number, end: number): void;
+  /** A FileRun starts (its file_id may come after its lines). */
+  run(): void;
+  fileId(buf: Buffer, start: number, end: number): void;
+  /** A Line, with its fields as decoding reads them (the last of a repeated field wins). */
+  line(offset: number, dataBytes: number, flags: number): void;
+}
+
 function checkUtf8(buf: Buffer, start: number, end: number, what: string): void {
   if (!isUtf8(buf.subarray(start, end))) throw new WireError(`${what} is not valid UTF-8`);
 }
@@ -331,9 +344,10 @@ function checkUtf8(buf: Buffer, start: number, end: number, what: string): void 
  * string fields, entry and tag bounds, line sizes. Unknown fields (from newer collectors) are skipped.
  * Allocates nothing per entry, and stops at the first entry past `maxEntries`, so a hostile batch of
  * millions of empty lines costs one pass over its first `maxEntries`. A line's size is that of its
- * data as decoded (the last `data` field of the Line). Throws ScanError.
+ * data as decoded (the last `data` field of the Line). Throws ScanError. `observer` is told what the
+ * walk meets (see ScanObserver).
  */
-export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
+export function scanEntryBatch(buf: Buffer, limits: ScanLimits, observer?: ScanObserver): ScanResult {
   const maxEntries = limits.maxEntries ?? Number.POSITIVE_INFINITY;
   const maxTags = limits.maxTags ?? Number.POSITIVE_INFINITY;
   const maxTagBytes = limits.maxTagBytes ?? Number.POSITIVE_INFINITY;
@@ -350,6 +364,10 @@ export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
       switch (met) {
         case Met.CollectorId:
           checkUtf8(buf, w.start, w.end, 'collector_id');
+          observer?.collectorId(buf, w.start, w.end);
+          break;
+        case Met.Run:
+          observer?.run();
           break;
         case Met.Tag:
           if (++tags > maxTags) throw new WireError(`more than ${maxTags} tags`);
@@ -365,6 +383,7 @@ export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
           break;
         case Met.FileId:
           checkUtf8(buf, w.start, w.end, 'file_id');
+          observer?.fileId(buf, w.start, w.end);
           break;
         case Met.Line: {
           if (entryCount >= maxEntries) throw new WireError(`more than ${maxEntries} entries`);
@@ -382,6 +401,7 @@ export function scanEntryBatch(buf: Buffer, limits: ScanLimits): ScanResult {
             spans[2 * entryCount] = w.dataStart;
             spans[2 * entryCount + 1] = w.dataEnd;
           }
+          observer?.line(w.offset, len, w.flags);
           entryCount++;
           break;
         }

@@ -1,4 +1,5 @@
 import { LineFlag } from './entry-batch.js';
+import type { ScanObserver } from './entry-batch.js';
 import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireReader } from './varint.js';
 
 /**
@@ -236,4 +237,61 @@ export function identityRuns(buf: Buffer): { collectorId: string; runs: Identity
     } else r.skip(tag & 7);
   }
   return { collectorId, runs };
+}
+
+/**
+ * identityRuns on the admission scan's walk (a ScanObserver): the same runs, found without walking
+ * the batch again. `result()` once the scan is over.
+ */
+export class IdentityCollector implements ScanObserver {
+  private collector = '';
+  private readonly runs: IdentityRun[] = [];
+  private inRun = false;
+  private fileIdOfRun = '';
+  private own: Array<Omit<IdentityRun, 'fileId'>> = [];
+  private lo = 0;
+  private hi = 0;
+  private next = 0;
+  private count = 0;
+
+  collectorId(buf: Buffer, start: number, end: number): void {
+    this.collector = buf.toString('utf8', start, end);
+  }
+
+  run(): void {
+    this.closeRun();
+    this.inRun = true;
+  }
+
+  fileId(buf: Buffer, start: number, end: number): void {
+    this.fileIdOfRun = buf.toString('utf8', start, end);
+  }
+
+  line(offset: number, dataBytes: number, flags: number): void {
+    if (this.count > 0 && offset <= this.hi) {
+      // Not ascending (never from a collector): a run of its own, so no range spans a gap.
+      this.own.push({ lo: this.lo, hi: this.hi, next: this.next, count: this.count });
+      this.count = 0;
+    }
+    if (this.count === 0) this.lo = offset;
+    this.hi = offset;
+    this.next = nextOffset(offset, dataBytes, flags);
+    this.count++;
+  }
+
+  result(): { collectorId: string; runs: IdentityRun[] } {
+    this.closeRun();
+    return { collectorId: this.collector, runs: this.runs };
+  }
+
+  private closeRun(): void {
+    if (!this.inRun) return;
+    if (this.count > 0) this.own.push({ lo: this.lo, hi: this.hi, next: this.next, count: this.count });
+    // file_id may come after the lines on the wire: the runs get it once the FileRun is read.
+    for (const o of this.own) this.runs.push({ fileId: this.fileIdOfRun, ...o });
+    this.inRun = false;
+    this.fileIdOfRun = '';
+    this.own = [];
+    this.count = 0;
+  }
 }

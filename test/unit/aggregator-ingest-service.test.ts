@@ -8,6 +8,7 @@ import { ErrorCode, McError } from '../../src/errors.js';
 import { createAggregatorMetrics } from '../../src/telemetry/aggregator-metrics.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
 import { decodeEntries, lineSpans } from '../../src/wire/entry-batch.js';
+import { identityRuns } from '../../src/wire/entry-identity.js';
 import { AckCode } from '../../src/wire/grpc-api.js';
 import type { ChunkMessage } from '../../src/wire/grpc-api.js';
 import { readLimits } from '../../src/wire/ingest-limits.js';
@@ -93,6 +94,13 @@ describe('admission', () => {
   it('accepts a well-formed chunk and reports its entries', () => {
     const c = buildEntries([{ data: Buffer.from('a') }, { data: Buffer.from([0xff]) }]);
     expect(admitChunk({ sequence: 1, ...c }, limits)).toEqual({ ok: true, entryCount: 2, lineBytes: 2, oversizedLines: 0, spans: lineSpans(c.entries) });
+  });
+
+  it('with deduplication on, finds the entry identities on the same scan', () => {
+    const c = buildEntries([{ data: Buffer.from('a'), fileId: 'f1', offset: 10 }, { data: Buffer.from('bc'), fileId: 'f1', offset: 12 }], { collectorId: 'col' });
+    expect(admitChunk({ sequence: 1, ...c }, limits, true)).toMatchObject({ ok: true, identity: identityRuns(c.entries) });
+    expect(identityRuns(c.entries).runs).toEqual([{ fileId: 'f1', lo: 10, hi: 12, next: 15, count: 2 }]);
+    expect(admitChunk({ sequence: 1, ...c }, limits)).not.toHaveProperty('identity');
   });
 
   it('accepts a chunk with a line over the limit and reports the line (it goes to the dead letters)', () => {

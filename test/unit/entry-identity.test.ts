@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FileRanges, IdentityRanges, identityRuns, nextOffset } from '../../src/wire/entry-identity.js';
-import { LineFlag } from '../../src/wire/entry-batch.js';
+import fc from 'fast-check';
+import { FileRanges, IdentityCollector, IdentityRanges, identityRuns, nextOffset } from '../../src/wire/entry-identity.js';
+import { LineFlag, scanEntryBatch } from '../../src/wire/entry-batch.js';
 import { buildEntries } from '../helpers/ingest-client.js';
 
 /** Lines of `len` bytes each, "\n"-terminated, from `start`: their offsets. */
@@ -70,5 +71,37 @@ describe('entry identity ranges', () => {
       { fileId: 'b', lo: 0, hi: 0, next: 2, count: 1 },
       { fileId: 'a', lo: 5, hi: 5, next: 7, count: 1 },
     ]);
+  });
+
+  it('the admission scan finds the same runs as identityRuns, on any batch (property)', () => {
+    const scanned = (buf: Buffer) => {
+      const observer = new IdentityCollector();
+      scanEntryBatch(buf, { maxLineBytes: 1 << 20 }, observer);
+      return observer.result();
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ len: fc.nat(20), offset: fc.option(fc.nat(400), { nil: undefined }), file: fc.constantFrom('a', 'b', 'c'), path: fc.constantFrom('/x', '/y') }), { maxLength: 30 }),
+        fc.string({ maxLength: 5 }),
+        (lines, collectorId) => {
+          const b = buildEntries(
+            lines.map((l) => ({ data: Buffer.alloc(l.len, 0x61), fileId: l.file, path: l.path, ...(l.offset === undefined ? {} : { offset: l.offset }) })),
+            { collectorId },
+          );
+          expect(scanned(b.entries)).toEqual(identityRuns(b.entries));
+        },
+      ),
+      { seed: 11, numRuns: 300 },
+    );
+    // A run whose file_id comes after its lines, with flags, and a run without lines.
+    const line = (data: string, offset: number, flags: number) => {
+      const d = Buffer.from(data);
+      return Buffer.concat([Buffer.from([0x0a, d.length]), d, Buffer.from([0x10, offset, 0x20, flags])]);
+    };
+    const len = (tag: number, body: Buffer) => Buffer.concat([Buffer.from([tag, body.length]), body]);
+    const run1 = Buffer.concat([len(0x1a, line('abc', 4, LineFlag.Partial)), len(0x1a, line('de', 7, 0)), len(0x12, Buffer.from('late-id'))]);
+    const buf = Buffer.concat([len(0x0a, Buffer.from('c')), len(0x1a, run1), len(0x1a, len(0x12, Buffer.from('empty'))), len(0x0a, Buffer.from('last'))]);
+    expect(scanned(buf)).toEqual(identityRuns(buf));
+    expect(identityRuns(buf)).toEqual({ collectorId: 'last', runs: [{ fileId: 'late-id', lo: 4, hi: 7, next: 10, count: 2 }] });
   });
 });
