@@ -183,27 +183,21 @@ export function identityRuns(buf: Buffer): { collectorId: string; runs: Identity
   const r = new WireReader(buf);
   const sub = new WireReader(buf, 0, 0);
   const line = new WireReader(buf, 0, 0);
-  let collectorId = '';
-  const runs: IdentityRun[] = [];
+  const found = new IdentityCollector();
   while (!r.done) {
     const tag = r.varint();
     if (tag === TAG_COLLECTOR_ID) {
       const s = r.lengthDelimited();
-      collectorId = buf.toString('utf8', s, r.pos);
+      found.collectorId(buf, s, r.pos);
     } else if (tag === TAG_RUNS) {
       sub.pos = r.lengthDelimited();
       sub.end = r.pos;
-      let fileId = '';
-      const own: Array<Omit<IdentityRun, 'fileId'>> = [];
-      let lo = 0;
-      let hi = 0;
-      let next = 0;
-      let count = 0;
+      found.run();
       while (!sub.done) {
         const ft = sub.varint();
         if (ft === TAG_FILE_ID) {
           const fs = sub.lengthDelimited();
-          fileId = buf.toString('utf8', fs, sub.pos);
+          found.fileId(buf, fs, sub.pos);
         } else if (ft === TAG_LINES) {
           line.pos = sub.lengthDelimited();
           line.end = sub.pos;
@@ -220,28 +214,17 @@ export function identityRuns(buf: Buffer): { collectorId: string; runs: Identity
             else if (lt === TAG_TIME) line.skip(WIRE_FIXED64);
             else line.skip(lt & 7);
           }
-          if (count > 0 && offset <= hi) {
-            // Not ascending (never from a collector): a run of its own, so no range spans a gap.
-            own.push({ lo, hi, next, count });
-            count = 0;
-          }
-          if (count === 0) lo = offset;
-          hi = offset;
-          next = nextOffset(offset, len, flags);
-          count++;
+          found.line(offset, len, flags);
         } else sub.skip(ft & 7);
       }
-      if (count > 0) own.push({ lo, hi, next, count });
-      // file_id may come after the lines on the wire: the runs get it once the FileRun is read.
-      for (const o of own) runs.push({ fileId, ...o });
     } else r.skip(tag & 7);
   }
-  return { collectorId, runs };
+  return found.result();
 }
 
 /**
- * identityRuns on the admission scan's walk (a ScanObserver): the same runs, found without walking
- * the batch again. `result()` once the scan is over.
+ * Builds the identity runs from what a walk meets: identityRuns' own walk, or the admission scan's
+ * (as a ScanObserver), so the ingest needs no second walk. `result()` once the walk is over.
  */
 export class IdentityCollector implements ScanObserver {
   private collector = '';
