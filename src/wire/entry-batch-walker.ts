@@ -139,11 +139,10 @@ export class EntryBatchWalker {
   }
 
   /**
-   * Reads only where the data of the Line just met lies ([dataStart, dataEnd); offset, flags and time
-   * are left as they were): the common shape (one-byte tags of data, offset, time and flags, lengths
-   * and varints of at most 7 bytes) in one loop over locals; anything else (unknown fields, a long or
-   * truncated varint, bytes past the end) goes through `readLine`, so it accepts and rejects exactly
-   * what `readLine` does.
+   * `readLine`, fast: the common shape (one-byte tags of data, offset, time and flags, lengths and
+   * varints of at most 7 bytes) in one loop over locals, setting what `readLine` sets; anything else
+   * (unknown fields, a long or truncated varint, bytes past the end) goes through `readLine`, so it
+   * accepts, rejects and reads exactly what `readLine` does.
    */
   readLineData(): void {
     const buf = this.buf;
@@ -151,11 +150,15 @@ export class EntryBatchWalker {
     let pos = this.line.pos;
     let dataStart = 0;
     let dataEnd = 0;
+    let offset = 0;
+    let flags = 0;
+    let timeAt = -1;
     // pos only grows and never passes end; the walk succeeds when it lands exactly on end.
     while (pos < end) {
       const tag = buf[pos++] as number;
       if (tag === TAG_TIME) {
         if (pos + 8 > end) break;
+        timeAt = pos;
         pos += 8;
       } else if (tag === TAG_DATA || tag === TAG_OFFSET || tag === TAG_FLAGS) {
         // A varint of at most 7 bytes (below 2^49: always a safe integer), all before end.
@@ -175,11 +178,15 @@ export class EntryBatchWalker {
           dataStart = pos;
           pos += value;
           dataEnd = pos;
-        }
+        } else if (tag === TAG_OFFSET) offset = value;
+        else flags = value;
       } else break;
       if (pos === end) {
         this.dataStart = dataStart;
         this.dataEnd = dataEnd;
+        this.offset = offset;
+        this.flags = flags;
+        this.timeAt = timeAt;
         return;
       }
     }
@@ -187,6 +194,9 @@ export class EntryBatchWalker {
       // An empty Line message.
       this.dataStart = 0;
       this.dataEnd = 0;
+      this.offset = 0;
+      this.flags = 0;
+      this.timeAt = -1;
       return;
     }
     this.readLine();

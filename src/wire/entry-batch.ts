@@ -387,7 +387,7 @@ export function scanEntryBatch(buf: Buffer, limits: ScanLimits, observer?: ScanO
           break;
         case Met.Line: {
           if (entryCount >= maxEntries) throw new WireError(`more than ${maxEntries} entries`);
-          w.readLine();
+          w.readLineData();
           const len = w.dataEnd - w.dataStart;
           if (len > limits.maxLineBytes) oversizedLines++;
           if (len > longestLine) longestLine = len;
@@ -530,6 +530,7 @@ export function decodeEntries(buf: Buffer, out: Entry[] = [], from = 0, to = Num
         break;
       case Met.Line:
         if (index >= from && index < to) {
+          // The plain reader: decoding is what the fast paths (scan, spans) are tested against.
           w.readLine();
           out.push({ line: buf.subarray(w.dataStart, w.dataEnd), offset: w.offset, timeUnixNano: w.time, flags: w.flags, source: source as EntrySource, tags });
         }

@@ -348,15 +348,19 @@ describe('the one EntryBatch walker (scan, count, decode and lines share it)', (
           spans = 'throws';
         }
         expect(spans).toEqual(decoded);
-        // The admission scan's spans are the batcher's: the same walk, the same verdict.
+        // The admission scan's spans are the batcher's, and the offsets and flags it tells its observer
+        // (entry identities) are the decoder's: the same verdict on every shape.
         let scanned: string[] | string;
+        const told: Array<[number, number]> = [];
+        const observer = { collectorId: () => undefined, run: () => undefined, fileId: () => undefined, line: (offset: number, _n: number, flags: number) => told.push([offset, flags]) };
         try {
-          scanned = spanned(buf, scanEntryBatch(buf, { maxLineBytes: 1 << 30, spans: true }).spans as Uint32Array);
+          scanned = spanned(buf, scanEntryBatch(buf, { maxLineBytes: 1 << 30, spans: true }, observer).spans as Uint32Array);
         } catch (err) {
           expect(err).toBeInstanceOf(WireError);
           scanned = 'throws';
         }
         expect(scanned).toEqual(decoded);
+        if (typeof scanned !== 'string') expect(told).toEqual(decodeEntries(buf).map((e) => [e.offset, e.flags]));
         let counted: number | string;
         try {
           counted = countEntries(buf);
