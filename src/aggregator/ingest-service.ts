@@ -15,6 +15,7 @@ import type { AdmissionLimits } from './admission.js';
 import { admitChunk } from './admission.js';
 import { identityOf } from './accepted-offsets.js';
 import type { AcceptedOffsets, ChunkIdentity } from './accepted-offsets.js';
+import { releaseDecodedPieces } from './grpc-decoder-release.js';
 import { disableReadAhead } from './grpc-read-ahead.js';
 import { InflightBudget } from './inflight-budget.js';
 import type { StreamBudget } from './inflight-budget.js';
@@ -162,6 +163,7 @@ export class IngestService {
     // them before it sends, and never builds a chunk or a line beyond them.
     call.sendMetadata(writeLimits(new grpc.Metadata(), this.options.limits));
     if (!disableReadAhead(call) && call instanceof Readable) log?.warn('cannot turn off the read-ahead of this gRPC call: a paused stream may hold up to 16 chunks');
+    if (!releaseDecodedPieces(call) && call instanceof Readable) log?.warn('cannot reach the message decoder of this gRPC call: it keeps a copy of its last chunk');
 
     const close = (why: string): void => {
       if (state.closed) return;
