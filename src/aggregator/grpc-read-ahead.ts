@@ -18,3 +18,25 @@ export function disableReadAhead(call: Readable): boolean {
   state.highWaterMark = 0;
   return true;
 }
+
+/**
+ * Puts the call's reading under `request`: grpc-js asks HTTP/2 for a call's next message only in the
+ * call's `_read` (startRead), so the call's `_read` is replaced by `request` (the stream wants its
+ * next message), and the original is returned: calling it reads that message. Until then grpc-js
+ * reads nothing of the stream (not even a partial message) and HTTP/2 flow control stops its sender.
+ * Readable calls `_read` once and then waits for the message, so each request is answered by at
+ * most one read. Undefined when the call has no `_read` of its own kind (then nothing is gated).
+ */
+export function gateReads(call: Readable, request: () => void): (() => void) | undefined {
+  const readable = call as Readable & { _read?: unknown };
+  const original = readable._read;
+  if (typeof original !== 'function') return undefined;
+  let size = 0;
+  readable._read = (n: number): void => {
+    size = n;
+    request();
+  };
+  return () => {
+    (original as (n: number) => void).call(call, size);
+  };
+}

@@ -1,7 +1,11 @@
-/** What the budget pauses: a stream's reading (grpc-js: HTTP/2 flow control stops its sender). */
-export interface Pausable {
-  pause(): void;
-  resume(): void;
+import type { Clock, TimerHandle } from '../util/clock.js';
+
+/**
+ * What the budget lets a stream do: read its next message. grpc-js asks HTTP/2 for a call's next
+ * message only when the call is read (startRead); until then HTTP/2 flow control holds its sender.
+ */
+export interface MessageReader {
+  read(): void;
 }
 
 export interface InflightBudgetOptions {
@@ -11,32 +15,53 @@ export interface InflightBudgetOptions {
   readonly maxStreamBytes: number;
   /** Most chunks one stream may hold. */
   readonly maxStreamChunks: number;
+  /** What a stream's next message is expected to take before any chunk was seen (default maxStreamBytes / 2). */
+  readonly firstChunkBytes?: number;
+  /**
+   * A stream allowed to read that has sent nothing for this long (an idle collector) no longer holds
+   * room for its next message (default 1000 ms): idle streams must not hold the busy ones back.
+   */
+  readonly idleGrantMs?: number;
+  /** For idleGrantMs (the aggregator's injected clock). */
+  readonly clock: Pick<Clock, 'now' | 'setTimeout' | 'clearTimeout'>;
   /** Called after every change (for gauges). */
-  readonly onChange?: (bytes: number, pausedStreams: number) => void;
+  readonly onChange?: (bytes: number, waitingStreams: number) => void;
 }
 
 /** One stream's account in the budget. */
 export class StreamBudget {
   bytes = 0;
   chunks = 0;
-  /** Size of its last chunk: what grpc-js is taken to hold for it while it is paused (one message read ahead). */
+  /** Size of its last chunk: what its next one is expected to take. */
   lastChunk = 0;
-  paused = false;
-  /** Resumed by the budget and not yet sent since: the chunk expected (it keeps its turn when the budget is spent meanwhile). */
+  /** Allowed to read its next message, which has not arrived yet. */
+  reading = false;
+  /** Asked again before that message was taken (Readable may ask before it hands a message on). */
+  askedAgain = false;
+  /** Room held for that message (0 once it counts as idle). */
   granted = 0;
+  grantedAt = 0;
   removed = false;
 
   constructor(
     private readonly owner: InflightBudget,
-    readonly stream: Pausable,
+    readonly reader: MessageReader,
   ) {}
 
-  /** A chunk of `bytes` was received: pauses the stream when it holds its share (or the total is spent). */
+  /**
+   * It wants its next message: read at once (true) when the budget has room, else when it has. Asked
+   * while the message it may read has not arrived, it is a request for the one after it.
+   */
+  request(): boolean {
+    return this.owner.request(this);
+  }
+
+  /** A chunk of `bytes` arrived. */
   take(bytes: number): void {
     this.owner.take(this, bytes);
   }
 
-  /** The chunk's ack is written: resumes paused streams, oldest first, as the budget allows. */
+  /** The chunk's ack is written: its room goes to the streams waiting, oldest first. */
   release(bytes: number): void {
     this.owner.release(this, bytes);
   }
@@ -49,65 +74,93 @@ export class StreamBudget {
 
 /**
  * One in-flight budget shared by every stream, so the aggregator's memory is bounded in total, not
- * per stream (RSS flat in the number of collectors). What counts is the chunk bytes received and not
- * yet acknowledged, plus, per paused stream, the message grpc-js reads ahead of a paused call (taken
- * to be as large as the stream's last chunk). Each stream may hold its fair share (`totalBytes /
- * streams`, at most `maxStreamBytes`, and `maxStreamChunks` chunks), its read-ahead included; past
- * it its reading is paused (HTTP/2 flow control stops its sender), and while the total is spent
- * every stream is. Paused streams are resumed oldest first as far as the budget allows, so none
- * starves; a stream resumes once it holds at most half its share. Whatever the number of streams, a
- * quarter of the budget always goes to chunks in flight (many paused streams' read-ahead alone may
- * pass the budget: the spool's group commits must not shrink to one chunk); so the memory held is
- * about `totalBytes`, or one chunk per paused stream when that is more.
+ * per stream (RSS flat in the number of collectors). A stream reads its next message only when the
+ * budget lets it: what counts is the chunk bytes received and not yet acknowledged, plus the room
+ * held for each message a stream was allowed to read and has not sent yet (taken to be as large as
+ * its last chunk). Nothing is read ahead: a stream that is not allowed to read holds nothing but its
+ * chunks awaiting their acks (grpc-js reads no further, HTTP/2 flow control stops its sender).
+ *
+ * Each stream may hold its fair share (`totalBytes / streams`, at most `maxStreamBytes`, and
+ * `maxStreamChunks` chunks), its next message included; a stream with nothing in flight may always
+ * read one. Streams waiting for room are let read oldest first, so none starves; a stream waiting on
+ * its own share does not hold back the others. With nothing in flight at all, the oldest waiting
+ * stream reads whatever the budget says; and room held for a stream that has sent nothing for
+ * `idleGrantMs` is given back (an idle collector must not hold the busy ones back). So the memory
+ * held is about `totalBytes`, more only by chunks larger than expected and by idle streams that all
+ * send at once (one chunk each).
  */
 export class InflightBudget {
   private readonly streams = new Set<StreamBudget>();
-  /** Insertion order is pause order: resumed oldest first. */
-  private readonly pausedSet = new Set<StreamBudget>();
+  /** Insertion order is request order: let read oldest first. */
+  private readonly waiting = new Set<StreamBudget>();
+  /** Streams holding room for their next message. */
+  private readonly holding = new Set<StreamBudget>();
   private total = 0;
-  /** The read-ahead of the paused streams. */
-  private readAhead = 0;
+  /** Room held for the messages streams were allowed to read. */
+  private granted = 0;
   /** The last chunk size of any stream: what a stream that has not sent yet is expected to send. */
   private typicalChunk = 0;
-  /** The chunks expected from resumed streams that have not sent yet. */
-  private granted = 0;
+  private readonly idleGrantMs: number;
+  private readonly firstChunkBytes: number;
+  /** Armed while streams wait and room is held: it gives back the room of streams gone idle. */
+  private idleTimer: TimerHandle | undefined;
 
-  constructor(private readonly o: InflightBudgetOptions) {}
+  constructor(private readonly o: InflightBudgetOptions) {
+    this.idleGrantMs = o.idleGrantMs ?? 1000;
+    this.firstChunkBytes = o.firstChunkBytes ?? Math.max(1, Math.floor(o.maxStreamBytes / 2));
+  }
 
   /** Chunk bytes received and not yet acknowledged. */
   get bytes(): number {
     return this.total;
   }
 
-  get pausedStreams(): number {
-    return this.pausedSet.size;
+  /** Room held for messages streams may read now. */
+  get grantedBytes(): number {
+    return this.granted;
   }
 
-  add(stream: Pausable): StreamBudget {
-    const s = new StreamBudget(this, stream);
+  /** Streams that want to read and wait for room. */
+  get waitingStreams(): number {
+    return this.waiting.size;
+  }
+
+  add(reader: MessageReader): StreamBudget {
+    const s = new StreamBudget(this, reader);
     this.streams.add(s);
     return s;
   }
 
-  /** Bytes one stream may hold now (its chunks in flight and the one read ahead). */
+  /** Bytes one stream may hold now (its chunks in flight and its next one). */
   shareBytes(): number {
     return Math.min(this.o.maxStreamBytes, this.o.totalBytes, Math.floor(this.o.totalBytes / Math.max(1, this.streams.size)));
   }
 
+  request(s: StreamBudget): boolean {
+    if (s.removed) return false;
+    if (s.reading) {
+      // Its message is on the way: this request is for the one after it, queued once that is taken.
+      s.askedAgain = true;
+      return false;
+    }
+    this.waiting.add(s);
+    this.letRead();
+    this.changed();
+    return s.reading;
+  }
+
   take(s: StreamBudget, bytes: number): void {
+    this.unhold(s);
+    s.reading = false;
+    if (s.askedAgain && !s.removed) this.waiting.add(s);
+    s.askedAgain = false;
     s.bytes += bytes;
     s.chunks++;
-    this.granted -= s.granted;
-    s.granted = 0;
-    this.total += bytes;
-    if (s.paused) this.readAhead += bytes - s.lastChunk;
     s.lastChunk = bytes;
+    this.total += bytes;
     this.typicalChunk = bytes;
-    if (!s.paused && !s.removed && (s.chunks >= this.o.maxStreamChunks || s.bytes + s.lastChunk > this.shareBytes())) this.pause(s);
-    // Spent: every stream waits its turn (those that have not sent yet too), but one just granted a turn.
-    if (this.pausedSet.size < this.streams.size && this.spent(0)) {
-      for (const o of this.streams) if (!o.paused && o.granted === 0) this.pause(o);
-    }
+    // The message may be smaller than the room held for it.
+    this.letRead();
     this.changed();
   }
 
@@ -115,7 +168,7 @@ export class InflightBudget {
     s.bytes -= bytes;
     s.chunks--;
     this.total -= bytes;
-    this.resumeEligible();
+    this.letRead();
     this.changed();
   }
 
@@ -123,53 +176,73 @@ export class InflightBudget {
     if (s.removed) return;
     s.removed = true;
     this.streams.delete(s);
-    this.granted -= s.granted;
-    s.granted = 0;
-    if (this.pausedSet.delete(s)) {
-      s.paused = false;
-      this.readAhead -= s.lastChunk;
-    }
-    this.resumeEligible();
+    this.waiting.delete(s);
+    this.unhold(s);
+    this.letRead();
     this.changed();
   }
 
-  private pause(s: StreamBudget): void {
-    s.paused = true;
-    this.pausedSet.add(s);
-    this.readAhead += s.lastChunk;
-    s.stream.pause();
+  private unhold(s: StreamBudget): void {
+    this.granted -= s.granted;
+    s.granted = 0;
+    this.holding.delete(s);
   }
 
   private changed(): void {
-    this.o.onChange?.(this.total, this.pausedSet.size);
+    this.o.onChange?.(this.total, this.waiting.size);
   }
 
-  /**
-   * Whether the budget is spent once `extra` more bytes come in: chunks in flight, read-ahead and the
-   * chunks expected from resumed streams pass it, and chunks in flight hold at least the quarter always
-   * granted to them (a resumed stream that stays idle must not hold the others back for ever).
-   */
-  private spent(extra: number): boolean {
-    return this.total + this.granted + this.readAhead + extra > this.o.totalBytes && this.total + extra >= this.o.totalBytes / 4;
+  private expected(s: StreamBudget): number {
+    if (s.lastChunk > 0) return s.lastChunk;
+    return this.typicalChunk > 0 ? this.typicalChunk : this.firstChunkBytes;
   }
 
-  private resumeEligible(): void {
-    if (this.pausedSet.size === 0) return;
+  /** Lets waiting streams read, oldest first, as far as the budget and their shares allow. */
+  private letRead(): void {
+    if (this.waiting.size === 0) return;
+    this.forgetIdle();
     const share = this.shareBytes();
-    let extra = 0;
-    for (const s of this.pausedSet) {
-      if (s.bytes > share / 2 || s.chunks > this.o.maxStreamChunks / 2) continue;
-      // A resumed stream hands on the chunk grpc-js holds for it and reads on: one chunk expected.
-      const expected = Math.max(s.lastChunk, this.typicalChunk, 1);
-      // With nothing in flight at all, the oldest eligible stream goes on whatever the budget says.
-      if (!(this.total === 0 && extra === 0) && this.spent(extra + expected)) break;
-      extra += expected;
-      this.granted += expected;
+    const go: StreamBudget[] = [];
+    for (const s of this.waiting) {
+      const expected = this.expected(s);
+      // Over its own share: it waits for its acks, the others may go on.
+      if (s.chunks >= this.o.maxStreamChunks || (s.bytes > 0 && s.bytes + expected > share)) continue;
+      // With nothing in flight and no room held, one stream goes on whatever the budget says.
+      if (this.total + this.granted > 0 && this.total + this.granted + expected > this.o.totalBytes) break;
+      this.waiting.delete(s);
+      s.reading = true;
       s.granted = expected;
-      s.paused = false;
-      this.readAhead -= s.lastChunk;
-      this.pausedSet.delete(s);
-      s.stream.resume();
+      s.grantedAt = this.o.clock.now();
+      this.granted += expected;
+      this.holding.add(s);
+      go.push(s);
     }
+    this.armIdleTimer();
+    // After the books are done: a read may hand a message over at once (and come back here).
+    for (const s of go) s.reader.read();
+  }
+
+  /** Room held for streams that have sent nothing for idleGrantMs goes back to the budget. */
+  private forgetIdle(): void {
+    if (this.holding.size === 0) return;
+    const now = this.o.clock.now();
+    for (const s of this.holding) {
+      if (now - s.grantedAt < this.idleGrantMs) break; // held in grant order: the rest are younger
+      this.unhold(s);
+    }
+  }
+
+  /** While streams wait and room is held, looks again when the oldest room held turns idle (no ack may come). */
+  private armIdleTimer(): void {
+    if (this.idleTimer !== undefined || this.waiting.size === 0) return;
+    const oldest = this.holding.values().next().value as StreamBudget | undefined;
+    if (oldest === undefined) return;
+    const delay = Math.max(0, oldest.grantedAt + this.idleGrantMs - this.o.clock.now());
+    this.idleTimer = this.o.clock.setTimeout(() => {
+      this.idleTimer = undefined;
+      this.letRead();
+      this.changed();
+    }, delay);
+    this.idleTimer.unref();
   }
 }

@@ -16,7 +16,7 @@ import { admitChunk } from './admission.js';
 import { identityOf } from './accepted-offsets.js';
 import type { AcceptedOffsets, ChunkIdentity } from './accepted-offsets.js';
 import { releaseDecodedPieces } from './grpc-decoder-release.js';
-import { disableReadAhead } from './grpc-read-ahead.js';
+import { disableReadAhead, gateReads } from './grpc-read-ahead.js';
 import { InflightBudget } from './inflight-budget.js';
 import type { StreamBudget } from './inflight-budget.js';
 import { RefusalOrder } from './refusal-order.js';
@@ -55,9 +55,9 @@ export interface IngestServiceOptions {
   readonly clock?: Clock;
   /** retry_after_ms sent with RESOURCE_EXHAUSTED. */
   readonly retryAfterMs?: number;
-  /** Chunks of one stream awaiting their ack before the stream is paused (HTTP/2 flow control). */
+  /** Chunks of one stream awaiting their ack before it reads no further (HTTP/2 flow control). */
   readonly maxInflightChunksPerStream?: number;
-  /** Chunk bytes of one stream awaiting their ack before it is paused (default 2 × maxChunkBytes). */
+  /** Chunk bytes of one stream awaiting their ack, with its next chunk, before it reads no further (default 2 × maxChunkBytes). */
   readonly maxInflightBytesPerStream?: number;
   /**
    * AGGREGATOR_MAX_INFLIGHT_BYTES: chunk bytes awaiting their ack, all streams together (default 64
@@ -125,11 +125,11 @@ export class IngestService {
     const m = options.metrics;
     this.budget = new InflightBudget({
       totalBytes: options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES,
-      // Bounds memory per stream (chunks may be up to AGGREGATOR_MAX_CHUNK_BYTES each, and a paused
-      // stream holds at most one more message than this) while keeping enough appends in flight to
-      // fill a group commit.
+      // Bounds memory per stream (chunks may be up to AGGREGATOR_MAX_CHUNK_BYTES each) while keeping
+      // enough appends in flight to fill a group commit.
       maxStreamBytes: options.maxInflightBytesPerStream ?? 2 * options.limits.maxChunkBytes,
       maxStreamChunks: options.maxInflightChunksPerStream ?? 64,
+      clock: this.clock,
       onChange:
         m === undefined
           ? undefined
@@ -146,11 +146,15 @@ export class IngestService {
 
   /** The handler to register as `Ship`. */
   readonly ship = (call: ShipCall): void => {
+    // A call whose reading cannot be gated (not grpc-js's Readable) is paused and resumed instead.
+    let read = (): void => {
+      call.resume();
+    };
     const state: StreamState = {
       id: this.nextStreamId++,
       call,
       tail: Promise.resolve(),
-      budget: this.budget.add(call),
+      budget: this.budget.add({ read: () => read() }),
       order: new RefusalOrder(),
       closed: false,
       gate: undefined,
@@ -163,6 +167,10 @@ export class IngestService {
     // them before it sends, and never builds a chunk or a line beyond them.
     call.sendMetadata(writeLimits(new grpc.Metadata(), this.options.limits));
     if (!disableReadAhead(call) && call instanceof Readable) log?.warn('cannot turn off the read-ahead of this gRPC call: a paused stream may hold up to 16 chunks');
+    // The stream reads its next message only when the in-flight budget has room for it (inflight-budget.ts).
+    const gated = call instanceof Readable ? gateReads(call, () => state.budget.request()) : undefined;
+    if (gated !== undefined) read = gated;
+    else if (call instanceof Readable) log?.warn('cannot gate the reading of this gRPC call: it is paused and resumed instead');
     if (!releaseDecodedPieces(call) && call instanceof Readable) log?.warn('cannot reach the message decoder of this gRPC call: it keeps a copy of its last chunk');
 
     const close = (why: string): void => {
@@ -179,6 +187,8 @@ export class IngestService {
       const ackPromise = this.handleChunk(state, chunk, ticket);
       const bytes = Buffer.isBuffer(chunk.entries) ? chunk.entries.length : 0;
       state.budget.take(bytes);
+      // Ungated: ask for the next one here, and hold the call until the budget lets it read.
+      if (gated === undefined && !state.budget.request()) call.pause();
       state.tail = state.tail
         .then(() => ackPromise)
         .then((ack) => {

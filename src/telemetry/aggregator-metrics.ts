@@ -185,7 +185,7 @@ export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = 
     }),
     streamsPaused: new Gauge({
       name: 'mega_aggregator_streams_paused',
-      help: 'Collector streams whose reading is paused because they hold their share of AGGREGATOR_MAX_INFLIGHT_BYTES',
+      help: 'Collector streams waiting to read their next chunk until AGGREGATOR_MAX_INFLIGHT_BYTES (or their share of it) has room',
       registers,
     }),
     entriesOversized: new Counter({

@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { disableReadAhead } from '../../src/aggregator/grpc-read-ahead.js';
+import { disableReadAhead, gateReads } from '../../src/aggregator/grpc-read-ahead.js';
 
 /**
  * Like grpc-js's server call (server-call.ts, ServerDuplexStreamImpl): an object-mode Duplex whose
@@ -48,6 +48,35 @@ describe('grpc read-ahead of a paused call', () => {
     expect(reads()).toBeLessThanOrEqual(2);
     stream.resume();
     await turns(10);
+    expect(got).toEqual([1, 2]);
+    stream.destroy();
+  });
+});
+
+describe('gated reads of a call', () => {
+  it('a gated call asks for its next message only when let read, and nothing is read ahead meanwhile', async () => {
+    const { stream, reads } = call();
+    disableReadAhead(stream);
+    let requests = 0;
+    const read = gateReads(stream, () => {
+      requests++;
+    });
+    expect(read).toBeDefined();
+    const got: number[] = [];
+    stream.on('data', (m: { sequence: number }) => got.push(m.sequence));
+    await turns(20);
+    // Flowing, the call asked once; nothing reached grpc-js (its startRead) until the gate let it.
+    expect(requests).toBe(1);
+    expect(reads()).toBe(0);
+    expect(got).toEqual([]);
+    read?.();
+    await turns(20);
+    expect(got).toEqual([1]);
+    expect(reads()).toBe(1);
+    // It asked for the next one and waits again.
+    expect(requests).toBe(2);
+    read?.();
+    await turns(20);
     expect(got).toEqual([1, 2]);
     stream.destroy();
   });

@@ -271,18 +271,19 @@ describe('ingest service', () => {
     expect(call.written).toHaveLength(4);
   });
 
-  it('pauses a stream whose chunks awaiting acks, with the one grpc-js reads ahead, hold 2 × maxChunkBytes, and resumes it as acks go out', async () => {
+  it('pauses a stream whose chunks awaiting acks, with its next one, would pass 2 × maxChunkBytes, and resumes it as acks go out', async () => {
     const sink = new ManualSink();
     const service = new IngestService({ sink, limits, deadLetters: new MemoryDeadLetters(), maxSpoolBytes: 1 << 30 });
     const call = new FakeCall();
     service.ship(call as never);
-    // ~61 KB chunks: one and one read ahead stay under 2 × 64 KiB, two and one read ahead pass it.
+    // ~61 KB chunks: one and the next stay under 2 × 64 KiB, two and the next pass it. (This call is
+    // no Readable, so the service pauses it instead of gating its reads.)
     const fat = buildEntries(Array.from({ length: 60 }, () => ({ data: Buffer.alloc(1000, 0x61) })));
     call.emit('data', { sequence: 1, ...fat });
     expect(call.paused).toBe(false);
     call.emit('data', { sequence: 2, ...fat });
     expect(call.paused).toBe(true);
-    call.emit('data', { sequence: 3, ...fat }); // the one grpc-js had read ahead
+    call.emit('data', { sequence: 3, ...fat }); // one that was already on its way
     for (const p of sink.pending) p.resolve();
     await flush();
     expect(call.paused).toBe(false);
