@@ -60,7 +60,7 @@ export interface IngestServiceOptions {
   /** Chunk bytes of one stream awaiting their ack, with its next chunk, before it reads no further (default 2 × maxChunkBytes). */
   readonly maxInflightBytesPerStream?: number;
   /**
-   * AGGREGATOR_MAX_INFLIGHT_BYTES: chunk bytes awaiting their ack, all streams together (default 64
+   * AGGREGATOR_MAX_INFLIGHT_BYTES: chunk bytes awaiting their ack, all streams together (default 16
    * MiB); each stream gets a fair share of it (inflight-budget.ts).
    */
   readonly maxInflightBytes?: number;
@@ -103,7 +103,7 @@ class BehindRefused extends Error {
     this.name = 'BehindRefused';
   }
 }
-export const DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_INFLIGHT_BYTES = 16 * 1024 * 1024;
 
 /**
  * The `Ingest.Ship` handler. Per chunk: validate, append to the spool, answer ONE ack once the append

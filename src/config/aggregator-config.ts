@@ -223,7 +223,7 @@ export const aggregatorOptions = {
   }),
   maxInflightBytes: option({
     env: 'AGGREGATOR_MAX_INFLIGHT_BYTES',
-    default: '64MiB',
+    default: '16MiB',
     description:
       'chunk bytes received and not yet acknowledged, all collector streams together, with room for the next chunk of each stream let read; a stream reads its next chunk only when it fits (HTTP/2 flow control holds the sender meanwhile) and within its fair share (at most 2 × AGGREGATOR_MAX_CHUNK_BYTES); waiting streams go oldest first, and one chunk always passes when nothing is in flight',
     schema: bytes({ min: 64 * 1024 }),
