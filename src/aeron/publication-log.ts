@@ -114,14 +114,22 @@ export class PublicationLog {
     const frameLength = DATA_HEADER_LENGTH + length;
     this.writeHeader(view, offset, frameLength, flags, FrameType.Data, termId);
     const at = offset + DATA_HEADER_LENGTH;
+    // The padding up to the next 32-byte boundary travels on the wire: keep it zero, as Aeron's
+    // cleaned terms are, instead of leaking what an earlier lap of this partition held. It lies in
+    // the frame's last 32-byte block, which (the frame being longer than its header) starts after
+    // the header: four 8-byte stores clear that block before the payload goes over its start,
+    // cheaper than a byte loop or a native fill call.
+    const aligned = align32(frameLength);
+    if (aligned !== frameLength) {
+      const last = offset + aligned - 32;
+      view.setFloat64(last, 0);
+      view.setFloat64(last + 8, 0);
+      view.setFloat64(last + 16, 0);
+      view.setFloat64(last + 24, 0);
+    }
     // A whole buffer goes in with TypedArray#set (a memcpy, no view object); a part of one through copy.
     if (start === 0 && length === src.length) term.set(src, at);
     else src.copy(term, at, start, start + length);
-    // The padding up to the next 32-byte boundary travels on the wire: keep it zero, as Aeron's
-    // cleaned terms are, instead of leaking what an earlier lap of this partition held (at most 31
-    // bytes: stores beat a native fill call).
-    const end = offset + align32(frameLength);
-    for (let i = offset + frameLength; i < end; i++) term[i] = 0;
   }
 
   /**
@@ -186,12 +194,12 @@ export class PublicationLog {
   frameStart(position: number): number {
     const termStart = position - (position % this.termLength);
     const target = position - termStart;
-    const term = this.termFor(position);
+    const view = this.viewFor(position);
     let offset = 0;
     while (offset < target) {
-      const frameLength = term.readInt32LE(offset + HeaderField.frameLength);
+      const frameLength = view.getInt32(offset + HeaderField.frameLength, true);
       if (frameLength <= 0) break;
-      const next = offset + (term.readInt16LE(offset + HeaderField.type) === FrameType.Pad ? frameLength : align32(frameLength));
+      const next = offset + (view.getInt16(offset + HeaderField.type, true) === FrameType.Pad ? frameLength : align32(frameLength));
       if (next > target) break;
       offset = next;
     }

@@ -109,6 +109,12 @@ export class Publication {
   private receivedEosSm = false;
   /** Live receivers by receiver id: when their last SM came and the position it reported. */
   private readonly receivers = new Map<bigint, { at: number; position: number; window: number }>();
+  /**
+   * No receiver's SM is older than the connection timeout before this time (a lower bound of the
+   * earliest `at + connectionTimeoutMs`; removing a receiver leaves it valid). isConnected walks the
+   * receivers only from here on.
+   */
+  private nextExpiryMs = Number.POSITIVE_INFINITY;
   private lastSetupMs = Number.NEGATIVE_INFINITY;
   private lastDataOrHeartbeatMs = Number.NEGATIVE_INFINITY;
   private retransmit: { termId: number; termOffset: number; length: number; untilMs: number } | undefined;
@@ -160,20 +166,33 @@ export class Publication {
 
   /** A receiver sent a normal SM within the connection timeout. */
   isConnected(nowMs: number): boolean {
+    // Every offer asks: before the earliest receiver can have timed out, none has, so the answer is
+    // whether there is one, without walking the map (which allocates an entry per receiver).
+    if (nowMs < this.nextExpiryMs) return this.receivers.size > 0;
     let connected = false;
     let gone = false;
+    let nextExpiry = Number.POSITIVE_INFINITY;
     for (const [id, r] of this.receivers) {
-      if (r.at > nowMs - this.connectionTimeoutMs) connected = true;
-      else {
+      if (r.at > nowMs - this.connectionTimeoutMs) {
+        connected = true;
+        nextExpiry = Math.min(nextExpiry, r.at + this.connectionTimeoutMs);
+      } else {
         this.receivers.delete(id);
         gone = true;
       }
     }
+    this.nextExpiryMs = nextExpiry;
     if (gone) {
       this.updateConfirmed();
       this.updateLimit();
     }
     return connected;
+  }
+
+  /** Records a receiver's SM; its expiry can only bring the next timeout check forward. */
+  private setReceiver(id: bigint, at: number, position: number, window: number): void {
+    this.receivers.set(id, { at, position, window });
+    this.nextExpiryMs = Math.min(this.nextExpiryMs, at + this.connectionTimeoutMs);
   }
 
   /**
@@ -311,7 +330,7 @@ export class Publication {
     const position = Math.min(computePosition(sm.consumptionTermId, sm.consumptionTermOffset, this.termLength, this.initialTermId), this.senderPosition);
     if ((sm.flags & SmFlag.Eos) !== 0) {
       // A receiver answering our end of stream has consumed up to its position; then it leaves.
-      if (position >= 0) this.receivers.set(sm.receiverId, { at: nowMs, position, window: sm.receiverWindow });
+      if (position >= 0) this.setReceiver(sm.receiverId, nowMs, position, sm.receiverWindow);
       this.updateConfirmed();
       this.receivers.delete(sm.receiverId);
       this.updateLimit();
@@ -319,7 +338,7 @@ export class Publication {
       // left earlier must not cut short the wait for the current one.
       if (this.isEndOfStream) this.receivedEosSm = true;
     } else if (position >= 0) {
-      this.receivers.set(sm.receiverId, { at: nowMs, position: Math.max(position, this.receivers.get(sm.receiverId)?.position ?? 0), window: sm.receiverWindow });
+      this.setReceiver(sm.receiverId, nowMs, Math.max(position, this.receivers.get(sm.receiverId)?.position ?? 0), sm.receiverWindow);
       this.updateConfirmed();
       this.updateLimit();
     }

@@ -71,6 +71,8 @@ export class UdpPublication {
   private immediate: NodeJS.Immediate | undefined;
   private waiters: Waiter[] = [];
   private lastSenderPosition = 0;
+  /** The clock as read by the current run of offers, or -Infinity (see offer). */
+  private offerTime = Number.NEGATIVE_INFINITY;
   private closing: Promise<void> | undefined;
   private socketClosed = false;
   /** Destinations whose name resolved to a new address after their receiver fell silent. */
@@ -192,10 +194,19 @@ export class UdpPublication {
     return this.publication.isConnected(this.clock.now());
   }
 
-  /** See Publication.offer; the data goes out on the next duty cycle (this tick, coalesced). */
+  /**
+   * See Publication.offer; the data goes out on the next duty cycle (this tick, coalesced). A run of
+   * successful offers reads the clock once: the time of the run's first offer stands for the rest
+   * until the duty cycle the first one scheduled (at the end of this turn of the event loop) or a
+   * refused offer, which read it afresh. The time only decides liveness (5 s) and the pad's idle
+   * wait (20 ms), and a clock read costs about as much as appending a short message.
+   */
   offer(buf: Buffer, start = 0, length = buf.length - start): number {
-    const r = this.publication.offer(buf, this.clock.now(), start, length);
-    if (r > 0 && this.immediate === undefined) this.immediate = setImmediate(() => this.work());
+    let now = this.offerTime;
+    if (now === Number.NEGATIVE_INFINITY) now = this.offerTime = this.clock.now();
+    const r = this.publication.offer(buf, now, start, length);
+    if (r <= 0) this.offerTime = Number.NEGATIVE_INFINITY;
+    else if (this.immediate === undefined) this.immediate = setImmediate(() => this.work());
     return r;
   }
 
@@ -273,6 +284,7 @@ export class UdpPublication {
 
   /** One duty cycle, then re-arm the timer. */
   private work(): void {
+    this.offerTime = Number.NEGATIVE_INFINITY;
     if (this.immediate !== undefined) {
       clearImmediate(this.immediate);
       this.immediate = undefined;

@@ -287,6 +287,51 @@ describe('Publication behaviour in virtual time', () => {
     expect(pub.senderPosition).toBeGreaterThan(2048 + 4096);
   });
 
+  it('drops each receiver at its own liveness timeout, however often offers ask in between', () => {
+    const { pub } = make();
+    pub.onControl(sm(pub, 0, 32768, 0, 1n), 0);
+    pub.onControl(sm(pub, 0, 32768, 0, 2n), 100);
+    for (let t = 0; t < 4999; t += 500) expect(pub.offer(Buffer.from('x'), t)).toBeGreaterThan(0);
+    expect(pub.liveReceivers(4999)).toBe(2);
+    // Receiver 1 (last SM at 0) is gone at 5000, receiver 2 (at 100) still counts until 5100.
+    expect(pub.liveReceivers(5001)).toBe(1);
+    expect(pub.offer(Buffer.from('x'), 5099)).toBeGreaterThan(0);
+    expect(pub.isConnected(5099)).toBe(true);
+    expect(pub.offer(Buffer.from('x'), 5101)).toBe(OfferResult.NotConnected);
+    // A new SM brings it back, with its own timeout.
+    pub.onControl(sm(pub, 0, 32768, 0, 2n), 6000);
+    expect(pub.offer(Buffer.from('x'), 10_999)).toBeGreaterThan(0);
+    expect(pub.isConnected(11_001)).toBe(false);
+  });
+
+  it('keeps the alignment padding after a short frame zero, also where an earlier lap of the partition left bytes', () => {
+    const { pub, out } = make();
+    pub.onControl(sm(pub, 0, 65536), 0);
+    let now = 1;
+    // Four laps of the three 64 KiB partitions with 0xff-filled messages, then short messages over the used bytes.
+    for (let i = 0; i < 4 * 3 * 64; i++) {
+      while (pub.offer(Buffer.alloc(992, 0xff), now) < 0) {
+        pub.doWork(now);
+        pub.onControl(sm(pub, pub.senderPosition, 65536), now);
+        now++;
+      }
+    }
+    pub.doWork(now);
+    pub.onControl(sm(pub, pub.senderPosition, 65536), now);
+    const from = pub.producerPosition;
+    for (let length = 1; length <= 40; length++) pub.offer(Buffer.alloc(length, 0xee), now);
+    const term = pub.log.termFor(from);
+    let at = from % pub.termLength;
+    for (let length = 1; length <= 40; length++) {
+      expect(term.readInt32LE(at)).toBe(32 + length);
+      const end = at + ((32 + length + 31) & ~31);
+      expect(term.subarray(at + 32, at + 32 + length).every((b) => b === 0xee)).toBe(true);
+      expect(term.subarray(at + 32 + length, end).every((b) => b === 0)).toBe(true);
+      at = end;
+    }
+    expect(out.length).toBeGreaterThan(0);
+  });
+
   it('a receiver of a dynamic multi-destination channel asking with session 0 gets a SETUP at what every receiver consumed', () => {
     const { pub, out } = make();
     pub.onControl(sm(pub, 0), 0);
