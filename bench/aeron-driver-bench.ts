@@ -28,6 +28,7 @@ import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../
 import { metricValue } from '../support/metrics-text.js';
 import { writeCorpus } from './corpus.js';
 import { startBenchAggregator, startBenchCollector } from './e2e-bench.js';
+import { cpuSeconds } from './proc-stats.js';
 
 /** dist/bench → the repository root is two levels up. */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -83,11 +84,13 @@ async function stop(d: Driver): Promise<void> {
  * last offer succeeded (its messages in the log, the last window of them not yet sent), so that
  * the two figures are like for like. `sent` goes on until the last byte left the socket.
  */
-async function ourPublication(channel: string, streamId: number, count: number, length: number): Promise<{ offered: number; sent: number }> {
+async function ourPublication(channel: string, streamId: number, count: number, length: number): Promise<{ offered: number; sent: number; cpuPerMillion: number }> {
   const pub = await UdpPublication.open({ channel, streamId });
   try {
     if (!(await pub.waitForConnected(5000))) throw new Error('aeronmd did not answer our SETUP');
     const msg = Buffer.alloc(length);
+    // This process does nothing else meanwhile: its CPU is the publication's (offers, sends, SMs).
+    const cpuAtStart = process.cpuUsage();
     const start = performance.now();
     let end = 0;
     for (let i = 0; i < count; i++) {
@@ -107,7 +110,8 @@ async function ourPublication(channel: string, streamId: number, count: number, 
     const offered = performance.now();
     while (pub.publication.senderPosition < end) await pub.waitForProgress(1000);
     const sent = performance.now();
-    return { offered: count / ((offered - start) / 1000), sent: count / ((sent - start) / 1000) };
+    const cpu = process.cpuUsage(cpuAtStart);
+    return { offered: count / ((offered - start) / 1000), sent: count / ((sent - start) / 1000), cpuPerMillion: ((cpu.user + cpu.system) / 1e6) * (1e6 / count) };
   } finally {
     pub.abort();
   }
@@ -133,6 +137,8 @@ export interface PublicationComparison {
   readonly ours: readonly number[];
   /** Messages/s until the last byte was sent. */
   readonly oursSent: readonly number[];
+  /** CPU seconds (user + system) of our publication per million messages, per run. */
+  readonly oursCpu: readonly number[];
   readonly c: readonly number[];
   /** median(ours) / median(c). */
   readonly ratio: number;
@@ -146,18 +152,20 @@ export async function comparePublications(count = 1_000_000, runs = 3): Promise<
   const d = await startDriverAndSubscriber(channel, streamId);
   const ours: number[] = [];
   const oursSent: number[] = [];
+  const oursCpu: number[] = [];
   const c: number[] = [];
   try {
     for (let run = 0; run < runs; run++) {
       const r = await ourPublication(channel, streamId, count, 120);
       ours.push(r.offered);
       oursSent.push(r.sent);
+      oursCpu.push(r.cpuPerMillion);
       c.push(await cPublisher(d.dir, channel, streamId, count, 120));
     }
   } finally {
     await stop(d);
   }
-  return { ours, oursSent, c, ratio: median(ours) / median(c), ratioSent: median(oursSent) / median(c) };
+  return { ours, oursSent, oursCpu, c, ratio: median(ours) / median(c), ratioSent: median(oursSent) / median(c) };
 }
 
 function batchesOf(entries: number, batchSize: number): Batch[] {
@@ -227,18 +235,21 @@ export async function confirmationCost(entries = 1_000_000, batchSize = 1000, ru
  * the subscriber consumed it; with `sent`, that it left the socket). Checked: emitted = lines,
  * nothing dead-lettered.
  */
-async function pipelineRun(dir: string, input: string, lines: number, channel: string, streamId: number, confirm: AeronConfirmMode, run: number): Promise<number> {
+async function pipelineRun(dir: string, input: string, lines: number, channel: string, streamId: number, confirm: AeronConfirmMode, run: number): Promise<PipelineRun> {
   const work = join(dir, `${confirm}-${run}`);
   const aggregator = await startBenchAggregator(work, { AGGREGATOR_AERON_CONFIGURATION: JSON.stringify({ channel, stream_id: streamId, confirm }) });
   const metricsPort = Number(aggregator.ready.metricsPort);
   try {
+    const aggregatorReadyCpu = cpuSeconds(aggregator.child.pid);
     const started = performance.now();
     const collector = await startBenchCollector(work, input, Number(aggregator.ready.grpcPort));
     try {
       const deadline = Date.now() + 600_000;
+      let allEmitted: number | undefined;
       for (;;) {
         const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
         const text = await res.text();
+        if (allEmitted === undefined && metricValue(text, 'mega_aggregator_entries_emitted_total') >= lines) allEmitted = performance.now();
         if (metricValue(text, 'mega_aggregator_entries_emitted_total') >= lines && metricValue(text, 'mega_aggregator_spool_pending_entries') === 0) {
           if (metricValue(text, 'mega_aggregator_entries_dead_lettered_total') !== 0) throw new Error('entries were dead-lettered');
           if (metricValue(text, 'mega_aggregator_entries_emitted_total') !== lines) throw new Error(`emitted ${metricValue(text, 'mega_aggregator_entries_emitted_total')} of ${lines}`);
@@ -247,7 +258,9 @@ async function pipelineRun(dir: string, input: string, lines: number, channel: s
         if (Date.now() > deadline) throw new Error(`not all of ${lines} lines delivered in time (${confirm})`);
         await sleep(100);
       }
-      return lines / ((performance.now() - started) / 1000);
+      const now = performance.now();
+      const seconds = (now - started) / 1000;
+      return { rate: lines / seconds, aggregatorCpuPerMillion: ((cpuSeconds(aggregator.child.pid) - aggregatorReadyCpu) * 1e6) / lines, tailMs: now - (allEmitted ?? now) };
     } finally {
       await collector.stop();
     }
@@ -257,9 +270,24 @@ async function pipelineRun(dir: string, input: string, lines: number, channel: s
   }
 }
 
+interface PipelineRun {
+  /** Lines/s from the collector's start until every line is delivered. */
+  readonly rate: number;
+  /** The aggregator's CPU seconds (user + system, after its ready line) per million lines. */
+  readonly aggregatorCpuPerMillion: number;
+  /** From the first scrape showing every line emitted (offered) to the one showing nothing pending (confirmed), 100 ms polls. */
+  readonly tailMs: number;
+}
+
 export interface PipelineConfirmationCost {
   readonly receiver: readonly number[];
   readonly sent: readonly number[];
+  /** The aggregator's CPU seconds per million lines, per run. */
+  readonly receiverCpu: readonly number[];
+  readonly sentCpu: readonly number[];
+  /** Milliseconds from every line emitted to every line confirmed, per run. */
+  readonly receiverTailMs: readonly number[];
+  readonly sentTailMs: readonly number[];
   /** median(receiver) / median(sent). */
   readonly ratio: number;
 }
@@ -270,8 +298,8 @@ export async function pipelineConfirmationCost(lines = 1_000_000, runs = 3): Pro
   const channel = `aeron:udp?endpoint=127.0.0.1:${await freePort()}`;
   const dir = mkdtempSync(join(tmpdir(), 'mc-bench-aeron-e2e-'));
   const d = await startDriverAndSubscriber(channel, streamId);
-  const receiver: number[] = [];
-  const sent: number[] = [];
+  const receiver: PipelineRun[] = [];
+  const sent: PipelineRun[] = [];
   try {
     const input = join(dir, 'input.log');
     writeCorpus(input, lines, 120);
@@ -283,7 +311,10 @@ export async function pipelineConfirmationCost(lines = 1_000_000, runs = 3): Pro
     await stop(d);
     rmSync(dir, { recursive: true, force: true });
   }
-  return { receiver, sent, ratio: median(receiver) / median(sent) };
+  const rates = (rs: PipelineRun[]): number[] => rs.map((r) => r.rate);
+  const cpu = (rs: PipelineRun[]): number[] => rs.map((r) => r.aggregatorCpuPerMillion);
+  const tail = (rs: PipelineRun[]): number[] => rs.map((r) => r.tailMs);
+  return { receiver: rates(receiver), sent: rates(sent), receiverCpu: cpu(receiver), sentCpu: cpu(sent), receiverTailMs: tail(receiver), sentTailMs: tail(sent), ratio: median(rates(receiver)) / median(rates(sent)) };
 }
 
 const rate = (r: number): string => Math.round(r).toLocaleString('en-US');
@@ -304,8 +335,10 @@ export async function printDriverBenches(count = 1_000_000, which: DriverBenchCa
 async function printPipelineConfirmationCost(lines: number): Promise<void> {
   const c = await pipelineConfirmationCost(lines);
   console.log(`end to end: file → collector → gRPC → aggregator (spool, fsync) → aeron → aeronmd + rate_subscriber, ${lines.toLocaleString('en-US')} lines of 120 B, interleaved, 3 runs`);
-  console.log(`  "confirm": "receiver" (at least once)   ${c.receiver.map(rate).join(' / ')} lines/s  median ${rate(median(c.receiver))}`);
-  console.log(`  "confirm": "sent" (NOT at least once)    ${c.sent.map(rate).join(' / ')} lines/s  median ${rate(median(c.sent))}`);
+  const cpu = (xs: readonly number[]): string => `aggregator CPU s per 1M lines ${xs.map((x) => x.toFixed(2)).join(' / ')}, median ${median(xs).toFixed(2)}`;
+  const tail = (xs: readonly number[]): string => `emitted → confirmed ${xs.map((x) => Math.round(x)).join(' / ')} ms`;
+  console.log(`  "confirm": "receiver" (at least once)   ${c.receiver.map(rate).join(' / ')} lines/s  median ${rate(median(c.receiver))}; ${cpu(c.receiverCpu)}; ${tail(c.receiverTailMs)}`);
+  console.log(`  "confirm": "sent" (NOT at least once)    ${c.sent.map(rate).join(' / ')} lines/s  median ${rate(median(c.sent))}; ${cpu(c.sentCpu)}; ${tail(c.sentTailMs)}`);
   console.log(`  receiver / sent (medians): ${c.ratio.toFixed(2)} — confirmation costs ${((1 - c.ratio) * 100).toFixed(1)} % (target ≤ 10 %)`);
 }
 
@@ -315,6 +348,7 @@ async function printPublicationComparison(count: number): Promise<void> {
   console.log(`120 B messages, ${count.toLocaleString('en-US')} per run, interleaved, 3 runs; streaming_publisher -L 120 -m ${count} (busy-spins on back pressure)`);
   console.log(`  our publication, to the last offer   ${p.ours.map(rate).join(' / ')} msgs/s  median ${rate(median(p.ours))}`);
   console.log(`  our publication, to the last send    ${p.oursSent.map(rate).join(' / ')} msgs/s  median ${rate(median(p.oursSent))}`);
+  console.log(`  our publication's CPU s per 1M msgs  ${p.oursCpu.map((x) => x.toFixed(2)).join(' / ')}  median ${median(p.oursCpu).toFixed(2)}`);
   console.log(`  C streaming_publisher (last offer)   ${p.c.map(rate).join(' / ')} msgs/s  median ${rate(median(p.c))}`);
   console.log(`  ratio of medians, like for like (last offer): ${p.ratio.toFixed(2)}x (target ≥ 1.5x); ours to the last send: ${p.ratioSent.toFixed(2)}x`);
 }
