@@ -47,6 +47,12 @@ export interface PublicationParams {
   readonly heartbeatIntervalMs?: number;
   /** A receiver whose last SM is older than this is gone (C driver: 5 s). */
   readonly connectionTimeoutMs?: number;
+  /**
+   * Unicast to one endpoint: one receiver at a time, so an SM from a new receiver id means the one
+   * before it is gone (its driver restarted) and it stops counting at once instead of after the
+   * connection timeout. Multicast and multi-destination channels have several (default false).
+   */
+  readonly singleReceiver?: boolean;
   /** Longest wait for an EOS SM after the end of stream (C driver: 5 s). */
   readonly lingerMs?: number;
   readonly retransmitLingerMs?: number;
@@ -127,6 +133,7 @@ export class Publication {
   private readonly lingerMs: number;
   private readonly retransmitLingerMs: number;
   private readonly padIdleMs: number;
+  private readonly singleReceiver: boolean;
   /** Producer window: how far offers may run ahead of the sender position. */
   private readonly producerWindow: number;
 
@@ -145,6 +152,7 @@ export class Publication {
     this.lingerMs = p.lingerMs ?? 5000;
     this.retransmitLingerMs = p.retransmitLingerMs ?? 10;
     this.padIdleMs = p.padIdleMs ?? 20;
+    this.singleReceiver = p.singleReceiver ?? false;
     // term/2 past the sender position, as Aeron's publication limit. Since the sender stays within one
     // receiver window (<= term/2) of consumption, the tail is at most one term past the consumption
     // position: every unconsumed byte stays in the 3 partitions, available for NAKs and a rejoin.
@@ -338,6 +346,10 @@ export class Publication {
       // left earlier must not cut short the wait for the current one.
       if (this.isEndOfStream) this.receivedEosSm = true;
     } else if (position >= 0) {
+      // The receiver that replaced a gone one on a unicast endpoint: the old one's last report would
+      // hold flow control and confirmations back until its connection timeout (5 s of stall after
+      // every receiver restart, longer than the emitter's back-pressure budget).
+      if (this.singleReceiver && !this.receivers.has(sm.receiverId)) this.receivers.clear();
       this.setReceiver(sm.receiverId, nowMs, Math.max(position, this.receivers.get(sm.receiverId)?.position ?? 0), sm.receiverWindow);
       this.updateConfirmed();
       this.updateLimit();

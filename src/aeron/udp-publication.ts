@@ -159,6 +159,7 @@ export class UdpPublication {
       send: (d) => {
         for (const t of destinations.targets) socket.send(d, t.port, t.address as string);
       },
+      singleReceiver: multicast === undefined && mdc === undefined,
       ...(o.connectionTimeoutMs === undefined ? {} : { connectionTimeoutMs: o.connectionTimeoutMs }),
       ...((o.lingerMs ?? channel.lingerMs) === undefined ? {} : { lingerMs: o.lingerMs ?? channel.lingerMs }),
     });

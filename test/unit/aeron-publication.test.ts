@@ -287,6 +287,36 @@ describe('Publication behaviour in virtual time', () => {
     expect(pub.senderPosition).toBeGreaterThan(2048 + 4096);
   });
 
+  it('unicast (one receiver at a time): a new receiver id replaces the old one at once; with several allowed the old one paces until its timeout', () => {
+    for (const singleReceiver of [true, false]) {
+      const pub = new Publication({ ...base, send: () => undefined, singleReceiver });
+      pub.onControl(sm(pub, 0, 4096, 0, 1n), 0);
+      for (let i = 0; i < 40; i++) pub.offer(Buffer.alloc(400, i), 0);
+      pub.doWork(1);
+      pub.onControl(sm(pub, 2048, 4096, 0, 1n), 2);
+      pub.doWork(3);
+      const sentBefore = pub.senderPosition;
+      // Receiver 1's driver restarts: receiver 2 asks for a SETUP, the publication goes back to what
+      // 1 reported, and 2 reports from there.
+      pub.onControl(sm(pub, 0, 0, SmFlag.SendSetup, 2n), 100);
+      pub.doWork(101);
+      expect(pub.counters.rewinds).toBe(1);
+      pub.onControl(sm(pub, pub.senderPosition, 4096, 0, 2n), 102);
+      pub.doWork(102);
+      pub.onControl(sm(pub, pub.senderPosition, 4096, 0, 2n), 103);
+      pub.doWork(104);
+      if (singleReceiver) {
+        expect(pub.liveReceivers(104)).toBe(1);
+        expect(pub.senderPosition).toBeGreaterThan(sentBefore);
+      } else {
+        // Receiver 1's last report (2048) holds the window until its 5 s timeout.
+        expect(pub.liveReceivers(104)).toBe(2);
+        expect(pub.senderLimit).toBe(2048 + 4096);
+        expect(pub.liveReceivers(5003)).toBe(1);
+      }
+    }
+  });
+
   it('drops each receiver at its own liveness timeout, however often offers ask in between', () => {
     const { pub } = make();
     pub.onControl(sm(pub, 0, 32768, 0, 1n), 0);
