@@ -5,6 +5,7 @@ import type { OutgoingChunk } from '../wire/chunk-message.js';
 import { loadIngestApi } from '../wire/grpc-api.js';
 import type { AckMessage } from '../wire/grpc-api.js';
 import type { AggregatorTarget } from './aggregator-pool.js';
+import { frameInPlace } from './grpc-frame-in-place.js';
 
 /**
  * The gRPC side of reaching one aggregator: the channel credentials (TLS, mTLS or plaintext) and one
@@ -37,13 +38,19 @@ let shipClient: grpc.ServiceClientConstructor | undefined;
 
 /**
  * The Ingest client, with Ship's request serializer replaced by encodeChunkMessage: the same bytes
- * as protobufjs's, written around the chunk's EntryBatch in its own buffer instead of copied.
+ * as protobufjs's, written around the chunk's EntryBatch in its own buffer instead of copied; and
+ * framed there too (grpc-frame-in-place.ts) instead of copied by grpc-js.
  */
+function serializeChunk(msg: OutgoingChunk): Buffer {
+  const out = encodeChunkMessage(msg);
+  return msg.backing !== undefined && out.buffer === msg.backing.buffer ? frameInPlace(out) : out;
+}
+
 function ingestClientConstructor(): grpc.ServiceClientConstructor {
   if (shipClient !== undefined) return shipClient;
   const { service } = loadIngestApi();
   const ship = service.Ship as grpc.MethodDefinition<OutgoingChunk, AckMessage>;
-  shipClient = grpc.makeGenericClientConstructor({ ...service, Ship: { ...ship, requestSerialize: encodeChunkMessage } }, 'Ingest');
+  shipClient = grpc.makeGenericClientConstructor({ ...service, Ship: { ...ship, requestSerialize: serializeChunk } }, 'Ingest');
   return shipClient;
 }
 

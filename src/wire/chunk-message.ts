@@ -12,8 +12,14 @@ import { varintSize, writeVarint } from './varint.js';
  * part) `encodeChunk` copies once.
  */
 
-/** Room before the entries: sequence (tag + varint of a safe integer, at most 8 bytes), entries tag + length. */
-export const CHUNK_HEADROOM = 1 + 8 + 1 + 5;
+/** The gRPC message prefix (compressed flag, 4-byte length) that the transport puts before a message. */
+export const GRPC_FRAME_PREFIX = 5;
+/**
+ * Room before the entries: the gRPC prefix (so the framed message can be a view too: see
+ * src/collector/grpc-frame-in-place.ts), sequence (tag + varint of a safe integer, at most 8 bytes),
+ * entries tag + length.
+ */
+export const CHUNK_HEADROOM = GRPC_FRAME_PREFIX + 1 + 8 + 1 + 5;
 /** Room after the entries: entry_count (tag + varint of a uint32). */
 export const CHUNK_TAILROOM = 1 + 5;
 
@@ -24,7 +30,10 @@ export interface OutgoingChunk extends ChunkMessage {
   readonly backing?: Buffer | undefined;
 }
 
-/** The serialized Chunk: in place around `entries` when `backing` has the room, else one new buffer. */
+/**
+ * The serialized Chunk: in place around `entries` when `backing` has the room (then with at least
+ * GRPC_FRAME_PREFIX bytes of `backing` free before it), else one new buffer.
+ */
 export function encodeChunkMessage(msg: OutgoingChunk): Buffer {
   const { sequence, entries, entryCount, backing } = msg;
   if (backing === undefined || entries.length === 0 || backing.buffer !== entries.buffer || !Number.isSafeInteger(sequence) || sequence < 0 || !(entryCount >= 0 && entryCount <= 0xffffffff)) {
@@ -34,7 +43,7 @@ export function encodeChunkMessage(msg: OutgoingChunk): Buffer {
   const tailLen = varintFieldSize(3, entryCount);
   const start = entries.byteOffset - backing.byteOffset;
   const end = start + entries.length;
-  if (start < headLen || backing.length - end < tailLen) return encodeChunk(msg);
+  if (start < headLen + GRPC_FRAME_PREFIX || backing.length - end < tailLen) return encodeChunk(msg);
   const out = backing.subarray(start - headLen, end + tailLen);
   let pos = writeVarintField(out, 0, 1, sequence);
   out[pos++] = TAG_ENTRIES;
