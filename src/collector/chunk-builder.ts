@@ -28,7 +28,7 @@ export function chunkMemory(chunk: SealedChunk): number {
 /** Bytes of a chunk's buffer kept for the gRPC Chunk's fields around the batch. */
 const ROOM = CHUNK_HEADROOM + CHUNK_TAILROOM;
 
-/** Most buffers of acknowledged chunks kept for reuse (one per chunk sealed between two acks is enough). */
+/** Most buffers of acknowledged chunks kept for reuse, unless the options say otherwise. */
 const FREE_BUFFERS = 2;
 
 export interface ChunkBuilderOptions {
@@ -36,6 +36,11 @@ export interface ChunkBuilderOptions {
   readonly timeoutMs: number;
   /** Most entries in one chunk (default: no bound). */
   readonly maxEntries?: number;
+  /**
+   * Most buffers of acknowledged chunks kept for the next chunks (default 2). The collector keeps as
+   * many as its in-flight bound can hold, so a steady stream allocates none after the first ones.
+   */
+  readonly spareBuffers?: number;
 }
 
 /**
@@ -91,11 +96,12 @@ export class ChunkBuilder {
   /**
    * Hands back the buffer of a chunk nothing reads any more (acknowledged or dropped: the ship client
    * keeps no view of it), for a later chunk: a 1 MiB buffer per chunk made garbage that waited for a
-   * major GC outside the heap (tens of MiB of RSS) and made the GC run more often.
+   * major GC outside the heap (tens of MiB of RSS) and made the GC run more often; a buffer dropped
+   * because the spares were full (two, while eight chunks were in flight) did the same.
    */
   release(chunk: SealedChunk): void {
     const b = chunk.backing;
-    if (b === undefined || this.free.length >= FREE_BUFFERS || b.length !== this.capacityFor(this.maxBytes)) return;
+    if (b === undefined || this.free.length >= (this.options.spareBuffers ?? FREE_BUFFERS) || b.length !== this.capacityFor(this.maxBytes)) return;
     this.free.push(b);
   }
 

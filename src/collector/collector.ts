@@ -151,7 +151,13 @@ export class Collector {
     this.tags = tags;
     this.builder = new ChunkBuilder(
       header,
-      { maxBytes: this.chunkCap, timeoutMs: cfg.bufferTimeoutMs, maxEntries: this.limits.maxEntriesPerChunk },
+      {
+        maxBytes: this.chunkCap,
+        timeoutMs: cfg.bufferTimeoutMs,
+        maxEntries: this.limits.maxEntriesPerChunk,
+        // Every buffer of a chunk the in-flight bound lets through, plus the open one's successor.
+        spareBuffers: Math.ceil(cfg.maxInflightBytes / this.chunkCap) + 1,
+      },
       this.clock,
       (chunk) => this.queue.push(chunk),
     );

@@ -23,10 +23,10 @@ class CountingClock extends ManualClock {
   }
 }
 
-function fixture(maxBytes: number, timeoutMs = 1000): { clock: CountingClock; builder: ChunkBuilder; chunks: SealedChunk[]; cursor: FileCursor } {
+function fixture(maxBytes: number, timeoutMs = 1000, spareBuffers?: number): { clock: CountingClock; builder: ChunkBuilder; chunks: SealedChunk[]; cursor: FileCursor } {
   const clock = new CountingClock();
   const chunks: SealedChunk[] = [];
-  const builder = new ChunkBuilder(encodeBatchHeader('c', []), { maxBytes, timeoutMs }, clock, (c) => chunks.push(c));
+  const builder = new ChunkBuilder(encodeBatchHeader('c', []), { maxBytes, timeoutMs, ...(spareBuffers === undefined ? {} : { spareBuffers }) }, clock, (c) => chunks.push(c));
   const cursor = new FileCursor('f', '/l/a.log', 1, 1, EMPTY_FINGERPRINT, 0, EMPTY_EVIDENCE);
   return { clock, builder, chunks, cursor };
 }
@@ -108,5 +108,21 @@ describe('ChunkBuilder', () => {
     fx.builder.release(small);
     while (fx.chunks.length < 8) add(fx, (offset += 101));
     expect(fx.chunks.slice(-2).map((c) => c.backing?.length)).toEqual([64 * 1024, 64 * 1024]);
+  });
+
+  it('keeps as many released buffers as spareBuffers says, so chunks in flight come back as buffers, not garbage', () => {
+    const reused = (spare: number | undefined): number => {
+      const fx = fixture(64 * 1024, 1000, spare);
+      let offset = 0;
+      while (fx.chunks.length < 6) add(fx, (offset += 101));
+      const released = fx.chunks.slice(0, 6);
+      for (const c of released) fx.builder.release(c);
+      // The seventh chunk was open when they were released; the next six take buffers.
+      while (fx.chunks.length < 13) add(fx, (offset += 101));
+      const old = new Set(released.map((c) => c.backing?.buffer));
+      return fx.chunks.slice(7, 13).filter((c) => old.has(c.backing?.buffer)).length;
+    };
+    expect(reused(undefined)).toBe(2);
+    expect(reused(6)).toBe(6);
   });
 });
