@@ -17,6 +17,7 @@
  * The other commands (cmd/demo, cmd/healthcheck, cmd/aeron-receiver) stay tsc's output.
  */
 import { build } from 'esbuild';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,10 +30,21 @@ export const BUNDLE_EXTERNALS = ['@node-rs/crc32', 'grpc-health-check', '@grpc/p
 // Bundled CommonJS dependencies call require() for node's built-ins; an ESM file has none of its own.
 const REQUIRE_SHIM = "import { createRequire as __bundleCreateRequire } from 'node:module';\nconst require = __bundleCreateRequire(import.meta.url);";
 
+/**
+ * V8 keeps a script's source in the heap while it runs, one byte per character when all of it is
+ * ASCII and two otherwise: one `→` in a comment made the collector's 1.4 MB bundle a 2.9 MB string.
+ * esbuild escapes strings but leaves comments and regular expression literals as they are; a `\u`
+ * escape means the same character in both (and in a template literal).
+ */
+export function asciiOnly(code: string): string {
+  return code.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 async function bundle(program: string): Promise<void> {
+  const outfile = join(root, 'dist', 'cmd', program, 'main.js');
   await build({
     entryPoints: [join(root, 'cmd', program, 'main.ts')],
-    outfile: join(root, 'dist', 'cmd', program, 'main.js'),
+    outfile,
     allowOverwrite: true,
     bundle: true,
     platform: 'node',
@@ -44,6 +56,9 @@ async function bundle(program: string): Promise<void> {
     sourcemap: 'linked',
     logLevel: 'warning',
   });
+  const code = readFileSync(outfile, 'utf8');
+  const ascii = asciiOnly(code);
+  if (ascii !== code) writeFileSync(outfile, ascii);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

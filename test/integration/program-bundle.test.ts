@@ -3,7 +3,7 @@ import { builtinModules } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BUNDLE_EXTERNALS, BUNDLED_PROGRAMS } from '../../support/bundle-programs.js';
+import { BUNDLE_EXTERNALS, BUNDLED_PROGRAMS, asciiOnly } from '../../support/bundle-programs.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
@@ -29,6 +29,8 @@ describe('the bundled programs (dist/cmd/*/main.js)', () => {
       // zod as a namespace import keeps only the English messages.
       expect(code).toContain('node_modules/zod/v4/locales/en.js');
       expect(code).not.toContain('node_modules/zod/v4/locales/fr.js');
+      // All ASCII, so V8 keeps the source (in the heap while the program runs) at one byte a character.
+      expect(code.match(/[\u0080-\uffff].{0,40}/)?.[0]).toBeUndefined();
     });
   }
 
@@ -36,5 +38,18 @@ describe('the bundled programs (dist/cmd/*/main.js)', () => {
     const code = readFileSync(join(root, 'dist', 'cmd', 'collector', 'main.js'), 'utf8');
     expect(code).toMatch(/await import\("grpc-health-check"\)/);
     expect(code).not.toMatch(/^import .*"grpc-health-check"/m);
+  });
+
+  it('asciiOnly escapes what esbuild leaves in comments and regular expressions, meaning the same', () => {
+    const source = "// a → b\nexport const re = /[a-zµμ]/i; export const s = `x—y`; export const emoji = '😀';";
+    const ascii = asciiOnly(source);
+    expect(ascii).not.toMatch(/[\u0080-\uffff]/);
+    const run = (code: string): unknown[] => {
+      const exports: Record<string, unknown> = {};
+      new Function('exports', code.replace(/export const (\w+) =/g, 'exports.$1 =')) (exports);
+      return [(exports.re as RegExp).test('µ'), (exports.re as RegExp).test('5'), exports.s, exports.emoji];
+    };
+    expect(run(ascii)).toEqual(run(source));
+    expect(run(ascii)).toEqual([true, false, 'x—y', '😀']);
   });
 });
