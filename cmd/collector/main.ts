@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import '../../src/collector/young-generation.js';
 import { hostname } from 'node:os';
 import { Collector } from '../../src/collector/collector.js';
 import { collectorConfigWarnings, collectorOptions, loadCollectorConfig } from '../../src/config/collector-config.js';
