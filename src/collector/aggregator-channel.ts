@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { parseHostPort } from '../config/address.js';
-import { encodeChunkMessage } from '../wire/chunk-message.js';
+import { GRPC_FRAME_PREFIX, encodeChunkMessage } from '../wire/chunk-message.js';
 import type { OutgoingChunk } from '../wire/chunk-message.js';
 import { loadIngestApi } from '../wire/grpc-api.js';
 import type { AckMessage } from '../wire/grpc-api.js';
@@ -41,9 +41,13 @@ let shipClient: grpc.ServiceClientConstructor | undefined;
  * as protobufjs's, written around the chunk's EntryBatch in its own buffer instead of copied; and
  * framed there too (grpc-frame-in-place.ts) instead of copied by grpc-js.
  */
-function serializeChunk(msg: OutgoingChunk): Buffer {
+export function serializeChunk(msg: OutgoingChunk): Buffer {
   const out = encodeChunkMessage(msg);
-  return msg.backing !== undefined && out.buffer === msg.backing.buffer ? frameInPlace(out) : out;
+  const b = msg.backing;
+  // Written in place: inside the chunk's buffer with the prefix's room before it. (Sharing the
+  // ArrayBuffer is not enough: a small backing and a copy can both come from Buffer's pool.)
+  const inPlace = b !== undefined && out.buffer === b.buffer && out.byteOffset - GRPC_FRAME_PREFIX >= b.byteOffset && out.byteOffset + out.length <= b.byteOffset + b.length;
+  return inPlace ? frameInPlace(out) : out;
 }
 
 function ingestClientConstructor(): grpc.ServiceClientConstructor {

@@ -164,9 +164,8 @@ export class ShipClient {
   private limitsTimer: TimerHandle | undefined;
   private idleWaiters: Array<() => void> = [];
   /**
-   * Memory of the chunks not acknowledged yet (`chunkMemory`). Besides these, grpc-js holds the framed
-   * copy of one message per stream while HTTP/2 writes it (it passes the next message on only when
-   * that write completes): one chunk at most, outside the count like the read buffer.
+   * Memory of the chunks not acknowledged yet (`chunkMemory`). grpc-js frames a chunk in its own
+   * buffer (grpc-frame-in-place.ts), so what HTTP/2 is writing is inside this count, not a copy beside it.
    */
   unackedBytes = 0;
   unackedChunks = 0;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as compressionFilter from '@grpc/grpc-js/build/src/compression-filter.js';
+import { serializeChunk } from '../../src/collector/aggregator-channel.js';
 import { frameInPlace } from '../../src/collector/grpc-frame-in-place.js';
 import { CHUNK_HEADROOM, CHUNK_TAILROOM, GRPC_FRAME_PREFIX, encodeChunkMessage } from '../../src/wire/chunk-message.js';
 import { EntryBatchWriter, RunHead, encodeBatchHeader } from '../../src/wire/entry-batch.js';
@@ -42,5 +43,20 @@ describe('grpc-frame-in-place: grpc-js frames a serialized Chunk in its own buff
     const framed = await frameAsGrpcJs(other);
     expect(framed.buffer).not.toBe(other.buffer);
     expect([...framed]).toEqual([0, 0, 0, 0, 5, ...other]);
+  });
+
+  it('regression: a copy that shares Buffer\'s pool with a small chunk is framed by grpc-js, not over the chunk\'s bytes', async () => {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      // A small backing from the pool with no room around the entries: the serializer copies, and the
+      // copy is the pool's next slice, right behind the backing.
+      const backing = Buffer.allocUnsafe(100).fill(0xab);
+      const message = serializeChunk({ sequence: 1, entries: backing, entryCount: 1, backing });
+      if (message.buffer !== backing.buffer) continue;
+      const frame = await frameAsGrpcJs(message);
+      expect(frame.subarray(5).equals(message)).toBe(true);
+      expect(backing.every((b) => b === 0xab)).toBe(true);
+      return;
+    }
+    throw new Error('the copy never shared the pool with the backing: the case was not exercised');
   });
 });
