@@ -170,6 +170,7 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
           handshakeFailures.inc({ reason: failure.reason });
           handshakeLog.log(failure);
         },
+        onDefaultHttp2Settings: () => logger.warn({}, 'cannot reach grpc-js\'s HTTP/2 servers to widen their flow-control windows; ingest runs with HTTP/2\'s 64 KiB defaults (slower, still correct)'),
       }),
     );
     cleanup.push(() => grpc.shutdown(0));

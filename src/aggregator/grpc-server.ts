@@ -5,6 +5,7 @@ import type { TlsMaterial } from '../config/aggregator-config.js';
 import { loadIngestApi } from '../wire/grpc-api.js';
 import type { AggregatorMetrics } from '../telemetry/aggregator-metrics.js';
 import { guardCompressedFlag } from './grpc-compression-guard.js';
+import { applyIngestHttp2Settings } from './grpc-http2-settings.js';
 import { listenGrpc } from './grpc-listener.js';
 import type { HandshakeFailure } from './grpc-listener.js';
 import type { IngestService } from './ingest-service.js';
@@ -21,6 +22,8 @@ export interface GrpcServerOptions {
   readonly metrics?: AggregatorMetrics;
   /** Called for every refused TLS handshake (see grpc-listener.ts). */
   readonly onHandshakeFailure?: (failure: HandshakeFailure) => void;
+  /** Told when grpc-js's HTTP/2 servers cannot be given the ingest windows (grpc-http2-settings.ts). */
+  readonly onDefaultHttp2Settings?: () => void;
 }
 
 /**
@@ -70,6 +73,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   // We own the socket listener and terminate TLS ourselves (grpc-listener.ts), so refused handshakes
   // are seen; grpc-js serves the accepted, already decrypted connections.
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  if (!applyIngestHttp2Settings(server)) options.onDefaultHttp2Settings?.();
   const listener = await listenGrpc({
     ...parseHostPort(options.address),
     tls: options.tls,
