@@ -13,7 +13,6 @@ import { writeLimits } from '../wire/ingest-limits.js';
 import type { DedupeMetrics } from '../telemetry/dedupe-metrics.js';
 import type { AdmissionLimits } from './admission.js';
 import { admitChunk } from './admission.js';
-import { identityOf } from './accepted-offsets.js';
 import type { AcceptedOffsets, ChunkIdentity } from './accepted-offsets.js';
 import { releaseDecodedPieces } from './grpc-decoder-release.js';
 import { disableReadAhead, gateReads } from './grpc-read-ahead.js';
@@ -280,8 +279,8 @@ export class IngestService {
    */
   private admitNew(state: StreamState, chunk: ChunkMessage, ticket: ChunkTicket, entries: number, oversizedLines: number, spans: Uint32Array, identity?: ChunkIdentity): Promise<number> {
     const accepted = this.options.accepted;
-    // Found by the admission scan; identityOf walks the chunk again only if that did not happen.
-    const id = accepted === undefined ? undefined : (identity ?? identityOf(chunk.entries));
+    // Found by the admission scan (asked for whenever deduplication is on).
+    const id = accepted === undefined ? undefined : identity;
     if (accepted === undefined || id === undefined) return this.store(state, chunk, ticket, chunk.entries, entries, oversizedLines, spans);
     const keys = id.runs.map((r) => `${id.collectorId}\u0000${r.fileId}`);
     const others: Promise<unknown>[] = [];
