@@ -86,6 +86,15 @@ async function run(victim: Victim, kills: number): Promise<void> {
     `exactly-once, kill -9 of the ${victim} x${kills}: ${report.expected} lines written, ${report.delivered} delivered, ` +
       `${report.missing.length} lost, ${report.duplicates} duplicated; ${replaysDropped} replays dropped (metric, last runs)`,
   );
+  if (report.duplicates > 0) {
+    // Seen a few times under heavy load and never reproduced on purpose: leave evidence in the log.
+    const delivered = readDelivered(out);
+    const count = new Map<string, number>();
+    for (const d of delivered) count.set(d.line, (count.get(d.line) ?? 0) + 1);
+    const twice = delivered.filter((d) => (count.get(d.line) ?? 0) > 1);
+    console.log(`duplicates: first ${JSON.stringify(twice.slice(0, 2))}, last ${JSON.stringify(twice.slice(-2))}`);
+    console.log(`the last aggregator's warnings and errors:\n${aggregator.logs.filter((l) => /"level":(40|50)/.test(l)).join('\n')}`);
+  }
   expect(report.missing.length).toBe(0);
   expect(report.duplicates).toBe(0);
   expect(report.delivered).toBe(report.expected);
