@@ -84,7 +84,7 @@ async function stop(d: Driver): Promise<void> {
  * last offer succeeded (its messages in the log, the last window of them not yet sent), so that
  * the two figures are like for like. `sent` goes on until the last byte left the socket.
  */
-async function ourPublication(channel: string, streamId: number, count: number, length: number): Promise<{ offered: number; sent: number; cpuPerMillion: number }> {
+async function ourPublication(channel: string, streamId: number, count: number, length: number): Promise<{ offered: number; sent: number; cpuPerMillion: number; retransmits: number }> {
   const pub = await UdpPublication.open({ channel, streamId });
   try {
     if (!(await pub.waitForConnected(5000))) throw new Error('aeronmd did not answer our SETUP');
@@ -111,7 +111,7 @@ async function ourPublication(channel: string, streamId: number, count: number, 
     while (pub.publication.senderPosition < end) await pub.waitForProgress(1000);
     const sent = performance.now();
     const cpu = process.cpuUsage(cpuAtStart);
-    return { offered: count / ((offered - start) / 1000), sent: count / ((sent - start) / 1000), cpuPerMillion: ((cpu.user + cpu.system) / 1e6) * (1e6 / count) };
+    return { offered: count / ((offered - start) / 1000), sent: count / ((sent - start) / 1000), cpuPerMillion: ((cpu.user + cpu.system) / 1e6) * (1e6 / count), retransmits: pub.publication.counters.retransmits };
   } finally {
     pub.abort();
   }
@@ -139,6 +139,8 @@ export interface PublicationComparison {
   readonly oursSent: readonly number[];
   /** CPU seconds (user + system) of our publication per million messages, per run. */
   readonly oursCpu: readonly number[];
+  /** Datagrams our publication sent again on the receiver's NAKs, per run. */
+  readonly oursRetransmits: readonly number[];
   readonly c: readonly number[];
   /** median(ours) / median(c). */
   readonly ratio: number;
@@ -153,6 +155,7 @@ export async function comparePublications(count = 1_000_000, runs = 3): Promise<
   const ours: number[] = [];
   const oursSent: number[] = [];
   const oursCpu: number[] = [];
+  const oursRetransmits: number[] = [];
   const c: number[] = [];
   try {
     for (let run = 0; run < runs; run++) {
@@ -160,12 +163,13 @@ export async function comparePublications(count = 1_000_000, runs = 3): Promise<
       ours.push(r.offered);
       oursSent.push(r.sent);
       oursCpu.push(r.cpuPerMillion);
+      oursRetransmits.push(r.retransmits);
       c.push(await cPublisher(d.dir, channel, streamId, count, 120));
     }
   } finally {
     await stop(d);
   }
-  return { ours, oursSent, oursCpu, c, ratio: median(ours) / median(c), ratioSent: median(oursSent) / median(c) };
+  return { ours, oursSent, oursCpu, oursRetransmits, c, ratio: median(ours) / median(c), ratioSent: median(oursSent) / median(c) };
 }
 
 function batchesOf(entries: number, batchSize: number): Batch[] {
@@ -349,6 +353,7 @@ async function printPublicationComparison(count: number): Promise<void> {
   console.log(`  our publication, to the last offer   ${p.ours.map(rate).join(' / ')} msgs/s  median ${rate(median(p.ours))}`);
   console.log(`  our publication, to the last send    ${p.oursSent.map(rate).join(' / ')} msgs/s  median ${rate(median(p.oursSent))}`);
   console.log(`  our publication's CPU s per 1M msgs  ${p.oursCpu.map((x) => x.toFixed(2)).join(' / ')}  median ${median(p.oursCpu).toFixed(2)}`);
+  console.log(`  our retransmitted datagrams (NAKs)  ${p.oursRetransmits.join(' / ')}`);
   console.log(`  C streaming_publisher (last offer)   ${p.c.map(rate).join(' / ')} msgs/s  median ${rate(median(p.c))}`);
   console.log(`  ratio of medians, like for like (last offer): ${p.ratio.toFixed(2)}x (target ≥ 1.5x); ours to the last send: ${p.ratioSent.toFixed(2)}x`);
 }

@@ -65,6 +65,11 @@ export class DestinationTracker {
     }
   }
 
+  /** No status message from `d` for longer than the timeout (or since it was last resolved). */
+  silent(d: Destination, nowMs: number): boolean {
+    return nowMs - d.lastActivityMs > this.timeoutMs;
+  }
+
   /** Dynamic mode: drops destinations silent for the timeout. Returns how many were dropped. */
   expire(nowMs: number): number {
     if (this.mode !== 'dynamic') return 0;

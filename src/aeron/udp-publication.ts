@@ -12,6 +12,7 @@ import type { Destination } from './destination-tracker.js';
 import { FrameType, HeaderField, SM_LENGTH, SmField } from './frame-codec.js';
 import type { UdpChannel } from './channel-uri.js';
 import { Publication } from './publication.js';
+import { SoleReceiverLink } from './sole-receiver-link.js';
 import { DEFAULT_MTU, DEFAULT_TERM_LENGTH } from './term-math.js';
 
 export interface UdpPublicationOptions {
@@ -28,6 +29,11 @@ export interface UdpPublicationOptions {
   /** Period of the duty-cycle timer (SETUP, heartbeats, liveness). */
   readonly dutyCycleMs?: number;
   readonly socketBufferBytes?: number;
+  /**
+   * Unicast to one receiver: connect the socket to it while it answers from the address data goes to
+   * (default true; fewer checks per datagram in node and the kernel). False keeps it unconnected.
+   */
+  readonly connectSocket?: boolean;
   /** Resolves a destination's host name to an address (DNS by default); injectable for tests. */
   readonly lookup?: (host: string, family: 4 | 6) => Promise<string>;
 }
@@ -87,6 +93,8 @@ export class UdpPublication {
     private readonly errors: { count: number },
     readonly destinations: DestinationTracker,
     private readonly resolve: (host: string, family: 4 | 6) => Promise<string>,
+    /** The socket's connection to a sole unicast receiver (tests read `connected` and `connects`). */
+    readonly link: SoleReceiverLink,
   ) {
     this.channel = channel;
     this.publication = publication;
@@ -117,8 +125,9 @@ export class UdpPublication {
         resolve();
       });
     });
-    // Not connect()ed: the receiver's SM/NAK must be accepted whatever source address its host
-    // replies from (a wildcard-bound receiver on a multi-homed host), as the C sender does. Each
+    // Not connect()ed at first: the receiver's SM/NAK must be accepted whatever source address its
+    // host replies from (a wildcard-bound receiver on a multi-homed host), as the C sender does; the
+    // SoleReceiverLink connects only to a receiver that answers from where data goes. Each
     // destination's name is resolved here, and again when its receiver falls silent (see
     // DestinationTracker), so each send goes to an IP literal without a lookup per datagram.
     const resolve = o.lookup ?? dnsLookup;
@@ -150,23 +159,26 @@ export class UdpPublication {
     } catch {
       // The kernel caps buffer sizes (net.core.wmem_max); the defaults still work, more slowly.
     }
+    // Unicast to one receiver: the socket connects to it once it answers (see SoleReceiverLink).
+    const link = new SoleReceiverLink(socket, multicast === undefined && mdc === undefined && o.connectSocket !== false);
     const publication = new Publication({
       sessionId: channel.sessionId ?? randomSessionId(random),
       streamId: o.streamId,
       initialTermId: channel.initialTermId ?? randomInt32(random),
       termLength: o.termLength ?? channel.termLength ?? DEFAULT_TERM_LENGTH,
       mtu: o.mtu ?? channel.mtu ?? DEFAULT_MTU,
-      send: (d) => {
-        for (const t of destinations.targets) socket.send(d, t.port, t.address as string);
-      },
+      send: (d) => link.send(d, destinations.targets),
       singleReceiver: multicast === undefined && mdc === undefined,
       ...(o.connectionTimeoutMs === undefined ? {} : { connectionTimeoutMs: o.connectionTimeoutMs }),
       ...((o.lingerMs ?? channel.lingerMs) === undefined ? {} : { lingerMs: o.lingerMs ?? channel.lingerMs }),
     });
-    const p = new UdpPublication(socket, channel, publication, clock, o.dutyCycleMs ?? 10, errors, destinations, resolve);
+    const p = new UdpPublication(socket, channel, publication, clock, o.dutyCycleMs ?? 10, errors, destinations, resolve, link);
     socket.on('message', (msg, from) => {
       const now = p.clock.now();
-      if (msg.length >= SM_LENGTH && msg.readInt16LE(HeaderField.type) === FrameType.Sm) destinations.onStatusMessage(msg.readBigInt64LE(SmField.receiverId), from.address, from.port, now);
+      if (msg.length >= SM_LENGTH && msg.readInt16LE(HeaderField.type) === FrameType.Sm) {
+        destinations.onStatusMessage(msg.readBigInt64LE(SmField.receiverId), from.address, from.port, now);
+        link.onStatusMessage(from.address, from.port, destinations.targets);
+      }
       p.publication.onControl(msg, now);
       p.work();
     });
@@ -294,6 +306,8 @@ export class UdpPublication {
     const now = this.clock.now();
     this.destinations.expire(now);
     for (const d of this.destinations.dueForResolution(now)) this.reResolve(d);
+    const targets = this.destinations.targets;
+    if (this.link.connected) this.link.check(targets.length === 1 && !this.destinations.silent(targets[0] as Destination, now), targets);
     this.publication.doWork(now);
     const moved = this.publication.senderPosition !== this.lastSenderPosition;
     this.lastSenderPosition = this.publication.senderPosition;
