@@ -60,20 +60,37 @@ function nodeArgs(program: 'collector' | 'aggregator', script: string): string[]
 }
 
 /**
- * The node options the program's own `#!/usr/bin/env -S node ...` line gives it (the npm bin and the
- * image run it through that line), so the benchmark runs it the same way. None today: `#!/usr/bin/env node`.
+ * How the program's own first line starts it (the npm bin and the image run it through that line):
+ * `#!/usr/bin/env -S [NAME=VALUE ...] node [options]` gives environment variables and node options,
+ * `#!/usr/bin/env node` neither. The benchmarks start the programs with `node script`, so they pass the
+ * same, and measure the programs as they run. (The collector's line sets MALLOC_ARENA_MAX and GC
+ * options: see cmd/collector/main.ts.)
  */
-export function shebangNodeArgs(script: string): string[] {
+export function shebangLaunch(script: string): { env: Record<string, string>; nodeArgs: string[] } {
   const fd = openSync(script, 'r');
   try {
-    const head = Buffer.alloc(256);
+    const head = Buffer.alloc(512);
     const n = readSync(fd, head, 0, head.length, 0);
     const first = head.toString('utf8', 0, n).split('\n', 1)[0] ?? '';
-    const m = /^#!\/usr\/bin\/env -S node\s+(.*)$/.exec(first.trim());
-    return m === null ? [] : (m[1] ?? '').trim().split(/\s+/);
+    const m = /^#!\/usr\/bin\/env -S\s+(.*)$/.exec(first.trim());
+    const env: Record<string, string> = {};
+    if (m === null) return { env, nodeArgs: [] };
+    const words = (m[1] ?? '').trim().split(/\s+/);
+    let i = 0;
+    for (; i < words.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[i] as string); i++) {
+      const w = words[i] as string;
+      env[w.slice(0, w.indexOf('='))] = w.slice(w.indexOf('=') + 1);
+    }
+    if (words[i] !== 'node') return { env: {}, nodeArgs: [] };
+    return { env, nodeArgs: words.slice(i + 1) };
   } finally {
     closeSync(fd);
   }
+}
+
+/** The node options of the program's first line (see shebangLaunch). */
+export function shebangNodeArgs(script: string): string[] {
+  return shebangLaunch(script).nodeArgs;
 }
 
 /** AGGREGATOR_MINIMUM_PUBLISH_FREQUENCY of the benchmarks (the 15 s default would measure the batch timer). */
@@ -86,6 +103,7 @@ export function startBenchAggregator(dir: string, emitterEnv: Record<string, str
     script,
     env: {
       ...process.env,
+      ...shebangLaunch(script).env,
       LOG_LEVEL: 'info',
       AGGREGATOR_LISTEN_ADDRESS: '127.0.0.1:0',
       AGGREGATOR_METRICS_ADDRESS: '127.0.0.1:0',
@@ -105,6 +123,7 @@ export function startBenchCollector(dir: string, files: string, grpcPort: number
     script,
     env: {
       ...process.env,
+      ...shebangLaunch(script).env,
       LOG_LEVEL: 'info',
       COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${grpcPort}`,
       COLLECTOR_FILES: files,

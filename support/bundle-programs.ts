@@ -17,7 +17,7 @@
  * The other commands (cmd/demo, cmd/healthcheck, cmd/aeron-receiver) stay tsc's output.
  */
 import { build } from 'esbuild';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,6 +59,8 @@ async function bundle(program: string): Promise<void> {
   const code = readFileSync(outfile, 'utf8');
   const ascii = asciiOnly(code);
   if (ascii !== code) writeFileSync(outfile, ascii);
+  // Executable, so `dist/cmd/<program>/main.js` runs through its first line as the bin does.
+  chmodSync(outfile, 0o755);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

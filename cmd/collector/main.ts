@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --single-threaded-gc --v8-pool-size=1
 import '../../src/collector/young-generation.js';
 import { hostname } from 'node:os';
 import { Collector } from '../../src/collector/collector.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import protobuf from 'protobufjs/minimal.js';
 import { describe, expect, it } from 'vitest';
 import { fillLine } from '../../bench/corpus.js';
-import { shebangNodeArgs } from '../../bench/e2e-bench.js';
+import { shebangLaunch, shebangNodeArgs } from '../../bench/e2e-bench.js';
 import { encodeStream } from '../../bench/ingest-bench.js';
 import { category } from '../../bench/profile-summary.js';
 import { median, medianWithSpread } from '../../bench/stats.js';
@@ -74,7 +74,7 @@ describe('bench statistics', () => {
 });
 
 describe('the e2e benchmark runs the programs as their bin line does', () => {
-  it('takes node options from a `#!/usr/bin/env -S node ...` line, none from `#!/usr/bin/env node`', () => {
+  it('takes variables and node options from a `#!/usr/bin/env -S [NAME=VALUE ...] node ...` line, none from `#!/usr/bin/env node`', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mc-shebang-'));
     try {
       const script = (name: string, first: string): string => {
@@ -87,6 +87,11 @@ describe('the e2e benchmark runs the programs as their bin line does', () => {
       ]);
       expect(shebangNodeArgs(script('b.js', '#!/usr/bin/env node'))).toEqual([]);
       expect(shebangNodeArgs(script('c.js', 'import x from "y";'))).toEqual([]);
+      expect(shebangLaunch(script('d.js', '#!/usr/bin/env -S MALLOC_ARENA_MAX=2 A_B=x=y node --single-threaded-gc'))).toEqual({
+        env: { MALLOC_ARENA_MAX: '2', A_B: 'x=y' },
+        nodeArgs: ['--single-threaded-gc'],
+      });
+      expect(shebangLaunch(script('e.js', '#!/usr/bin/env -S python3 -u'))).toEqual({ env: {}, nodeArgs: [] });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

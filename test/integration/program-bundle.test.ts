@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { BUNDLE_EXTERNALS, BUNDLED_PROGRAMS, asciiOnly } from '../../support/bundle-programs.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The collector's first line trades a little GC parallelism for memory (cmd/collector/main.ts). */
+const FIRST_LINES: Record<string, string> = { collector: '#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --single-threaded-gc --v8-pool-size=1' };
 const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 
 /**
@@ -17,7 +20,7 @@ describe('the bundled programs (dist/cmd/*/main.js)', () => {
   for (const program of BUNDLED_PROGRAMS) {
     it(`${program}: imports at start only node built-ins and the native addon; no protobufjs, no zod locales`, () => {
       const code = readFileSync(join(root, 'dist', 'cmd', program, 'main.js'), 'utf8');
-      expect(code.startsWith('#!/usr/bin/env node\n')).toBe(true);
+      expect(code.startsWith(`${FIRST_LINES[program] ?? '#!/usr/bin/env node'}\n`)).toBe(true);
       const staticImports = [...code.matchAll(/^import\s+(?:[^'"]*?\s+from\s+)?["']([^"']+)["'];?$/gm)].map((m) => m[1] as string);
       expect(staticImports.length).toBeGreaterThan(0);
       const notBuiltin = [...new Set(staticImports.filter((s) => !builtins.has(s)))];
@@ -31,6 +34,17 @@ describe('the bundled programs (dist/cmd/*/main.js)', () => {
       expect(code).not.toContain('node_modules/zod/v4/locales/fr.js');
       // All ASCII, so V8 keeps the source (in the heap while the program runs) at one byte a character.
       expect(code.match(/[\u0080-\uffff].{0,40}/)?.[0]).toBeUndefined();
+    });
+  }
+
+  for (const program of ['aggregator', 'collector']) {
+    it(`${program}: the built file is executable and starts through its own first line (as the bin and the image run it)`, () => {
+      const file = join(root, 'dist', 'cmd', program, 'main.js');
+      expect(statSync(file).mode & 0o111).toBe(0o111);
+      const r = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/\d+\.\d+\.\d+/);
     });
   }
 
