@@ -2,6 +2,8 @@ import { DATA_HEADER_LENGTH, DataField, DataFlag, FrameType, HeaderField, PROTOC
 import { fragmentedLength, maxMessageLength } from './term-math.js';
 
 const PARTITIONS = 3;
+/** frameStart's index: the first frame start within each block of this many bytes of a term. */
+const BLOCK_SHIFT = 16;
 
 /**
  * The publication's three preallocated term buffers, laid out exactly as an Aeron log (§2): 32-byte
@@ -20,6 +22,13 @@ export class PublicationLog {
   readonly maxMessageLength: number;
   /** Next byte to be written (the producer's tail). */
   tail = 0;
+  /**
+   * Per partition, per 64 KiB block of the term: the offset of the first frame written in the block in
+   * the partition's current lap, or -1. frameStart walks from there instead of from the term's start.
+   */
+  private readonly blockStarts: Int32Array[];
+  /** The block of the last frame noted in blockStarts. */
+  private notedBlock = -1;
 
   constructor(
     readonly termLength: number,
@@ -30,6 +39,7 @@ export class PublicationLog {
   ) {
     this.terms = Array.from({ length: PARTITIONS }, () => Buffer.alloc(termLength));
     this.views = this.terms.map((t) => new DataView(t.buffer, t.byteOffset, t.byteLength));
+    this.blockStarts = this.terms.map(() => new Int32Array(Math.ceil(termLength / (1 << BLOCK_SHIFT))).fill(-1));
     this.maxPayload = mtu - DATA_HEADER_LENGTH;
     this.maxMessageLength = maxMessageLength(termLength);
   }
@@ -98,7 +108,21 @@ export class PublicationLog {
     return this.tail;
   }
 
+  /**
+   * Notes the first frame written in a block (frames are written in order, so the first one whose
+   * block differs from the last noted one), at `offset` of the tail's partition; a frame at offset 0
+   * starts the partition's new lap, whose blocks are unknown until written.
+   */
+  private noteFrame(offset: number): void {
+    const blocks = this.blockStarts[Math.floor(this.tail / this.termLength) % PARTITIONS] as Int32Array;
+    if (offset === 0) blocks.fill(-1);
+    const b = offset >>> BLOCK_SHIFT;
+    blocks[b] = offset;
+    this.notedBlock = b;
+  }
+
   private writeHeader(view: DataView, offset: number, frameLength: number, flags: number, type: number, termId: number): void {
+    if (offset >>> BLOCK_SHIFT !== this.notedBlock || offset === 0) this.noteFrame(offset);
     view.setInt32(offset + HeaderField.frameLength, frameLength, true);
     // version (byte 4), flags (byte 5) and type (bytes 6-7, little-endian) as one int32.
     view.setInt32(offset + HeaderField.version, PROTOCOL_VERSION | (flags << 8) | (type << 16), true);
@@ -195,7 +219,17 @@ export class PublicationLog {
     const termStart = position - (position % this.termLength);
     const target = position - termStart;
     const view = this.viewFor(position);
+    // From the last frame known to start at or before the target (the index of 64 KiB blocks), else
+    // from the term's start: the walk covers at most a block and a frame, not the whole term.
+    const blocks = this.blockStarts[Math.floor(position / this.termLength) % PARTITIONS] as Int32Array;
     let offset = 0;
+    for (let b = target >>> BLOCK_SHIFT; b >= 0; b--) {
+      const at = blocks[b] as number;
+      if (at !== -1 && at <= target) {
+        offset = at;
+        break;
+      }
+    }
     while (offset < target) {
       const frameLength = view.getInt32(offset + HeaderField.frameLength, true);
       if (frameLength <= 0) break;
