@@ -18,8 +18,8 @@ export interface LinkTarget {
  *
  * An unconnected UDP socket makes the kernel look up the route and check the address on every
  * datagram, and node's dgram validates a port and an address per send; a connected one does neither
- * (measured against `aeronmd`: about 15 % less CPU per message in our publication, 2026-11-30,
- * bench/README.md). But a connected socket also hears only its peer, and a receiver may answer from
+ * (measured against `aeronmd`: about 5 % less CPU per message in our publication, interleaved
+ * with the unconnected socket, 2026-11-30, bench/README.md). But a connected socket also hears only its peer, and a receiver may answer from
  * another address than the one we send to (a wildcard-bound receiver on a multi-homed host), as the
  * C sender, which stays unconnected, tolerates. So the link connects only once a status message came
  * from exactly the address and port the data goes to, and disconnects when that receiver falls silent
@@ -75,7 +75,7 @@ export class SoleReceiverLink {
     this.release();
   }
 
-  /** Back to an unconnected socket (also before closing it). */
+  /** Back to an unconnected socket. */
   release(): void {
     if (this.peer === undefined) return;
     this.peer = undefined;
