@@ -153,17 +153,26 @@ export class FileCommit {
     }
   }
 
-  /** The entries whose identity is not committed yet, in order; `dropped` counts the others. */
+  /**
+   * The entries whose identity is not committed yet, in order, each once: an entry whose identity came
+   * earlier in the same batch is dropped too (two copies of a chunk in the spool, next to each other,
+   * would otherwise pass together, as neither is committed yet). `dropped` counts the others.
+   */
   unseen(entries: readonly Entry[]): { entries: readonly Entry[]; dropped: number } {
     let dropped = 0;
     let kept: Entry[] | undefined;
+    const batch = new IdentityRanges(this.maxFiles);
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i] as Entry;
-      const seen = this.ranges.get(e.source.collectorId, e.source.fileId)?.has(e.offset) === true;
+      const { collectorId, fileId } = e.source;
+      const seen = this.ranges.get(collectorId, fileId)?.has(e.offset) === true || batch.get(collectorId, fileId)?.has(e.offset) === true;
       if (seen) {
         dropped++;
         kept ??= entries.slice(0, i) as Entry[];
-      } else kept?.push(e);
+        continue;
+      }
+      kept?.push(e);
+      batch.add(collectorId, fileId, e.offset, e.offset, nextOffset(e.offset, e.line.length, e.flags));
     }
     return { entries: kept ?? entries, dropped };
   }

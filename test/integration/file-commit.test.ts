@@ -59,6 +59,21 @@ describe('file emitter commit: exactly-once across a crash', () => {
     await second.close();
   });
 
+  it('two copies of the same entries in one batch (a chunk stored twice, neither committed yet) are written once', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mc-file-commit-'));
+    const out = join(dir, 'out.log');
+    const dropped: number[] = [];
+    const e = await emitter(out, dropped);
+    expect((await e.emit(arrayBatch(1, [...entries(0, 120), ...entries(80, 200)]), signal)).kind).toBe('ok');
+    expect(await readFile(out, 'utf8')).toBe(text(0, 200));
+    expect(dropped).toEqual([40]);
+    // Committed: the same entries again in a later batch are dropped as before.
+    expect((await e.emit(arrayBatch(2, entries(150, 210)), signal)).kind).toBe('ok');
+    expect(await readFile(out, 'utf8')).toBe(text(0, 210));
+    expect(dropped).toEqual([40, 50]);
+    await e.close();
+  });
+
   it('a batch whose commit cannot be written is not confirmed and is taken back out of the output', async () => {
     dir = await mkdtemp(join(tmpdir(), 'mc-file-commit-'));
     const out = join(dir, 'out.log');
