@@ -39,7 +39,7 @@ export interface CommittedOutput {
 }
 
 /** Bytes of the output's end whose checksum identifies it (the end of the last batch). */
-const TAIL_BYTES = 256;
+export const TAIL_BYTES = 256;
 
 /** The checksum evidence of an output whose last bytes are `data`'s end. */
 export function tailEvidence(data: Buffer): { tailCrc: number; tailBytes: number } {

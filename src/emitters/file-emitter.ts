@@ -7,7 +7,7 @@ import { systemClock } from '../util/clock.js';
 import { ErrorCode, McError, errorMessage } from '../errors.js';
 import type { Entry } from '../wire/entry-batch.js';
 import type { Batch, EmitResult, Emitter } from './emitter.js';
-import { FileCommit, tailEvidence } from './file-commit.js';
+import { FileCommit, TAIL_BYTES, tailEvidence } from './file-commit.js';
 import { OK, retryable } from './emitter.js';
 import { entriesToJsonLines } from './entry-json.js';
 import { parsePathTemplate } from './path-template.js';
@@ -142,7 +142,10 @@ export class FileEmitter implements Emitter {
     if (dropped > 0) this.options.onReplaysDropped?.(dropped);
     if (entries.length === 0) return OK;
     const data = this.format === 'json' ? entriesToJsonLines(entries) : rawLines(arrayBatch(0, entries));
-    const result = await this.append(data);
+    // Before the first byte goes into a file the commit does not name (the first batch ever, or a new
+    // file after a rotation), commit that file at its size now: a crash between the write and the
+    // batch's commit then leaves bytes that the next start cuts, not a batch written twice.
+    const result = await this.append(data, (output) => this.commitBeforeFirstWrite(commit, output));
     const output = this.output;
     if (result.kind !== 'ok' || output === undefined) return result;
     try {
@@ -154,6 +157,15 @@ export class FileEmitter implements Emitter {
       await this.takeBack(output, data.length);
       return retryable(new McError(ErrorCode.EmitFailed, `cannot commit the output: ${errorMessage(err)}`, { cause: err }));
     }
+  }
+
+  private async commitBeforeFirstWrite(commit: FileCommit, output: Output): Promise<void> {
+    const c = commit.committed;
+    if (c !== undefined && c.path === output.path && c.dev === output.dev && c.ino === output.ino) return;
+    const size = Number((await output.handle.stat()).size);
+    const tail = Buffer.alloc(Math.min(size, TAIL_BYTES));
+    if (tail.length > 0) await output.handle.read(tail, 0, tail.length, size - tail.length);
+    await commit.commit([], { path: output.path, dev: output.dev, ino: output.ino, size, ...tailEvidence(tail) }, this.options.fsync === true);
   }
 
   private async loadCommit(): Promise<FileCommit> {
@@ -201,7 +213,8 @@ export class FileEmitter implements Emitter {
     return run;
   }
 
-  private async append(data: Buffer): Promise<EmitResult> {
+  /** `beforeWrite` runs for the file the batch is about to go into, right before each write. */
+  private async append(data: Buffer, beforeWrite?: (output: Output) => Promise<void>): Promise<EmitResult> {
     if (this.closed) return retryable(new McError(ErrorCode.EmitFailed, 'file emitter is closed'));
     const path = this.template.render(this.clock.now());
     for (let attempt = 1; ; attempt++) {
@@ -219,6 +232,13 @@ export class FileEmitter implements Emitter {
         }
       } catch (err) {
         return retryable(new McError(ErrorCode.EmitFailed, `cannot open ${path}: ${errorMessage(err)}`, { cause: err }));
+      }
+      if (beforeWrite !== undefined) {
+        try {
+          await beforeWrite(output);
+        } catch (err) {
+          return retryable(new McError(ErrorCode.EmitFailed, `cannot commit ${path} before writing to it: ${errorMessage(err)}`, { cause: err }));
+        }
       }
       const failed = await this.write(output, data);
       if (failed !== undefined) return failed;
@@ -301,7 +321,8 @@ export class FileEmitter implements Emitter {
       if (held.path === path) return held;
       await this.release(held, 'time');
     }
-    const handle = await open(path, 'a');
+    // Exactly-once reads the end of the file it commits (commitBeforeFirstWrite): then read and append.
+    const handle = await open(path, this.options.commitPath === undefined ? 'a' : 'a+');
     try {
       const st = await handle.stat({ bigint: true });
       // A new file's directory entry must be durable too before anything in it is confirmed.

@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { arrayBatch } from '../../src/emitters/array-batch.js';
 import { FileEmitter } from '../../src/emitters/file-emitter.js';
@@ -32,6 +35,23 @@ async function emitter(out: string, dropped: number[] = []): Promise<FileEmitter
   await e.start();
   return e;
 }
+
+const dist = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src');
+const distUrl = (p: string): string => pathToFileURL(join(dist, p)).href;
+/** Emits 1,000,000 lines of 120 B (another file than `entries()`) as one batch with exactly-once on. */
+const BIG_BATCH_WRITER = `
+import { FileEmitter } from '${distUrl('emitters/file-emitter.js')}';
+import { arrayBatch } from '${distUrl('emitters/array-batch.js')}';
+import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '${distUrl('wire/entry-batch.js')}';
+const [out, commitPath] = process.argv.slice(1);
+const writer = new EntryBatchWriter(encodeBatchHeader('c1', []), 130 * 1024 * 1024);
+const head = new RunHead('/var/log/big.log', 'big-1');
+const line = Buffer.alloc(120, 0x62);
+for (let i = 0; i < 1_000_000; i++) writer.addLine(head, line, 0, line.length, i * 121, 0n);
+const e = new FileEmitter({ path: out, commitPath });
+await e.start();
+await e.emit(arrayBatch(1, decodeEntries(writer.finish())), new AbortController().signal);
+`;
 
 describe('file emitter commit: exactly-once across a crash', () => {
   it('cuts bytes written but never committed, and drops committed entries delivered again', async () => {
@@ -71,6 +91,33 @@ describe('file emitter commit: exactly-once across a crash', () => {
     expect((await e.emit(arrayBatch(2, entries(150, 210)), signal)).kind).toBe('ok');
     expect(await readFile(out, 'utf8')).toBe(text(0, 210));
     expect(dropped).toEqual([40, 50]);
+    await e.close();
+  });
+
+  it('kill -9 while the very first batch is being written: the next start cuts it (the commit names the file before its first byte)', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mc-file-commit-'));
+    const out = join(dir, 'out.log');
+    const commitPath = join(dir, 'file-emitter.commit.json');
+    // A real process (the built emitter) writes one batch of 120 MB and is killed once bytes appear.
+    // If it got as far as committing the whole batch, the moment was missed: try again.
+    let killedMidWrite = false;
+    for (let attempt = 0; attempt < 3 && !killedMidWrite; attempt++) {
+      await rm(out, { force: true });
+      await rm(commitPath, { force: true });
+      const child = spawn(process.execPath, ['--input-type=module', '-e', BIG_BATCH_WRITER, out, commitPath], { stdio: 'ignore' });
+      const exited = new Promise((r) => child.once('exit', r));
+      const deadline = Date.now() + 30_000;
+      while (!(existsSync(out) && statSync(out).size > 0) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 1));
+      child.kill('SIGKILL');
+      await exited;
+      const size = existsSync(out) ? statSync(out).size : 0;
+      const committed = existsSync(commitPath) ? (JSON.parse(readFileSync(commitPath, 'utf8')) as { output: { size: number } | null }).output?.size : undefined;
+      killedMidWrite = size > 0 && committed !== size;
+    }
+    expect(killedMidWrite).toBe(true);
+    const e = await emitter(out);
+    expect((await e.emit(arrayBatch(1, entries(0, 10)), signal)).kind).toBe('ok');
+    expect(await readFile(out, 'utf8')).toBe(text(0, 10));
     await e.close();
   });
 
