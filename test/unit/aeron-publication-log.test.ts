@@ -19,40 +19,35 @@ function walkFromTermStart(log: PublicationLog, position: number): number {
   return termStart + offset;
 }
 
+/**
+ * Appends messages of the generated sizes until the log's tail passes `untilBytes`, then compares
+ * frameStart with the walk from the term start at 64 positions of the last half term.
+ */
+function agreesWithWalk(o: { termLength: number; mtu: number; maxMessage: number; untilBytes: number; messages: { min: number; max: number }; numRuns: number; step: number }): void {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 0, max: o.maxMessage }), { minLength: o.messages.min, maxLength: o.messages.max }), fc.integer({ min: 0, max: 1_000_000 }), (sizes, seed) => {
+      const log = new PublicationLog(o.termLength, 7, 1, 2, o.mtu);
+      const payload = Buffer.alloc(o.maxMessage, 0x61);
+      let i = 0;
+      while (log.tail < o.untilBytes) log.append(payload, 0, sizes[i++ % sizes.length] as number);
+      const lowest = Math.max(0, log.tail - o.termLength / 2);
+      for (let k = 0; k < 64; k++) {
+        const p = lowest + ((seed + k * o.step) % (log.tail - lowest));
+        expect(log.frameStart(p)).toBe(walkFromTermStart(log, p));
+      }
+    }),
+    { numRuns: o.numRuns },
+  );
+}
+
 describe('PublicationLog.frameStart (the index of frame starts per 64 KiB block)', () => {
   it('finds the same frame start as a walk from the term start, for every position of the last half term, across laps and fragments', () => {
-    fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 50, maxLength: 400 }), fc.integer({ min: 0, max: 1_000_000 }), (sizes, seed) => {
-        const log = new PublicationLog(64 * 1024, 7, 1, 2, 1408);
-        const payload = Buffer.alloc(5000, 0x61);
-        let i = 0;
-        // Several laps of the three 64 KiB partitions.
-        while (log.tail < 9 * 64 * 1024) log.append(payload, 0, sizes[i++ % sizes.length] as number);
-        const lowest = Math.max(0, log.tail - 32 * 1024);
-        for (let k = 0; k < 64; k++) {
-          const p = lowest + ((seed + k * 7919) % (log.tail - lowest));
-          expect(log.frameStart(p)).toBe(walkFromTermStart(log, p));
-        }
-      }),
-      { numRuns: 60 },
-    );
+    // Several laps of the three 64 KiB partitions.
+    agreesWithWalk({ termLength: 64 * 1024, mtu: 1408, maxMessage: 5000, untilBytes: 9 * 64 * 1024, messages: { min: 50, max: 400 }, numRuns: 60, step: 7919 });
   });
 
   it('the same with 64 KiB fragments in 1 MiB terms, where a block can hold no frame start of the current lap', () => {
-    fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 130_000 }), { minLength: 5, maxLength: 60 }), fc.integer({ min: 0, max: 1_000_000 }), (sizes, seed) => {
-        const log = new PublicationLog(1024 * 1024, 7, 1, 2, 65504);
-        const payload = Buffer.alloc(130_000, 0x61);
-        let i = 0;
-        while (log.tail < 7 * 1024 * 1024 + 300_000) log.append(payload, 0, sizes[i++ % sizes.length] as number);
-        const lowest = Math.max(0, log.tail - 512 * 1024);
-        for (let k = 0; k < 64; k++) {
-          const p = lowest + ((seed + k * 104_729) % (log.tail - lowest));
-          expect(log.frameStart(p)).toBe(walkFromTermStart(log, p));
-        }
-      }),
-      { numRuns: 40 },
-    );
+    agreesWithWalk({ termLength: 1024 * 1024, mtu: 65504, maxMessage: 130_000, untilBytes: 7 * 1024 * 1024 + 300_000, messages: { min: 5, max: 60 }, numRuns: 40, step: 104_729 });
   });
 
   it('in a 1 MiB term the walk starts from the NAKed position\'s block: a frame start is itself, a payload byte maps to its frame', () => {
