@@ -11,9 +11,10 @@ import { waitFor } from '../helpers/wait-for.js';
 import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
- * The collector's memory (issue #12: at most 64 MiB RSS): the program run as users run it
- * (`node dist/cmd/collector/main.js`, no node options) keeps V8's young generation at its initial
- * size while it ships tens of MiB (src/collector/young-generation.ts), and still delivers every line.
+ * The collector's memory (issue #12: at most 64 MiB RSS): the program run as
+ * `node dist/cmd/collector/main.js`, with no node options (so without its first line's GC options,
+ * which only running it as a file applies), keeps V8's young generation at its initial size while it
+ * ships tens of MiB (src/collector/young-generation.ts), and still delivers every line.
  */
 let dir: string;
 let aggregator: AggregatorProcess | undefined;
