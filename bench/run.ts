@@ -28,6 +28,7 @@ const runs: Array<{ name: string; title: string; args: string[] }> = [
   { name: 'files', title: '1,000 files of 1,000 lines', args: suite('files') },
   { name: 'long', title: '100,000 lines of 8 KiB', args: suite('long') },
   { name: 'memory', title: `peak RSS as the input grows (${memorySizes} lines)`, args: suite('memory') },
+  { name: 'memory-floor', title: "the collector's memory floor: node, its HTTP/2, grpc-js, the libraries, the idle collector", args: [join(here, 'memory-floor.js'), '--runs', runsPerCase] },
   { name: 'half-load-latency', title: 'p50/p99 latency at half load', args: suite('latency') },
 ];
 

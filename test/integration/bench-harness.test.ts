@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { fillLine } from '../../bench/corpus.js';
 import { shebangLaunch, shebangNodeArgs } from '../../bench/e2e-bench.js';
 import { encodeStream } from '../../bench/ingest-bench.js';
+import { measureLibraries, parseResident } from '../../bench/memory-floor.js';
 import { category } from '../../bench/profile-summary.js';
 import { median, medianWithSpread } from '../../bench/stats.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
@@ -96,4 +97,25 @@ describe('the e2e benchmark runs the programs as their bin line does', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('the memory floor benchmark', () => {
+  it('reads VmRSS and its file-backed and anonymous parts from /proc status text, and refuses a status without them', () => {
+    const status = 'Name:\tnode\nVmHWM:\t   80000 kB\nVmRSS:\t   71680 kB\nRssAnon:\t   25600 kB\nRssFile:\t   45056 kB\nRssShmem:\t    1024 kB\n';
+    expect(parseResident(status)).toEqual({ rssMiB: 70, fileMiB: 44, anonMiB: 25 });
+    expect(() => parseResident('VmRSS:\t 1 kB\n')).toThrow(/RssFile/);
+  });
+
+  it('measures a child that loads the named modules, started with the collector first line options', async () => {
+    const bare = await measureLibraries([], 0);
+    const withGrpc = await measureLibraries(['@grpc/grpc-js'], 0);
+    for (const r of [bare, withGrpc]) {
+      expect(r.fileMiB).toBeGreaterThan(5);
+      expect(r.anonMiB).toBeGreaterThan(1);
+      // RSS is the file-backed, anonymous and shared-memory pages together.
+      expect(r.rssMiB).toBeGreaterThanOrEqual(r.fileMiB + r.anonMiB - 0.01);
+    }
+    // Loading grpc-js (and node's http2 with it) can only add pages.
+    expect(withGrpc.rssMiB).toBeGreaterThan(bare.rssMiB);
+  }, 30_000);
 });
