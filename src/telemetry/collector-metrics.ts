@@ -48,6 +48,8 @@ export interface CollectorMetrics {
   readonly discoveryDelay: Histogram;
   readonly readingPaused: Gauge;
   readonly connected: Gauge;
+  /** Full collections run because the old space grew past its bound (src/util/old-space-bound.ts). */
+  readonly oldSpaceCollections: Counter;
   /** Where the scrape-time gauges read from (set once the collector runs). */
   setProbe(probe: CollectorProbe): void;
 }
@@ -131,6 +133,7 @@ export function createCollectorMetrics(options: { defaultMetrics?: boolean } = {
       },
     }),
     checkpointWrites: counter('checkpoint_writes', 'Checkpoint files written (durably)'),
+    oldSpaceCollections: counter('old_space_collections', "Full garbage collections run because V8's old space grew 2 MiB past what the last one left live"),
     checkpointErrors: counter('checkpoint_errors', 'Failed checkpoint writes or unusable checkpoint files'),
     chunksSent: counter('chunks_sent', 'Chunks written to the stream (resends included)'),
     chunksAcked: counter('chunks_acknowledged', 'Chunks acknowledged OK'),

@@ -178,6 +178,7 @@ describe('collector program', () => {
       'mega_collector_chunks_acknowledged_total',
       'mega_collector_chunks_rejected_total{reason="invalid"}',
       'mega_collector_lines_split_total',
+      'mega_collector_old_space_collections_total',
     ]) {
       expect(text).toContain(series);
     }

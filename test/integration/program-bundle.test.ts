@@ -9,7 +9,7 @@ import { BUNDLE_EXTERNALS, BUNDLED_PROGRAMS, asciiOnly } from '../../support/bun
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Each program's first line trades a little GC work for memory (cmd/<program>/main.ts, README "Running"). */
 const FIRST_LINES: Record<string, string> = {
-  collector: '#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --single-threaded-gc --v8-pool-size=1',
+  collector: '#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --single-threaded-gc --v8-pool-size=1 --max-semi-space-size=1 --expose-gc',
   aggregator: '#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4',
 };
 const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
