@@ -30,23 +30,42 @@ import { runIngestBench } from './ingest-bench.js';
 import { runLatencyBench } from './latency-bench.js';
 import { median, medianWithSpread } from './stats.js';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    runs: { type: 'string', default: '3' },
-    lines: { type: 'string', default: '1000000' },
-    'ingest-lines': { type: 'string', default: '3000000' },
-    'line-bytes': { type: 'string', default: '120' },
-    streams: { type: 'string', default: '1,10,50' },
-    'memory-sizes': { type: 'string', default: '1000000' },
-    files: { type: 'string', default: '1000' },
-    'file-lines': { type: 'string', default: '1000' },
-    'long-lines': { type: 'string', default: '100000' },
-    'long-bytes': { type: 'string', default: '8192' },
-    'latency-rate': { type: 'string' },
-    'latency-seconds': { type: 'string', default: '5' },
-  },
-});
+const USAGE =
+  'usage: node dist/bench/suite.js [ingest] [files] [long] [memory] [latency] [--runs 3] [--lines 1000000] [--ingest-lines 3000000]\n' +
+  '  [--line-bytes 120] [--memory-sizes 1000000,10000000] [--files 1000] [--file-lines 1000] [--long-lines 100000]\n' +
+  '  [--long-bytes 8192] [--latency-rate N] [--latency-seconds 5] [--streams 1,10,50]   (see bench/README.md)';
+
+const OPTIONS = {
+  runs: { type: 'string', default: '3' },
+  lines: { type: 'string', default: '1000000' },
+  'ingest-lines': { type: 'string', default: '3000000' },
+  'line-bytes': { type: 'string', default: '120' },
+  streams: { type: 'string', default: '1,10,50' },
+  'memory-sizes': { type: 'string', default: '1000000' },
+  files: { type: 'string', default: '1000' },
+  'file-lines': { type: 'string', default: '1000' },
+  'long-lines': { type: 'string', default: '100000' },
+  'long-bytes': { type: 'string', default: '8192' },
+  'latency-rate': { type: 'string' },
+  'latency-seconds': { type: 'string', default: '5' },
+  help: { type: 'boolean', default: false },
+} as const;
+
+function parseOptions(): ReturnType<typeof parseArgs<{ allowPositionals: true; options: typeof OPTIONS }>> {
+  try {
+    return parseArgs({ allowPositionals: true, options: OPTIONS });
+  } catch (err) {
+    // An unknown or malformed option: one line and the usage, not a stack trace.
+    console.error(`suite: ${err instanceof Error ? err.message.split('\n', 1)[0] : String(err)}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const { values, positionals } = parseOptions();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 const ALL = ['ingest', 'files', 'long', 'memory', 'latency'] as const;
 type Group = (typeof ALL)[number];

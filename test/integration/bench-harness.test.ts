@@ -1,8 +1,10 @@
 // Pure, but here because test/helpers/unit-purity.ts does not count bench/ as code (adding 'bench' to its
 // CODE_ROOTS would let this file move to test/unit).
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs/minimal.js';
 import { describe, expect, it } from 'vitest';
 import { fillLine } from '../../bench/corpus.js';
@@ -118,4 +120,19 @@ describe('the memory floor benchmark', () => {
     // Loading grpc-js (and node's http2 with it) can only add pages.
     expect(withGrpc.rssMiB).toBeGreaterThan(bare.rssMiB);
   }, 30_000);
+});
+
+describe('the suite command line', () => {
+  const suite = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bench', 'suite.js');
+
+  it('prints its usage for --help, and one line with the usage (exit 2, no stack trace) for an unknown option', () => {
+    const help = spawnSync(process.execPath, [suite, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^usage: node dist\/bench\/suite\.js \[ingest\]/);
+    const bad = spawnSync(process.execPath, [suite, '--bogus'], { encoding: 'utf8', timeout: 20_000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^suite: Unknown option '--bogus'/);
+    expect(bad.stderr).toContain('usage: node dist/bench/suite.js');
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+  });
 });
