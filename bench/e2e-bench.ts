@@ -5,10 +5,11 @@
  *
  *   node dist/bench/e2e-bench.js [lines=1000000] [lineBytes=120] [emitter=file|blackhole]
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { shebangLaunch } from '../support/first-line.js';
 import { scrapeMetric } from '../support/metrics-text.js';
 import { startProgram } from '../support/program.js';
 import type { RunningProgram } from '../support/program.js';
@@ -59,34 +60,7 @@ function nodeArgs(program: 'collector' | 'aggregator', script: string): string[]
   ];
 }
 
-/**
- * How the program's own first line starts it (the npm bin and the image run it through that line):
- * `#!/usr/bin/env -S [NAME=VALUE ...] node [options]` gives environment variables and node options,
- * `#!/usr/bin/env node` neither. The benchmarks start the programs with `node script`, so they pass the
- * same, and measure the programs as they run. (The collector's line sets MALLOC_ARENA_MAX and GC
- * options: see cmd/collector/main.ts.)
- */
-export function shebangLaunch(script: string): { env: Record<string, string>; nodeArgs: string[] } {
-  const fd = openSync(script, 'r');
-  try {
-    const head = Buffer.alloc(512);
-    const n = readSync(fd, head, 0, head.length, 0);
-    const first = head.toString('utf8', 0, n).split('\n', 1)[0] ?? '';
-    const m = /^#!\/usr\/bin\/env -S\s+(.*)$/.exec(first.trim());
-    const env: Record<string, string> = {};
-    if (m === null) return { env, nodeArgs: [] };
-    const words = (m[1] ?? '').trim().split(/\s+/);
-    let i = 0;
-    for (; i < words.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[i] as string); i++) {
-      const w = words[i] as string;
-      env[w.slice(0, w.indexOf('='))] = w.slice(w.indexOf('=') + 1);
-    }
-    if (words[i] !== 'node') return { env: {}, nodeArgs: [] };
-    return { env, nodeArgs: words.slice(i + 1) };
-  } finally {
-    closeSync(fd);
-  }
-}
+export { shebangLaunch };
 
 /** The node options of the program's first line (see shebangLaunch). */
 export function shebangNodeArgs(script: string): string[] {

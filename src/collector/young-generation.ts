@@ -10,4 +10,7 @@ import { setFlagsFromString } from 'node:v8';
  * growth factor it reads each time it would grow, so setting it now takes effect. More scavenges are
  * the price (measured: within the run-to-run spread of the collector's CPU per million lines).
  */
-setFlagsFromString('--semi-space-growth-factor=1');
+export const YOUNG_GENERATION_FLAGS = ['--semi-space-growth-factor=1'] as const;
+
+// The program's launcher sets them too, before it compiles the bundle (src/util/bundle-launch.ts).
+for (const flag of YOUNG_GENERATION_FLAGS) setFlagsFromString(flag);
