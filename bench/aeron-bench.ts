@@ -15,6 +15,7 @@ import type { Batch } from '../src/emitters/emitter.js';
 import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader } from '../src/wire/entry-batch.js';
 import { arrayBatch } from '../src/emitters/array-batch.js';
 import { printDriverBenches } from './aeron-driver-bench.js';
+import { positionalArgs } from './positional-args.js';
 
 export interface AeronBenchCase {
   readonly messageBytes: number;
@@ -185,8 +186,10 @@ function format(r: AeronBenchResult): string {
 if (!isMainThread && (workerData as Partial<WorkerInput> | undefined)?.aeronBenchReceiver === true) {
   void receiverWorker(workerData as WorkerInput);
 } else if (isMainThread && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const count120 = Number(process.argv[2] ?? 1_000_000);
-  const count4k = Number(process.argv[3] ?? 100_000);
+  const [count120, count4k] = positionalArgs('usage: node dist/bench/aeron-bench.js [count120=1000000] [count4k=100000]', [
+    { name: 'count120', fallback: 1_000_000 },
+    { name: 'count4k', fallback: 100_000 },
+  ]) as [number, number];
   console.log('aeron publication → TS receiver (worker thread), 127.0.0.1, term 16 MiB, receiver window 128 KiB');
   for (const r of await runAeronBench(count120, count4k)) console.log(format(r));
   const e = await runAeronEmitterBench(count120, 1000);

@@ -29,6 +29,7 @@ import { metricValue } from '../support/metrics-text.js';
 import { writeCorpus } from './corpus.js';
 import { startBenchAggregator, startBenchCollector } from './e2e-bench.js';
 import { cpuSeconds } from './proc-stats.js';
+import { positionalArgs } from './positional-args.js';
 
 /** dist/bench → the repository root is two levels up. */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -366,9 +367,11 @@ async function printConfirmationCost(count: number): Promise<void> {
   console.log(`  cost of confirmation: ${(c.cost * 100).toFixed(1)} % (target ≤ 10 %)`);
 }
 
-// `node dist/bench/aeron-driver-bench.js [count=1000000] [publication|confirm|all]`: the driver cases alone.
+// `node dist/bench/aeron-driver-bench.js [count=1000000] [all|publication|confirm|e2e]`: the driver cases alone.
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const which = process.argv[3] ?? 'all';
-  if (which !== 'all' && which !== 'publication' && which !== 'confirm' && which !== 'e2e') throw new Error(`unknown case ${which}: all, publication, confirm or e2e`);
-  await printDriverBenches(Number(process.argv[2] ?? 1_000_000), which);
+  const [count, which] = positionalArgs('usage: node dist/bench/aeron-driver-bench.js [count=1000000] [all|publication|confirm|e2e]', [
+    { name: 'count', fallback: 1_000_000 },
+    { name: 'case', fallback: 'all', choices: ['all', 'publication', 'confirm', 'e2e'] },
+  ]) as [number, DriverBenchCase];
+  await printDriverBenches(count, which);
 }

@@ -18,9 +18,12 @@ import { systemClock } from '../src/util/clock.js';
 import { CHUNK_HEADROOM, CHUNK_TAILROOM, encodeChunkMessage } from '../src/wire/chunk-message.js';
 import { EntryBatchWriter, RunHead, encodeBatchHeader } from '../src/wire/entry-batch.js';
 import { LineTime } from '../src/wire/line-time.js';
+import { positionalArgs } from './positional-args.js';
 
-const lines = Number(process.argv[2] ?? 1_000_000);
-const lineBytes = Number(process.argv[3] ?? 120);
+const [lines, lineBytes] = positionalArgs('usage: node dist/bench/collector-bench.js [lines=1000000] [lineBytes=120]', [
+  { name: 'lines', fallback: 1_000_000 },
+  { name: 'lineBytes', fallback: 120, min: 23 },
+]) as [number, number];
 const MiB = 1024 * 1024;
 
 function makeData(): Buffer {

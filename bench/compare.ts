@@ -14,6 +14,7 @@ import { isExact, verifyOutput, writeCorpus } from './corpus.js';
 import { runE2eOnInput } from './e2e-bench.js';
 import { rsyslogAvailable, runTunedRsyslog } from './rsyslog-tuned.js';
 import { median, spread } from './stats.js';
+import { positionalArgs } from './positional-args.js';
 
 interface Sample {
   readonly seconds: number;
@@ -111,8 +112,12 @@ export async function compare(lines: number, lineBytes: number, runs: number): P
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [lines, lineBytes, runs] = process.argv.slice(2);
-  compare(Number(lines ?? 1_000_000), Number(lineBytes ?? 120), Number(runs ?? 3)).catch((err: unknown) => {
+  const [lines, lineBytes, runs] = positionalArgs('usage: node dist/bench/compare.js [lines=1000000] [lineBytes=120] [runs=3]', [
+    { name: 'lines', fallback: 1_000_000 },
+    { name: 'lineBytes', fallback: 120, min: 23 },
+    { name: 'runs', fallback: 3 },
+  ]);
+  compare(lines as number, lineBytes as number, runs as number).catch((err: unknown) => {
     console.error(err);
     process.exit(1);
   });

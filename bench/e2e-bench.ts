@@ -19,6 +19,7 @@ import { formatPeaks, sampleMemory } from './memory-sampler.js';
 import type { MemoryPeaks, MemorySampler } from './memory-sampler.js';
 import { cpuSeconds, peakRssMiB } from './proc-stats.js';
 import { waitForSize } from './wait-for-size.js';
+import { positionalArgs } from './positional-args.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -191,8 +192,12 @@ export function formatE2e(r: E2eResult): string {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [lines, lineBytes, emitter] = process.argv.slice(2);
-  runE2eBench(Number(lines ?? 1_000_000), Number(lineBytes ?? 120), (emitter ?? 'file') as 'file' | 'blackhole')
+  const [lines, lineBytes, emitter] = positionalArgs('usage: node dist/bench/e2e-bench.js [lines=1000000] [lineBytes=120] [emitter=file|blackhole]', [
+    { name: 'lines', fallback: 1_000_000 },
+    { name: 'lineBytes', fallback: 120, min: 23 },
+    { name: 'emitter', fallback: 'file', choices: ['file', 'blackhole'] },
+  ]);
+  runE2eBench(lines as number, lineBytes as number, emitter as 'file' | 'blackhole')
     .then((r) => {
       console.log(formatE2e(r));
       if (r.memory !== undefined) console.log(`${formatPeaks('collector', r.memory.collector)}\n${formatPeaks('aggregator', r.memory.aggregator)}`);

@@ -26,6 +26,7 @@ import { formatPeaks, sampleMemory } from './memory-sampler.js';
 import type { MemoryPeaks } from './memory-sampler.js';
 import { cpuSeconds, peakRssMiB } from './proc-stats.js';
 import { waitForSize } from './wait-for-size.js';
+import { positionalArgs } from './positional-args.js';
 
 /** Chunk bytes a stream may have sent and not yet seen acknowledged (the collector allows 64 MiB). */
 const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
@@ -238,8 +239,13 @@ export function formatIngest(r: IngestResult): string {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [streams, lines, lineBytes, chunkBytes] = process.argv.slice(2);
-  runIngestBench(Number(streams ?? 10), Number(lines ?? 1_000_000), Number(lineBytes ?? 120), Number(chunkBytes ?? 1024 * 1024))
+  const [streams, lines, lineBytes, chunkBytes] = positionalArgs('usage: node dist/bench/ingest-bench.js [streams=10] [lines=1000000] [lineBytes=120] [chunkBytes=1048576]', [
+    { name: 'streams', fallback: 10 },
+    { name: 'lines', fallback: 1_000_000 },
+    { name: 'lineBytes', fallback: 120, min: 23 },
+    { name: 'chunkBytes', fallback: 1024 * 1024, min: 1024 },
+  ]);
+  runIngestBench(streams as number, lines as number, lineBytes as number, chunkBytes as number)
     .then((r) => console.log(formatIngest(r)))
     .catch((err: unknown) => {
       console.error(err);

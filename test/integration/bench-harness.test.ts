@@ -11,6 +11,7 @@ import { fillLine } from '../../bench/corpus.js';
 import { shebangLaunch, shebangNodeArgs } from '../../bench/e2e-bench.js';
 import { encodeStream } from '../../bench/ingest-bench.js';
 import { measureLibraries, parseResident } from '../../bench/memory-floor.js';
+import { parsePositional } from '../../bench/positional-args.js';
 import { category } from '../../bench/profile-summary.js';
 import { median, medianWithSpread } from '../../bench/stats.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
@@ -134,5 +135,35 @@ describe('the suite command line', () => {
     expect(bad.stderr).toMatch(/^suite: Unknown option '--bogus'/);
     expect(bad.stderr).toContain('usage: node dist/bench/suite.js');
     expect(bad.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('the benchmark scripts\' positional arguments', () => {
+  const usage = 'usage: x.js [lines=1000000] [emitter=file|blackhole]';
+  const specs = [
+    { name: 'lines', fallback: 1_000_000 },
+    { name: 'emitter', fallback: 'file', choices: ['file', 'blackhole'] },
+  ] as const;
+
+  it('gives the defaults, takes whole numbers and known words, refuses the rest with one line and the usage', () => {
+    expect(parsePositional([], usage, specs)).toEqual({ ok: true, values: [1_000_000, 'file'] });
+    expect(parsePositional(['2000', 'blackhole'], usage, specs)).toEqual({ ok: true, values: [2000, 'blackhole'] });
+    expect(parsePositional(['--help'], usage, specs)).toEqual({ ok: false, exitCode: 0, text: usage });
+    expect(parsePositional(['10', '-h'], usage, specs)).toEqual({ ok: false, exitCode: 0, text: usage });
+    for (const bad of ['abc', '1e6', '-5', '0', '1.5', '']) {
+      expect(parsePositional([bad], usage, specs)).toEqual({ ok: false, exitCode: 2, text: `lines: "${bad}" is not a whole number of at least 1\n${usage}` });
+    }
+    expect(parsePositional(['10', 'stdout'], usage, specs)).toEqual({ ok: false, exitCode: 2, text: `emitter: "stdout" is not one of file, blackhole\n${usage}` });
+    expect(parsePositional(['10', 'file', 'x'], usage, specs)).toEqual({ ok: false, exitCode: 2, text: `unexpected argument "x"\n${usage}` });
+  });
+
+  it('e2e-bench: --help prints the usage and runs nothing; a bad count exits 2 at once (it used to wait ten minutes for NaN bytes)', () => {
+    const e2e = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bench', 'e2e-bench.js');
+    const help = spawnSync(process.execPath, [e2e, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toBe('usage: node dist/bench/e2e-bench.js [lines=1000000] [lineBytes=120] [emitter=file|blackhole]\n');
+    const bad = spawnSync(process.execPath, [e2e, 'lots'], { encoding: 'utf8', timeout: 20_000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^lines: "lots" is not a whole number of at least 1\nusage: node dist\/bench\/e2e-bench\.js/);
   });
 });
