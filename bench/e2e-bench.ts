@@ -61,8 +61,6 @@ function nodeArgs(program: 'collector' | 'aggregator', script: string): string[]
   ];
 }
 
-export { shebangLaunch };
-
 /** The node options of the program's first line (see shebangLaunch). */
 export function shebangNodeArgs(script: string): string[] {
   return shebangLaunch(script).nodeArgs;

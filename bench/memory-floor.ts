@@ -23,7 +23,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { shebangLaunch, startBenchAggregator } from './e2e-bench.js';
+import { shebangLaunch } from '../support/first-line.js';
+import { startBenchAggregator } from './e2e-bench.js';
 import { medianWithSpread } from './stats.js';
 import { startProgram } from '../support/program.js';
 
