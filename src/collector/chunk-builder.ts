@@ -18,6 +18,8 @@ export interface SealedChunk {
   readonly ranges: readonly CursorRange[];
   /** Length of its longest line (to tell whether it still fits limits learned after it was sealed). */
   readonly longestLine?: number;
+  /** It holds LineBlocks: an aggregator that does not advertise them gets it re-cut into Lines. */
+  readonly lineBlocks?: boolean;
 }
 
 /** The memory a sealed chunk holds until it is acknowledged: its buffer, not only its payload. */
@@ -41,6 +43,11 @@ export interface ChunkBuilderOptions {
    * many as its in-flight bound can hold, so a steady stream allocates none after the first ones.
    */
   readonly spareBuffers?: number;
+  /**
+   * Write runs of plain lines as LineBlocks (see EntryBatchWriterOptions.lineBlocks; default true): the
+   * tailer's read buffer is not touched between a cut and its `noteRange`, where the held run is written.
+   */
+  readonly lineBlocks?: boolean;
 }
 
 /**
@@ -75,6 +82,7 @@ export class ChunkBuilder {
       headroom: CHUNK_HEADROOM,
       tailroom: CHUNK_TAILROOM,
       allocate: (size) => this.takeBuffer(size),
+      lineBlocks: options.lineBlocks ?? true,
     });
     this.maxBytes = options.maxBytes;
     this.maxEntries = options.maxEntries ?? Number.POSITIVE_INFINITY;
@@ -155,6 +163,8 @@ export class ChunkBuilder {
    * it: window hash and prefix crc), with `lines` entries and `bytes` of line data added since the last call.
    */
   noteRange(cursor: FileCursor, endOffset: number, evidence: OffsetEvidence, lines: number, bytes: number): void {
+    // The tailer notes each range before it reads into its buffer again: lines held there are written now.
+    this.writer.settle();
     let range = this.ranges.get(cursor);
     if (range === undefined) {
       range = cursor.openRange();
@@ -170,10 +180,10 @@ export class ChunkBuilder {
     const entryCount = this.writer.entryCount;
     if (entryCount === 0) return;
     const longestLine = this.writer.longestLine;
-    const { payload, backing } = this.writer.finishView();
+    const { payload, backing, lineBlocks } = this.writer.finishView();
     const ranges = [...this.ranges.values()];
     this.ranges = new Map();
-    this.onSeal({ id: this.nextId++, payload, backing, entryCount, ranges, longestLine });
+    this.onSeal({ id: this.nextId++, payload, backing, entryCount, ranges, longestLine, lineBlocks });
   }
 
   close(): void {

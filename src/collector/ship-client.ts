@@ -88,6 +88,8 @@ interface Part {
   readonly backing?: Buffer | undefined;
   readonly entryCount: number;
   readonly longestLine: number;
+  /** Holds LineBlocks (only an aggregator that advertises them reads them). */
+  readonly lineBlocks: boolean;
   state: 'unsent' | 'sent' | 'done';
 }
 
@@ -115,7 +117,13 @@ const MOVE_GRACE_MS = 5000;
 const PROBE_TIMEOUT_MS = 2000;
 
 function fits(part: Part, limits: IngestLimits): boolean {
-  return part.payload.length <= limits.maxChunkBytes && part.entryCount <= limits.maxEntriesPerChunk && part.longestLine <= limits.maxLineBytes;
+  return (
+    part.payload.length <= limits.maxChunkBytes &&
+    part.entryCount <= limits.maxEntriesPerChunk &&
+    part.longestLine <= limits.maxLineBytes &&
+    // An aggregator older than LineBlocks would store them and skip their lines: re-cut into Lines.
+    (!part.lineBlocks || limits.lineBlocks === true)
+  );
 }
 
 export class ShipClient {
@@ -379,7 +387,7 @@ export class ShipClient {
     const chunk = q.chunk;
     let parts = q.parts;
     if (parts === undefined) {
-      parts = [{ payload: chunk.payload, backing: chunk.backing, entryCount: chunk.entryCount, longestLine: chunk.longestLine ?? 0, state: 'unsent' }];
+      parts = [{ payload: chunk.payload, backing: chunk.backing, entryCount: chunk.entryCount, longestLine: chunk.longestLine ?? 0, lineBlocks: chunk.lineBlocks === true, state: 'unsent' }];
       // A chunk from a builder that does not track its longest line: assume the worst.
       if (chunk.longestLine === undefined) (parts[0] as { longestLine: number }).longestLine = chunk.payload.length;
     }
@@ -399,7 +407,7 @@ export class ShipClient {
         out.push(p);
         continue;
       }
-      for (const f of fitted) out.push({ payload: f.payload, entryCount: f.entryCount, longestLine: f.longestLine, state: 'unsent' });
+      for (const f of fitted) out.push({ payload: f.payload, entryCount: f.entryCount, longestLine: f.longestLine, lineBlocks: false, state: 'unsent' });
     }
     this.options.logger.info({ chunk: chunk.id, bytes: chunk.payload.length, entries: chunk.entryCount, parts: out.length, limits: this.limits }, 'chunk re-cut to fit the aggregator\'s limits');
     this.options.onRefit?.(chunk, out.length);

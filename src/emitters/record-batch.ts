@@ -58,8 +58,10 @@ export class RecordBatch implements Batch {
    * above where they belong, then each line is moved down into place (copyWithin: no object, no
    * allocation per line) and its separator written after it. A line never moves up (it starts at or
    * after its place: the separators written before it are fewer than the view's lines, which the
-   * piece was placed above), and each separator lands below every line not yet moved. The result is
-   * the start of a buffer from `alloc` (at least as large as asked; e.g. one the caller reuses).
+   * piece was placed above), and each separator lands below every line not yet moved. Lines that lie
+   * in the record exactly as they go out (a LineBlock's: each followed by the separator, the next
+   * right after it) are copied in one piece where they belong, and nothing moves. The result is the
+   * start of a buffer from `alloc` (at least as large as asked; e.g. one the caller reuses).
    */
   joinLines(separator: number, alloc: (bytes: number) => Buffer = Buffer.allocUnsafe): Buffer {
     const spans = this.views.map(spansOf);
@@ -74,6 +76,13 @@ export class RecordBatch implements Batch {
     for (let k = 0; k < this.views.length; k++) {
       const v = this.views[k] as RecordView;
       const s = spans[k] as Uint32Array;
+      if (v.to > v.from && laidOut(v.data, s, v.from, v.to, separator)) {
+        const first = s[2 * v.from] as number;
+        const past = (s[2 * v.to - 1] as number) + 1;
+        v.data.copy(out, pos, first, past);
+        pos += past - first;
+        continue;
+      }
       const [lo, hi] = extent(s, v.from, v.to);
       // The piece [lo, hi) of the record, placed one byte per line above `pos`.
       const shift = pos + (v.to - v.from) - lo;
@@ -95,6 +104,20 @@ export class RecordBatch implements Batch {
 
 function spansOf(v: RecordView): Uint32Array {
   return v.spans ?? lineSpans(v.data);
+}
+
+/**
+ * Lines [from, to) lie in `data` as joinLines writes them: each followed by `separator`, each next one
+ * starting right after it (the bytes of a LineBlock). Then the piece from the first line's start to
+ * the last one's separator is already the output (the bounds joinLines allocates hold it: see there).
+ */
+function laidOut(data: Buffer, spans: Uint32Array, from: number, to: number, separator: number): boolean {
+  for (let i = 2 * from, end = 2 * to; i < end; i += 2) {
+    const lineEnd = spans[i + 1] as number;
+    if (data[lineEnd] !== separator) return false;
+    if (i + 2 < end && spans[i + 2] !== lineEnd + 1) return false;
+  }
+  return true;
 }
 
 /** [lowest start, highest end) of the non-empty lines [from, to) (an empty line's span is 0..0). */

@@ -1,4 +1,4 @@
-import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireReader } from './varint.js';
+import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireError, WireReader } from './varint.js';
 
 /**
  * The field tags of EntryBatch (api/api.proto; see entry-batch.ts), and the one walk over its bytes
@@ -17,6 +17,9 @@ export const TAG_DATA = (1 << 3) | WIRE_LEN;
 export const TAG_OFFSET = (2 << 3) | WIRE_VARINT; // 0x10
 export const TAG_TIME = (3 << 3) | WIRE_FIXED64; // 0x19
 export const TAG_FLAGS = (4 << 3) | WIRE_VARINT; // 0x20
+/** FileRun.blocks (4): a LineBlock, whose fields reuse the tags of Line's data, offset and time. */
+export const TAG_BLOCKS = (4 << 3) | WIRE_LEN; // 0x22
+const NEWLINE = 0x0a;
 
 
 /** What `EntryBatchWalker.next()` met, in the order the bytes hold them. */
@@ -33,7 +36,10 @@ export const Met = {
   Run: 5,
   Path: 6,
   FileId: 7,
-  /** A Line message of the current run; `readLine()` reads its fields (or leave it unread to skip it). */
+  /**
+   * A line of the current run: a Line message (`readLine()` reads its fields, or leave it unread to
+   * skip it), or one line of a LineBlock (its fields are set already; `readLine()` does nothing).
+   */
   Line: 8,
 } as const;
 export type Met = (typeof Met)[keyof typeof Met];
@@ -64,6 +70,14 @@ export class EntryBatchWalker {
   private readonly sub: WireReader;
   private readonly line: WireReader;
   private inside = IN_TOP;
+  /** The LineBlock being walked: its next line starts at blockPos, its data ends at blockEnd. */
+  private blockPos = 0;
+  private blockEnd = 0;
+  private blockDataStart = 0;
+  private blockOffset = 0;
+  private blockTimeAt = -1;
+  /** The line met last came from a LineBlock: its fields are set, `readLine` has nothing to read. */
+  private blockLine = false;
 
   constructor(readonly buf: Buffer) {
     this.top = new WireReader(buf);
@@ -72,6 +86,7 @@ export class EntryBatchWalker {
   }
 
   next(): Met {
+    if (this.blockPos < this.blockEnd) return this.blockNext();
     for (;;) {
       if (this.inside !== IN_TOP) {
         const sub = this.sub;
@@ -89,7 +104,13 @@ export class EntryBatchWalker {
         } else if (ft === TAG_LINES) {
           this.line.pos = sub.lengthDelimited();
           this.line.end = sub.pos;
+          this.blockLine = false;
           return Met.Line;
+        } else if (ft === TAG_BLOCKS) {
+          const start = sub.lengthDelimited();
+          this.openBlock(start, sub.pos);
+          if (this.blockPos < this.blockEnd) return this.blockNext();
+          continue;
         } else if (ft === TAG_PATH || ft === TAG_FILE_ID) {
           this.start = sub.lengthDelimited();
           this.end = sub.pos;
@@ -116,8 +137,55 @@ export class EntryBatchWalker {
     }
   }
 
+  /**
+   * Reads a LineBlock's fields (the last of a repeated field wins) and aims the walk at its first line.
+   * Its data holds whole lines, each ended by a newline that is not part of the line; data that does
+   * not end with one is malformed (a collector never cuts a line off). Empty data holds no line.
+   */
+  private openBlock(start: number, end: number): void {
+    const r = this.line;
+    r.pos = start;
+    r.end = end;
+    let dataStart = 0;
+    let dataEnd = 0;
+    let offset = 0;
+    let timeAt = -1;
+    while (!r.done) {
+      const ft = r.varint();
+      if (ft === TAG_DATA) {
+        dataStart = r.lengthDelimited();
+        dataEnd = r.pos;
+      } else if (ft === TAG_OFFSET) offset = r.varint();
+      else if (ft === TAG_TIME) {
+        timeAt = r.pos;
+        r.skip(WIRE_FIXED64);
+      } else r.skip(ft & 7);
+    }
+    if (dataEnd > dataStart && this.buf[dataEnd - 1] !== NEWLINE) throw new WireError('a line block does not end with a newline');
+    this.blockPos = dataStart;
+    this.blockEnd = dataEnd;
+    this.blockDataStart = dataStart;
+    this.blockOffset = offset;
+    this.blockTimeAt = timeAt;
+  }
+
+  /** The next line of the LineBlock under way (its data ends with a newline: see openBlock). */
+  private blockNext(): Met {
+    const start = this.blockPos;
+    const nl = this.buf.indexOf(NEWLINE, start);
+    this.dataStart = start;
+    this.dataEnd = nl;
+    this.offset = this.blockOffset + (start - this.blockDataStart);
+    this.flags = 0;
+    this.timeAt = this.blockTimeAt;
+    this.blockPos = nl + 1;
+    this.blockLine = true;
+    return Met.Line;
+  }
+
   /** Reads the fields of the Line just met (the last of a repeated field wins). */
   readLine(): void {
+    if (this.blockLine) return;
     const line = this.line;
     this.dataStart = 0;
     this.dataEnd = 0;
@@ -145,6 +213,7 @@ export class EntryBatchWalker {
    * accepts, rejects and reads exactly what `readLine` does.
    */
   readLineData(): void {
+    if (this.blockLine) return;
     const buf = this.buf;
     const end = this.line.end;
     let pos = this.line.pos;

@@ -1,20 +1,26 @@
 import { isUtf8 } from 'node:buffer';
 import type { LineTime } from './line-time.js';
 import { WireError, varintSize, writeVarint } from './varint.js';
-import { EntryBatchWalker, Met, TAG_COLLECTOR_ID, TAG_TAGS, TAG_RUNS, TAG_KEY, TAG_VALUE, TAG_PATH, TAG_FILE_ID, TAG_LINES, TAG_DATA, TAG_OFFSET, TAG_TIME, TAG_FLAGS } from './entry-batch-walker.js';
+import { EntryBatchWalker, Met, TAG_COLLECTOR_ID, TAG_TAGS, TAG_RUNS, TAG_KEY, TAG_VALUE, TAG_PATH, TAG_FILE_ID, TAG_LINES, TAG_BLOCKS, TAG_DATA, TAG_OFFSET, TAG_TIME, TAG_FLAGS } from './entry-batch-walker.js';
 
 /**
  * The entry encoding: `EntryBatch` of api/api.proto, written and read by hand on the hot path.
  *
  *   EntryBatch { 1: collector_id string; 2: repeated Tag; 3: repeated FileRun }
  *   Tag        { 1: key string; 2: value string }
- *   FileRun    { 1: path string; 2: file_id string; 3: repeated Line }
+ *   FileRun    { 1: path string; 2: file_id string; 3: repeated Line; 4: repeated LineBlock }
  *   Line       { 1: data bytes; 2: offset uint64; 3: time_unix_nano fixed64; 4: flags uint32 }
+ *   LineBlock  { 1: data bytes; 2: offset uint64; 3: time_unix_nano fixed64 }
+ *
+ * A LineBlock is a run of whole lines as the file holds them, each ended by its newline, the first at
+ * `offset`, read at one time, without flags: what a tailer reads of a file in one go. Readers see each
+ * of its lines as a Line (data without the newline, offset of its first byte, flags 0), in wire order
+ * with the Lines around it, so nothing downstream tells them apart.
  *
  * The collector writes it once per chunk, the aggregator validates it with `scanEntryBatch` and stores
  * it byte for byte, the batcher checks each spool record with `countEntries`, and emitters read it with
  * `entryLines` (line bytes only) or `decodeEntries` (entry objects); line bytes stay views into the
- * record. The four readers share one walk (entry-batch-walker.ts). About 515 lines: the writer and the
+ * record. The four readers share one walk (entry-batch-walker.ts). About 700 lines: the writer and the
  * readers of one encoding stay side by side, so a change to the format is made in one place.
  */
 
@@ -96,6 +102,22 @@ function writeVarint5(buf: Buffer, pos: number, n: number): void {
 }
 
 const LINE_FIXED_OVERHEAD = 1 + 1 + 1 + 9; // Line tag, data tag, offset tag, time field (varint sizes added per line)
+const BLOCK_FIXED_OVERHEAD = LINE_FIXED_OVERHEAD; // LineBlock tag, data tag, offset tag, time field
+const NEWLINE = 0x0a;
+
+/** time_unix_nano (tag and fixed64 from its low and high 32 bits) at `pos`; returns the position after it. */
+function writeTime(buf: Buffer, pos: number, lo: number, hi: number): number {
+  buf[pos] = TAG_TIME;
+  buf[pos + 1] = lo;
+  buf[pos + 2] = lo >>> 8;
+  buf[pos + 3] = lo >>> 16;
+  buf[pos + 4] = lo >>> 24;
+  buf[pos + 5] = hi;
+  buf[pos + 6] = hi >>> 8;
+  buf[pos + 7] = hi >>> 16;
+  buf[pos + 8] = hi >>> 24;
+  return pos + 9;
+}
 
 export interface EntryBatchWriterOptions {
   /** Bytes the first buffer holds (it grows when a batch needs more). */
@@ -108,6 +130,15 @@ export interface EntryBatchWriterOptions {
   readonly tailroom?: number;
   /** Where new buffers come from (default Buffer.allocUnsafe): a pool of buffers handed back after use. */
   readonly allocate?: (size: number) => Buffer;
+  /**
+   * Write runs of plain lines as LineBlocks (FileRun.blocks: one copy per run instead of one per line,
+   * and no per-line fields): consecutive lines of one file, adjacent in the same source buffer, each
+   * followed there by its newline, read at the same time and without flags. Only for a receiver that
+   * reads them (an aggregator that advertises `mc-line-blocks`). Such lines are held as a view of the
+   * caller's buffer until `settle()` or `finishView()`: the caller keeps those bytes unchanged until
+   * then. Default false.
+   */
+  readonly lineBlocks?: boolean;
 }
 
 /** What `finish()` returns: the batch, and the buffer it is a view of (with the head- and tailroom). */
@@ -115,12 +146,14 @@ export interface FinishedBatch {
   readonly payload: Buffer;
   /** `payload` lies at `[headroom, headroom + payload.length)` of it. */
   readonly backing: Buffer;
+  /** The batch holds LineBlocks (see EntryBatchWriterOptions.lineBlocks). */
+  readonly lineBlocks: boolean;
 }
 
 /**
  * Builds one EntryBatch in place: the header, then each FileRun as its tag, a 5-byte length prefix
  * (patched when the run closes) and its head, and each line copied once from the read buffer after
- * it. `finishView()` hands the buffer over (a view, no copy) when the batch fills at least half of it,
+ * it (with `lineBlocks`, a run of plain lines copied at once as a LineBlock). `finishView()` hands the buffer over (a view, no copy) when the batch fills at least half of it,
  * and copies a smaller batch into an exact-size buffer (so a small batch does not pin a large
  * buffer, and the writer keeps its buffer). Reusable after `finish()`.
  */
@@ -137,6 +170,18 @@ export class EntryBatchWriter {
   private runPrefixAt = 0;
   private count = 0;
   private longest = 0;
+  private readonly blocks: boolean;
+  /** The held run of plain lines (see `lineBlocks`): `blkSrc[blkStart, blkEnd)`, newlines included. */
+  private blkLines = 0;
+  private blkSrc: Buffer | undefined;
+  private blkStart = 0;
+  private blkEnd = 0;
+  private blkOffset = 0;
+  private blkLo = 0;
+  private blkHi = 0;
+  private blkHead: RunHead | undefined;
+  /** A LineBlock was written since the last `finish()`. */
+  private wroteBlock = false;
 
   constructor(
     private readonly header: Buffer,
@@ -146,12 +191,13 @@ export class EntryBatchWriter {
     this.headroom = o.headroom ?? 0;
     this.tailroom = o.tailroom ?? 0;
     this.allocate = o.allocate ?? Buffer.allocUnsafe;
+    this.blocks = o.lineBlocks === true;
     this.capacity = Math.max(o.capacity ?? 64 * 1024, 16);
     this.pos = this.headroom + header.length;
   }
 
   get entryCount(): number {
-    return this.count;
+    return this.count + this.blkLines;
   }
 
   /** Length of the longest line data added since the last `finish()`. */
@@ -170,9 +216,18 @@ export class EntryBatchWriter {
     return this.byteLength + 1 + varintSize(body) + body + run;
   }
 
-  /** Bytes `finish()` would return. */
+  /** Bytes `finish()` would return (at most: a held run of one line is written a byte shorter). */
   get byteLength(): number {
-    return this.pos - this.headroom;
+    return this.pos - this.headroom + this.heldBytes();
+  }
+
+  /** What writing the held run as a LineBlock adds (its FileRun's head too when it starts one). */
+  private heldBytes(): number {
+    if (this.blkLines === 0) return 0;
+    const dataLen = this.blkEnd - this.blkStart;
+    const body = BLOCK_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(this.blkOffset);
+    const head = this.blkHead as RunHead;
+    return 1 + varintSize(body) + body + (this.current !== head ? 1 + RUN_PREFIX + head.encoded.length : 0);
   }
 
   /** The size of the next buffer the writer allocates (after one is handed over by `finishView`). */
@@ -199,21 +254,80 @@ export class EntryBatchWriter {
    * `timeUnixNano`. Consecutive lines of the same RunHead share one FileRun.
    */
   addLine(head: RunHead, src: Buffer, start: number, end: number, offset: number, timeUnixNano: bigint, flags = 0): void {
-    this.put(head, src, start, end, offset, Number(timeUnixNano & 0xffffffffn), Number((timeUnixNano >> 32n) & 0xffffffffn), flags);
+    this.line(head, src, start, end, offset, Number(timeUnixNano & 0xffffffffn), Number((timeUnixNano >> 32n) & 0xffffffffn), flags);
   }
 
   /** `addLine` with the time computed once for many lines (the collector's hot path). */
   append(head: RunHead, src: Buffer, start: number, end: number, offset: number, time: LineTime, flags = 0): void {
-    this.put(head, src, start, end, offset, time.lo, time.hi, flags);
+    this.line(head, src, start, end, offset, time.lo, time.hi, flags);
   }
 
-  private put(head: RunHead, src: Buffer, start: number, end: number, offset: number, lo: number, hi: number, flags: number): void {
-    const dataLen = end - start;
-    if (dataLen > this.longest) this.longest = dataLen;
-    const bodyLen =
-      LINE_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(offset) + (flags === 0 ? 0 : 1 + varintSize(flags));
+  /** Writes the held run of lines (see `lineBlocks`); after it, the caller may change their source. */
+  settle(): void {
+    if (this.blkLines > 0) this.writeHeld();
+  }
+
+  private line(head: RunHead, src: Buffer, start: number, end: number, offset: number, lo: number, hi: number, flags: number): void {
+    if (this.blocks && flags === 0 && end < src.length && src[end] === NEWLINE) {
+      if (this.blkLines > 0) {
+        if (src === this.blkSrc && start === this.blkEnd && head === this.blkHead && lo === this.blkLo && hi === this.blkHi && offset === this.blkOffset + (start - this.blkStart)) {
+          this.blkEnd = end + 1;
+          this.blkLines++;
+          if (end - start > this.longest) this.longest = end - start;
+          return;
+        }
+        this.writeHeld();
+      }
+      this.blkSrc = src;
+      this.blkStart = start;
+      this.blkEnd = end + 1;
+      this.blkOffset = offset;
+      this.blkLo = lo;
+      this.blkHi = hi;
+      this.blkHead = head;
+      this.blkLines = 1;
+      if (end - start > this.longest) this.longest = end - start;
+      return;
+    }
+    if (this.blkLines > 0) this.writeHeld();
+    this.put(head, src, start, end, offset, lo, hi, flags);
+  }
+
+  /** Writes the held run: one line as a Line (as without blocks), more as one LineBlock. */
+  private writeHeld(): void {
+    const n = this.blkLines;
+    const src = this.blkSrc as Buffer;
+    const head = this.blkHead as RunHead;
+    this.blkLines = 0;
+    this.blkSrc = undefined;
+    this.blkHead = undefined;
+    if (n === 1) {
+      this.put(head, src, this.blkStart, this.blkEnd - 1, this.blkOffset, this.blkLo, this.blkHi, 0);
+      return;
+    }
+    const dataLen = this.blkEnd - this.blkStart;
+    const bodyLen = BLOCK_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(this.blkOffset);
+    let pos = this.openRun(head, 1 + varintSize(bodyLen) + bodyLen);
+    const buf = this.buf as Buffer;
+    buf[pos++] = TAG_BLOCKS;
+    pos = writeVarint(buf, pos, bodyLen);
+    buf[pos++] = TAG_DATA;
+    pos = writeVarint(buf, pos, dataLen);
+    pos += src.copy(buf, pos, this.blkStart, this.blkEnd);
+    buf[pos++] = TAG_OFFSET;
+    pos = writeVarint(buf, pos, this.blkOffset);
+    this.pos = writeTime(buf, pos, this.blkLo, this.blkHi);
+    this.count += n;
+    this.wroteBlock = true;
+  }
+
+  /**
+   * Makes room for a field of `bytes` in the FileRun of `head` (closing the open run and starting
+   * one for `head` when it is another file's); returns where the field goes.
+   */
+  private openRun(head: RunHead, bytes: number): number {
     const newRun = this.current !== head;
-    const buf = this.ensure(1 + varintSize(bodyLen) + bodyLen + (newRun ? 1 + RUN_PREFIX + head.encoded.length : 0));
+    const buf = this.ensure(bytes + (newRun ? 1 + RUN_PREFIX + head.encoded.length : 0));
     let pos = this.pos;
     if (newRun) {
       this.closeRun(buf);
@@ -223,6 +337,16 @@ export class EntryBatchWriter {
       pos += head.encoded.copy(buf, pos);
       this.current = head;
     }
+    return pos;
+  }
+
+  private put(head: RunHead, src: Buffer, start: number, end: number, offset: number, lo: number, hi: number, flags: number): void {
+    const dataLen = end - start;
+    if (dataLen > this.longest) this.longest = dataLen;
+    const bodyLen =
+      LINE_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(offset) + (flags === 0 ? 0 : 1 + varintSize(flags));
+    let pos = this.openRun(head, 1 + varintSize(bodyLen) + bodyLen);
+    const buf = this.buf as Buffer;
     buf[pos++] = TAG_LINES;
     pos = writeVarint(buf, pos, bodyLen);
     buf[pos++] = TAG_DATA;
@@ -230,16 +354,7 @@ export class EntryBatchWriter {
     pos += src.copy(buf, pos, start, end);
     buf[pos++] = TAG_OFFSET;
     pos = writeVarint(buf, pos, offset);
-    buf[pos] = TAG_TIME;
-    buf[pos + 1] = lo;
-    buf[pos + 2] = lo >>> 8;
-    buf[pos + 3] = lo >>> 16;
-    buf[pos + 4] = lo >>> 24;
-    buf[pos + 5] = hi;
-    buf[pos + 6] = hi >>> 8;
-    buf[pos + 7] = hi >>> 16;
-    buf[pos + 8] = hi >>> 24;
-    pos += 9;
+    pos = writeTime(buf, pos, lo, hi);
     if (flags !== 0) {
       buf[pos++] = TAG_FLAGS;
       pos = writeVarint(buf, pos, flags);
@@ -266,6 +381,7 @@ export class EntryBatchWriter {
    * copy into an exact-size buffer (with the head- and tailroom).
    */
   finishView(): FinishedBatch {
+    this.settle();
     const buf = this.ensure(0);
     this.closeRun(buf);
     const from = this.headroom;
@@ -283,7 +399,9 @@ export class EntryBatchWriter {
     this.pos = this.headroom + this.header.length;
     this.count = 0;
     this.longest = 0;
-    return { payload: backing.subarray(from, to), backing };
+    const lineBlocks = this.wroteBlock;
+    this.wroteBlock = false;
+    return { payload: backing.subarray(from, to), backing, lineBlocks };
   }
 }
 

@@ -1,6 +1,6 @@
 import { LineFlag } from './entry-batch.js';
 import type { ScanObserver } from './entry-batch.js';
-import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireReader } from './varint.js';
+import { EntryBatchWalker, Met } from './entry-batch-walker.js';
 
 /**
  * Entry identity: every entry carries (collector_id, file_id, offset). What a stage has already
@@ -165,59 +165,23 @@ export interface IdentityRun {
   readonly count: number;
 }
 
-const TAG_COLLECTOR_ID = (1 << 3) | WIRE_LEN;
-const TAG_RUNS = (3 << 3) | WIRE_LEN;
-const TAG_FILE_ID = (2 << 3) | WIRE_LEN;
-const TAG_LINES = (3 << 3) | WIRE_LEN;
-const TAG_DATA = (1 << 3) | WIRE_LEN;
-const TAG_OFFSET = (2 << 3) | WIRE_VARINT;
-const TAG_FLAGS = (4 << 3) | WIRE_VARINT;
-const TAG_TIME = (3 << 3) | WIRE_FIXED64;
-
 /**
  * The identity runs of an EntryBatch: a collector's FileRun holds consecutive lines of its file, so
- * each is one run (an offset that does not ascend starts another) without building an object per entry (the ingest hot path).
- * Throws WireError on malformed input (callers pass batches already validated by scanEntryBatch).
+ * each is one run (an offset that does not ascend starts another) without building an object per
+ * entry (the ingest hot path). The shared walk (entry-batch-walker.ts), so Line messages and the
+ * lines of LineBlocks count alike. Throws WireError on malformed input (callers pass batches already
+ * validated by scanEntryBatch).
  */
 export function identityRuns(buf: Buffer): { collectorId: string; runs: IdentityRun[] } {
-  const r = new WireReader(buf);
-  const sub = new WireReader(buf, 0, 0);
-  const line = new WireReader(buf, 0, 0);
+  const w = new EntryBatchWalker(buf);
   const found = new IdentityCollector();
-  while (!r.done) {
-    const tag = r.varint();
-    if (tag === TAG_COLLECTOR_ID) {
-      const s = r.lengthDelimited();
-      found.collectorId(buf, s, r.pos);
-    } else if (tag === TAG_RUNS) {
-      sub.pos = r.lengthDelimited();
-      sub.end = r.pos;
-      found.run();
-      while (!sub.done) {
-        const ft = sub.varint();
-        if (ft === TAG_FILE_ID) {
-          const fs = sub.lengthDelimited();
-          found.fileId(buf, fs, sub.pos);
-        } else if (ft === TAG_LINES) {
-          line.pos = sub.lengthDelimited();
-          line.end = sub.pos;
-          let len = 0;
-          let offset = 0;
-          let flags = 0;
-          while (!line.done) {
-            const lt = line.varint();
-            if (lt === TAG_DATA) {
-              const ds = line.lengthDelimited();
-              len = line.pos - ds;
-            } else if (lt === TAG_OFFSET) offset = line.varint();
-            else if (lt === TAG_FLAGS) flags = line.varint();
-            else if (lt === TAG_TIME) line.skip(WIRE_FIXED64);
-            else line.skip(lt & 7);
-          }
-          found.line(offset, len, flags);
-        } else sub.skip(ft & 7);
-      }
-    } else r.skip(tag & 7);
+  for (let met = w.next(); met !== Met.End; met = w.next()) {
+    if (met === Met.Line) {
+      w.readLine();
+      found.line(w.offset, w.dataEnd - w.dataStart, w.flags);
+    } else if (met === Met.CollectorId) found.collectorId(buf, w.start, w.end);
+    else if (met === Met.Run) found.run();
+    else if (met === Met.FileId) found.fileId(buf, w.start, w.end);
   }
   return found.result();
 }

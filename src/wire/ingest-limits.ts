@@ -17,6 +17,11 @@ export interface IngestLimits {
   readonly maxTags: number;
   /** Most key+value bytes of all tags of one EntryBatch (AGGREGATOR_MAX_TAG_BYTES). */
   readonly maxTagBytes: number;
+  /**
+   * The aggregator reads LineBlocks (FileRun.blocks): advertised as `mc-line-blocks: 1` by every
+   * aggregator with this code (not a setting), absent from older ones, which would skip them.
+   */
+  readonly lineBlocks?: boolean;
 }
 
 /**
@@ -32,7 +37,9 @@ export const CONSERVATIVE_LIMITS: IngestLimits = Object.freeze({
   maxTagBytes: 4096,
 });
 
-const KEYS: ReadonlyArray<readonly [keyof IngestLimits, string]> = [
+const LINE_BLOCKS_KEY = 'mc-line-blocks';
+
+const KEYS: ReadonlyArray<readonly [Exclude<keyof IngestLimits, 'lineBlocks'>, string]> = [
   ['maxChunkBytes', 'mc-max-chunk-bytes'],
   ['maxLineBytes', 'mc-max-line-bytes'],
   ['maxEntriesPerChunk', 'mc-max-entries-per-chunk'],
@@ -40,9 +47,13 @@ const KEYS: ReadonlyArray<readonly [keyof IngestLimits, string]> = [
   ['maxTagBytes', 'mc-max-tag-bytes'],
 ];
 
-/** Writes the limits into response metadata (decimal strings). */
+/**
+ * Writes the limits into response metadata (decimal strings), and that this aggregator reads
+ * LineBlocks (unless `lineBlocks` is false: how tests play an older aggregator).
+ */
 export function writeLimits(md: grpc.Metadata, limits: IngestLimits): grpc.Metadata {
   for (const [field, key] of KEYS) md.set(key, String(limits[field]));
+  if (limits.lineBlocks !== false) md.set(LINE_BLOCKS_KEY, '1');
   return md;
 }
 
@@ -52,8 +63,9 @@ export function writeLimits(md: grpc.Metadata, limits: IngestLimits): grpc.Metad
  */
 export function readLimits(md: grpc.Metadata): IngestLimits | undefined {
   let any = false;
-  const out: Record<string, number> = { ...CONSERVATIVE_LIMITS };
+  const out: Record<string, number> = {};
   for (const [field, key] of KEYS) {
+    out[field] = CONSERVATIVE_LIMITS[field];
     const raw = md.get(key)[0];
     if (typeof raw !== 'string') continue;
     const n = Number(raw);
@@ -61,5 +73,6 @@ export function readLimits(md: grpc.Metadata): IngestLimits | undefined {
     out[field] = n;
     any = true;
   }
-  return any ? (Object.freeze(out) as unknown as IngestLimits) : undefined;
+  if (!any) return undefined;
+  return Object.freeze({ ...(out as unknown as IngestLimits), lineBlocks: md.get(LINE_BLOCKS_KEY)[0] === '1' });
 }

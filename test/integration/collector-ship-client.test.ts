@@ -1,12 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import protobuf from 'protobufjs';
 import type { SealedChunk } from '../../src/collector/chunk-builder.js';
 import { ShipClient } from '../../src/collector/ship-client.js';
 import type { McError } from '../../src/errors.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { systemClock } from '../../src/util/clock.js';
 import { EntryBatchWriter, LineFlag, RunHead, decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
-import { AckCode } from '../../src/wire/grpc-api.js';
+import { AckCode, findApiProto } from '../../src/wire/grpc-api.js';
 import { CONSERVATIVE_LIMITS } from '../../src/wire/ingest-limits.js';
+import { LineTime } from '../../src/wire/line-time.js';
 import { ScriptedIngestServer } from '../helpers/collector-ingest-server.js';
 
 const chunk = (id: number): SealedChunk => ({ id, payload: Buffer.from(`chunk-${id}`), entryCount: 0, ranges: [] });
@@ -163,6 +165,42 @@ describe('ShipClient against a real gRPC server', () => {
     ]);
     expect(got.slice(5).map((e) => e.line.toString())).toEqual(lines.slice(1).map((l) => l.toString()));
     expect(c.limits.maxLineBytes).toBe(100);
+  });
+
+  it('sends a chunk of LineBlocks as built to an aggregator that reads them, and re-cut into Lines to one that does not', async () => {
+    const w = new EntryBatchWriter(encodeBatchHeader('c', [{ key: 'host', value: 'h' }]), { lineBlocks: true });
+    const head = new RunHead('/a.log', 'id-1');
+    const text = Buffer.from(Array.from({ length: 50 }, (_, i) => `line ${i}\n`).join(''));
+    for (let pos = 0; pos < text.length; ) {
+      const nl = text.indexOf(0x0a, pos);
+      w.append(head, text, pos, nl, pos, LineTime.fromMillis(1));
+      pos = nl + 1;
+    }
+    const batch = w.finishView();
+    expect(batch.lineBlocks).toBe(true);
+    const EntryBatch = protobuf.loadSync(findApiProto()).lookupType('megacollector.v1.EntryBatch');
+    const shape = (b: Buffer): number[] => {
+      const d = EntryBatch.toObject(EntryBatch.decode(b)) as { runs: Array<{ lines?: unknown[]; blocks?: unknown[] }> };
+      return d.runs.flatMap((r) => [r.lines?.length ?? 0, r.blocks?.length ?? 0]);
+    };
+    const expected = decodeEntries(batch.payload).map((e) => [e.line.toString(), e.offset]);
+    for (const lineBlocks of [true, false]) {
+      server = new ScriptedIngestServer();
+      server.advertise = { ...CONSERVATIVE_LIMITS, lineBlocks };
+      const { c, acked } = makeClient(await server.start());
+      c.start();
+      c.enqueue({ id: 3, payload: batch.payload, entryCount: 50, ranges: [], longestLine: w.longestLine, lineBlocks: true });
+      expect(await c.waitIdle(10_000)).toBe(true);
+      expect(acked).toEqual([3]);
+      expect(c.limits.lineBlocks).toBe(lineBlocks);
+      const sent = server.received.map((r) => r.entries);
+      expect(sent.flatMap((b) => decodeEntries(b).map((e) => [e.line.toString(), e.offset]))).toEqual(expected);
+      // One block of 50 lines as built, or 50 Lines and no block.
+      expect(sent.map(shape)).toEqual(lineBlocks ? [[0, 1]] : [[50, 0]]);
+      c.close();
+      server.stop();
+      server = undefined;
+    }
   });
 
   it('waits for the limits before sending; from an aggregator that advertises none, sends within the conservative limits after limitsWaitMs', async () => {

@@ -290,10 +290,10 @@ describe('ingest service', () => {
     expect(call.written.map((a) => a.code)).toEqual(['OK', 'OK', 'OK']);
   });
 
-  it('advertises its limits in the response metadata as the stream opens', () => {
+  it('advertises its limits, and that it reads LineBlocks, in the response metadata as the stream opens', () => {
     const { call } = setup();
     expect(call.metadata).toHaveLength(1);
-    expect(readLimits(call.metadata[0] as grpc.Metadata)).toEqual(limits);
+    expect(readLimits(call.metadata[0] as grpc.Metadata)).toEqual({ ...limits, lineBlocks: true });
   });
 
   it('keeps a line over the line limit as a dead letter and acks the rest of its chunk into the spool', async () => {

@@ -5,6 +5,7 @@ import { ReusedBuffer, rawLines } from '../../src/emitters/raw-lines.js';
 import { RecordBatch } from '../../src/emitters/record-batch.js';
 import type { RecordView } from '../../src/emitters/record-batch.js';
 import { EntryBatchWriter, RunHead, decodeEntries, encodeBatchHeader, lineSpans } from '../../src/wire/entry-batch.js';
+import { LineTime } from '../../src/wire/line-time.js';
 
 /** One record (EntryBatch) of the given lines, alternating between two files so it holds several runs. */
 function record(collectorId: string, lines: readonly Uint8Array[], firstOffset = 0): Buffer {
@@ -71,6 +72,39 @@ describe('RecordBatch (a batch as views over spool records)', () => {
         expect(hex(rawLines(batch))).toBe(hex(Buffer.concat(expected.flatMap((e) => [e.line, Buffer.from('\n')]))));
       }),
       { seed: 5, numRuns: 500 },
+    );
+  });
+
+  it('joinLines copies the lines of a LineBlock in one piece, nothing moved: the bytes of decoded entries (property)', () => {
+    const arbText = fc.array(fc.string({ maxLength: 20 }).map((t) => t.replace(/[\r\n]/g, '')), { minLength: 2, maxLength: 30 });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(arbText, fc.nat(), fc.nat()), { minLength: 1, maxLength: 3 }), (specs) => {
+        const views: RecordView[] = specs.map(([lines, a, b], r) => {
+          const text = Buffer.from(lines.map((l) => `${l}\n`).join(''));
+          const w = new EntryBatchWriter(encodeBatchHeader(`c-${r}`, []), { lineBlocks: true });
+          const head = new RunHead('/a.log', 'a');
+          for (let pos = 0; pos < text.length; ) {
+            const nl = text.indexOf(0x0a, pos);
+            w.append(head, text, pos, nl, pos, LineTime.fromMillis(1));
+            pos = nl + 1;
+          }
+          const data = w.finish();
+          const from = a % lines.length;
+          const to = from + 1 + (b % (lines.length - from));
+          return { data, from, to, spans: lineSpans(data) };
+        });
+        const expected = views.flatMap((v) => decodeEntries(v.data).slice(v.from, v.to));
+        // Two lines or more make a LineBlock. A buffer that refuses copyWithin: they go out as they lie, none moved.
+        const unmoved = (n: number): Buffer => {
+          const out = Buffer.alloc(n);
+          out.copyWithin = () => {
+            throw new Error('a line was moved');
+          };
+          return out;
+        };
+        expect(hex(rawLines(new RecordBatch(1, views), unmoved))).toBe(hex(Buffer.concat(expected.flatMap((e) => [e.line, Buffer.from('\n')]))));
+      }),
+      { seed: 11, numRuns: 300 },
     );
   });
 
