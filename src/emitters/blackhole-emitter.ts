@@ -4,6 +4,7 @@ import { OK } from './emitter.js';
 /** Counts and discards: the default when no emitter is configured, and the baseline for benchmarks. */
 export class BlackholeEmitter implements Emitter {
   readonly name = 'blackhole';
+  readonly joinsBatches = true;
   private entryCount = 0;
   private batchCount = 0;
 

@@ -48,6 +48,13 @@ export type EmitResult =
 export interface Emitter {
   /** Short name for logs and metrics labels: "blackhole", "file", "text", "aeron". */
   readonly name: string;
+  /**
+   * Its output is a stream of lines in which a batch leaves no mark (a file, stdout, nothing): the
+   * batcher may hand it the batches that are ready together as one (in order, within JOINED_BYTES of
+   * line bytes; src/batcher/batcher.ts), so a backlog drains in fewer, larger writes. Not for an
+   * emitter whose batch is a unit its receiver sees (an Aeron message). Default false.
+   */
+  readonly joinsBatches?: boolean;
   /** Optional start-up work (open files, connect); failures here stop the aggregator from starting. */
   start?(): Promise<void>;
   emit(batch: Batch, signal: AbortSignal): Promise<EmitResult>;

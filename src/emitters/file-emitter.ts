@@ -86,6 +86,7 @@ const RECHECK_BEFORE_WRITE_NS = 100_000_000n;
  */
 export class FileEmitter implements Emitter {
   readonly name = 'file';
+  readonly joinsBatches = true;
   private output: Output | undefined;
   private closed = false;
   private readonly format: 'raw' | 'json';

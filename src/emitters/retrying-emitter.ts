@@ -30,12 +30,14 @@ export interface RetryingEmitterOptions {
  */
 export class RetryingEmitter implements Emitter {
   readonly name: string;
+  readonly joinsBatches: boolean | undefined;
   private readonly clock: Clock;
   private readonly random: Random;
   private inOutage = false;
 
   constructor(private readonly options: RetryingEmitterOptions) {
     this.name = options.inner.name;
+    this.joinsBatches = options.inner.joinsBatches;
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
   }

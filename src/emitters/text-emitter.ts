@@ -19,6 +19,7 @@ export interface TextEmitterOptions {
  */
 export class TextEmitter implements Emitter {
   readonly name = 'text';
+  readonly joinsBatches = true;
   private readonly stream: Writable;
   private readonly format: 'raw' | 'json';
   private closed = false;

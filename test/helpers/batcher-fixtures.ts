@@ -17,6 +17,8 @@ export interface BatcherHarnessOptions {
   readonly maxBatchBytes?: number;
   readonly maxDelayMs?: number;
   readonly maxUnconfirmed?: number;
+  /** The emitter says it joins batches (Emitter.joinsBatches), as the file, text and blackhole ones do. */
+  readonly joinsBatches?: boolean;
 }
 
 /**
@@ -40,6 +42,7 @@ export function batcherHarness(spool: SpoolPort, respond?: Respond, opts: Batche
       inFlight--;
     }
   });
+  if (opts.joinsBatches === true) Object.assign(emitter, { joinsBatches: true });
   const emit = emitter.emit.bind(emitter);
   emitter.emit = (batch: Batch, signal?: AbortSignal) => {
     currentSignal = signal;

@@ -122,6 +122,36 @@ describe('Batcher', () => {
     expect(t.maxInFlight()).toBe(1);
   });
 
+  it('hands an emitter that joins batches the ones ready together as one, in order, within AGGREGATOR_MAX_BATCH_BYTES', async () => {
+    // makeBatch lines of 20 bytes; batches of 2 lines (40 bytes) are cut from each record at once.
+    for (const [maxBatchBytes, expected] of [
+      [undefined, [8, 1]],
+      [100, [4, 4, 1]],
+      [50, [2, 2, 2, 2, 1]],
+    ] as const) {
+      const t = setup(undefined, { maxBatchSize: 2, maxDelayMs: 1000, joinsBatches: true, ...(maxBatchBytes === undefined ? {} : { maxBatchBytes }) });
+      t.batcher.start();
+      t.spool.append(makeBatch(0, 9, 'c-1', 20), 9);
+      await settle();
+      await t.advance(1000);
+      expect(t.calls.map((b) => b.count)).toEqual(expected);
+      expect(t.events.map((e) => e.cause)).toEqual([...expected.slice(0, -1).map(() => 'size'), 'time']);
+      const bare = (ls: string[]): string[] => ls.map((l) => l.replace(/\.+$/, ''));
+      expect(bare(lines(t.emitter.entries))).toEqual(range(0, 9));
+      expect(t.calls.map((b) => bare(lines(b.entries())))).toEqual(expected.map((n, i) => range(expected.slice(0, i).reduce((a, c) => a + c, 0), n)));
+      expect(t.spool.deliveredHistory[t.spool.deliveredHistory.length - 1]).toEqual({ segment: 0, offset: 1, entry: 0 });
+      await t.stop(0);
+    }
+  });
+
+  it('hands an emitter that does not join batches one batch per emit, however many are ready', async () => {
+    const t = setup(undefined, { maxBatchSize: 2, maxDelayMs: 1000 });
+    t.batcher.start();
+    await t.append(0, 9);
+    await t.advance(1000);
+    expect(t.calls.map((b) => b.count)).toEqual([2, 2, 2, 2, 1]);
+  });
+
   it('offers the same batch again after a retryable result, waiting retryAfterMs or 100 ms', async () => {
     let failures = 2;
     const t = setup(() => (failures-- > 0 ? retryable(new Error('down'), failures === 1 ? 500 : undefined) : OK), {

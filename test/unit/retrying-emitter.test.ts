@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import type { Batch, EmitResult } from '../../src/emitters/emitter.js';
+import { PassThrough } from 'node:stream';
+import { BlackholeEmitter } from '../../src/emitters/blackhole-emitter.js';
+import type { Batch, EmitResult, Emitter } from '../../src/emitters/emitter.js';
 import { OK, retryable } from '../../src/emitters/emitter.js';
 import { MemoryEmitter } from '../../src/emitters/memory-emitter.js';
 import type { Notifier } from '../../src/emitters/notifier.js';
 import { RetryingEmitter } from '../../src/emitters/retrying-emitter.js';
 import { ManualClock } from '../../src/util/manual-clock.js';
 import { arrayBatch } from '../../src/emitters/array-batch.js';
+import { TextEmitter } from '../../src/emitters/text-emitter.js';
 
 class RecordingNotifier implements Notifier {
   readonly calls: string[] = [];
@@ -44,6 +47,14 @@ function setup(script: (attempt: number, batch: Batch) => EmitResult, maxRetries
 }
 
 describe('retrying emitter (virtual time)', () => {
+  it('joins batches exactly when the emitter it wraps does (the file, text and blackhole ones, not Aeron)', () => {
+    const wrap = (inner: Emitter): boolean | undefined =>
+      new RetryingEmitter({ inner, policy: { initialDelayMs: 1, maxDelayMs: 1 }, maxRetries: 1, notifier: new RecordingNotifier() }).joinsBatches;
+    expect(wrap(new BlackholeEmitter())).toBe(true);
+    expect(wrap(new TextEmitter({ stream: new PassThrough() }))).toBe(true);
+    expect(wrap(new MemoryEmitter(() => ({ kind: 'ok' })))).toBeUndefined();
+  });
+
   it('retries with growing jittered delays and returns the first success', async () => {
     const { clock, emitter, delays, notifier, inner } = setup((n) => (n < 2 ? retryable(new Error(`fail ${n}`)) : OK));
     const result = emitter.emit(batch(1), new AbortController().signal);
