@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { AckCode, SHIP_METHOD, loadIngestApi } from '../src/wire/grpc-api.js';
 import type { AckMessage } from '../src/wire/grpc-api.js';
 import { EntryBatchWriter, RunHead, encodeBatchHeader } from '../src/wire/entry-batch.js';
+import { LineTime } from '../src/wire/line-time.js';
 import { fillLine, isExact, verifyOutput } from './corpus.js';
 import type { LineCount } from './corpus.js';
 import { scrapeMetric } from '../support/metrics-text.js';
@@ -67,21 +68,34 @@ function encodeChunkMessage(sequence: number, entries: Buffer, entryCount: numbe
   return Buffer.concat([Buffer.from([0x08]), varint(sequence), Buffer.from([0x12]), varint(entries.length), entries, Buffer.from([0x18]), varint(entryCount)]);
 }
 
-/** The Chunk messages of one stream: lines firstSeq ... firstSeq + lines - 1, cut at about `chunkBytes`. */
+/**
+ * The Chunk messages of one stream: lines firstSeq ... firstSeq + lines - 1, cut at about `chunkBytes`,
+ * encoded as the collector encodes what it reads (runs of lines as LineBlocks).
+ */
 export function encodeStream(stream: number, firstSeq: number, lines: number, lineBytes: number, chunkBytes: number): Buffer[] {
-  const writer = new EntryBatchWriter(encodeBatchHeader(`bench-stream-${stream}`, [{ key: 'host', value: 'bench' }]), chunkBytes + 64 * 1024);
+  const writer = new EntryBatchWriter(encodeBatchHeader(`bench-stream-${stream}`, [{ key: 'host', value: 'bench' }]), {
+    capacity: chunkBytes + 64 * 1024,
+    lineBlocks: true,
+  });
   const head = new RunHead(`/var/log/bench-${stream}.log`, `bench:${stream}`);
-  const line = Buffer.alloc(lineBytes);
-  const time = BigInt(Date.now()) * 1_000_000n;
+  // What one read of the file would hold: the writer keeps views of it until settle().
+  const perRead = Math.max(1, Math.floor((1 << 20) / lineBytes));
+  const text = Buffer.alloc(perRead * lineBytes);
+  const time = LineTime.fromMillis(Date.now());
   const out: Buffer[] = [];
   const seal = (): void => {
     const count = writer.entryCount;
     out.push(encodeChunkMessage(out.length + 1, writer.finish(), count));
   };
-  for (let i = 0; i < lines; i++) {
-    fillLine(line, 0, firstSeq + i, lineBytes);
+  for (let i = 0, k = 0; i < lines; i++, k++) {
+    if (k === perRead) {
+      writer.settle();
+      k = 0;
+    }
+    const at = k * lineBytes;
+    fillLine(text, at, firstSeq + i, lineBytes);
     if (writer.entryCount > 0 && writer.byteLengthWith(head, lineBytes - 1, i * lineBytes) > chunkBytes) seal();
-    writer.addLine(head, line, 0, lineBytes - 1, i * lineBytes, time);
+    writer.append(head, text, at, at + lineBytes - 1, i * lineBytes, time);
   }
   if (writer.entryCount > 0) seal();
   return out;

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import protobufFull from 'protobufjs';
 import protobuf from 'protobufjs/minimal.js';
 import { describe, expect, it } from 'vitest';
 import { fillLine } from '../../bench/corpus.js';
@@ -16,6 +17,7 @@ import { parsePositional } from '../../bench/positional-args.js';
 import { category } from '../../bench/profile-summary.js';
 import { median, medianWithSpread } from '../../bench/stats.js';
 import { decodeEntries } from '../../src/wire/entry-batch.js';
+import { findApiProto } from '../../src/wire/grpc-api.js';
 
 /** The fields of a serialized Chunk (api/api.proto), read with protobufjs's wire reader. */
 function readChunk(buf: Buffer): { sequence: number; entries: Buffer; entryCount: number } {
@@ -34,10 +36,15 @@ function readChunk(buf: Buffer): { sequence: number; entries: Buffer; entryCount
 }
 
 describe('the ingest load generator', () => {
-  it('pre-encodes Chunk messages carrying exactly its numbered lines, in order, within the chunk size', () => {
+  it('pre-encodes Chunk messages carrying exactly its numbered lines, in order, within the chunk size, as LineBlocks like a collector', () => {
     const lineBytes = 120;
     const chunks = encodeStream(3, 500, 100, lineBytes, 4096);
     expect(chunks.length).toBeGreaterThan(1);
+    const EntryBatch = protobufFull.loadSync(findApiProto()).lookupType('megacollector.v1.EntryBatch');
+    for (const message of chunks) {
+      const batch = EntryBatch.toObject(EntryBatch.decode(readChunk(message).entries)) as { runs: Array<{ lines?: unknown[]; blocks?: unknown[] }> };
+      expect(batch.runs.map((r) => [r.lines?.length ?? 0, r.blocks?.length ?? 0])).toEqual([[0, 1]]);
+    }
     const expected = Buffer.alloc(lineBytes);
     let seq = 500;
     chunks.forEach((message, i) => {
