@@ -111,7 +111,8 @@ export const aggregatorOptions = {
   maxBatchSize: option({
     env: 'AGGREGATOR_MAX_BATCH_SIZE',
     default: '1000',
-    description: 'most entries in one emitted batch',
+    description:
+      'most entries in one emitted batch (the file, text and blackhole emitters write the batches that are ready together at once: see Delivery guarantees, batching)',
     schema: integer({ min: 1, max: 10_000_000 }),
   }),
   maxBatchBytes: option({
