@@ -120,8 +120,9 @@ const DEFAULT_MAX_UNCONFIRMED = 1024;
 
 /**
  * Most line bytes, and batches, handed over in one emit when the emitter joins the batches that are
- * ready together (Emitter.joinsBatches): a record of 1 MiB cut into batches of 1000 120-byte lines
- * goes out as one write instead of nine, each with its own write, path check and confirmation.
+ * ready together (Emitter.joinsBatches), whatever AGGREGATOR_MAX_BATCH_BYTES (1 MiB by default, the
+ * usual bound) says: a record of 1 MiB cut into batches of 1000 120-byte lines goes out as one write
+ * instead of nine, each with its own write, path check and confirmation.
  */
 const JOINED_BYTES = 4 * 1024 * 1024;
 const JOINED_BATCHES = 64;

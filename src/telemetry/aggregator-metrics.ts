@@ -157,7 +157,7 @@ export function createAggregatorMetrics(options: { defaultMetrics?: boolean } = 
     }),
     batchesEmitted: new Counter({
       name: 'mega_aggregator_batches_emitted_total',
-      help: 'Batches confirmed by the emitter, by what cut them (size, time, drain)',
+      help: 'Emits confirmed by the emitter (batches joined into one emit count once), by what cut them (size, time, drain; of the first joined one)',
       labelNames: ['cause'],
       registers,
     }),
