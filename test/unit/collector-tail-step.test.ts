@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChunkBuilder } from '../../src/collector/chunk-builder.js';
 import type { SealedChunk } from '../../src/collector/chunk-builder.js';
@@ -151,5 +152,41 @@ describe('FileTailer.step() results (files in memory, virtual time)', () => {
     expect(fx.detached).toEqual(['delete']);
     t.attach('/l/d.log');
     expect([t.state, t.detachKind]).toEqual(['active', undefined]);
+  });
+
+  it('two files read in turns through one shared buffer, in reads of any size, into chunks of any size: every line once, as the file holds it (LineBlocks held as views of that buffer) (property)', async () => {
+    let blockChunks = 0;
+    const arbFile = fc.array(fc.string({ maxLength: 40 }).map((l) => l.replace(/[\r\n]/g, '')), { minLength: 1, maxLength: 60 });
+    await fc.assert(
+      fc.asyncProperty(arbFile, arbFile, fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 64, max: 600 })), { minLength: 1, maxLength: 40 }), fc.integer({ min: 300, max: 4096 }), async (a, b, steps, chunkBytes) => {
+        const fx = new Fixture(chunkBytes);
+        const files = [
+          { path: '/l/a.log', lines: a },
+          { path: '/l/b.log', lines: b },
+        ];
+        const tailers = files.map((f) => {
+          fx.fs.write(f.path, f.lines.map((l) => `${l}\n`).join(''));
+          return fx.tail(f.path);
+        });
+        const size = (i: number): number => fx.fs.content(files[i]!.path).length;
+        // The steps drawn, then each file to its end.
+        for (const [first, limit] of steps) await fx.step(tailers[first ? 0 : 1]!, limit);
+        for (let i = 0; i < 2; i++) while (tailers[i]!.cursor.readOffset < size(i)) await fx.step(tailers[i]!, 256);
+        const entries = fx.entries();
+        for (const f of files) {
+          let offset = 0;
+          const expected = f.lines.map((l) => {
+            const at = offset;
+            offset += Buffer.byteLength(l) + 1;
+            return [l, at];
+          });
+          expect(entries.filter((e) => e.source.path === f.path).map((e) => [e.line.toString(), e.offset])).toEqual(expected);
+        }
+        blockChunks += fx.chunks.filter((c) => c.lineBlocks === true).length;
+      }),
+      { numRuns: 150 },
+    );
+    // The runs wrote LineBlocks (not only Lines): the views were held across what they drew.
+    expect(blockChunks).toBeGreaterThan(50);
   });
 });
