@@ -50,7 +50,8 @@ function report(name: string, seconds: number, cpu: number, chunks: number): voi
 
 function inMemory(data: Buffer): void {
   const header = encodeBatchHeader('bench-collector', [{ key: 'host', value: 'bench' }]);
-  const writer = new EntryBatchWriter(header, { capacity: CHUNK_HEADROOM + MiB + CHUNK_TAILROOM, headroom: CHUNK_HEADROOM, tailroom: CHUNK_TAILROOM });
+  // As the collector's chunk builder writes: runs of plain lines as LineBlocks, settled after each view.
+  const writer = new EntryBatchWriter(header, { capacity: CHUNK_HEADROOM + MiB + CHUNK_TAILROOM, headroom: CHUNK_HEADROOM, tailroom: CHUNK_TAILROOM, lineBlocks: true });
   const head = new RunHead('/var/log/bench.log', 'bench-file-id');
   const cutter = new LineCutter({ maxLineBytes: MiB });
   let chunks = 0;
@@ -77,6 +78,7 @@ function inMemory(data: Buffer): void {
     viewOffset = offset;
     view = data.subarray(offset, Math.min(data.length, offset + MiB));
     offset += cutter.cut(view, 0, out);
+    writer.settle();
   }
   if (writer.entryCount > 0) seal();
   report('memory: cut + encode', Number(process.hrtime.bigint() - t0) / 1e9, cpuNow() - c0, chunks);
