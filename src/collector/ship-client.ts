@@ -116,14 +116,13 @@ const MOVE_GRACE_MS = 5000;
 /** How long the preferred aggregator may take to accept a connection before a move to it is dropped. */
 const PROBE_TIMEOUT_MS = 2000;
 
+function fitsSizes(part: Part, limits: IngestLimits): boolean {
+  return part.payload.length <= limits.maxChunkBytes && part.entryCount <= limits.maxEntriesPerChunk && part.longestLine <= limits.maxLineBytes;
+}
+
 function fits(part: Part, limits: IngestLimits): boolean {
-  return (
-    part.payload.length <= limits.maxChunkBytes &&
-    part.entryCount <= limits.maxEntriesPerChunk &&
-    part.longestLine <= limits.maxLineBytes &&
-    // An aggregator older than LineBlocks would store them and skip their lines: re-cut into Lines.
-    (!part.lineBlocks || limits.lineBlocks === true)
-  );
+  // An aggregator older than LineBlocks would store them and skip their lines: re-cut into Lines.
+  return fitsSizes(part, limits) && (!part.lineBlocks || limits.lineBlocks === true);
 }
 
 export class ShipClient {
@@ -167,6 +166,8 @@ export class ShipClient {
   private closed = false;
   /** The limits in force: advertised by the aggregator of the current (or last) stream. */
   limits: IngestLimits = CONSERVATIVE_LIMITS;
+  /** The last limits said the aggregator reads LineBlocks (logged when that changes to false). */
+  private readsBlocks = true;
   /** Sending on the current stream waits for its limits until this time (0: known). */
   private limitsDeadline = 0;
   private limitsTimer: TimerHandle | undefined;
@@ -379,6 +380,11 @@ export class ShipClient {
     const changed = JSON.stringify(limits) !== JSON.stringify(this.limits);
     this.limits = limits;
     if (changed && advertised) this.options.logger.info({ limits }, 'the aggregator advertised its limits');
+    const blocks = limits.lineBlocks === true;
+    if (blocks !== this.readsBlocks) {
+      this.readsBlocks = blocks;
+      if (!blocks) this.options.logger.info({}, 'the aggregator does not read LineBlocks (an older version): each chunk is re-cut into Lines before it is sent');
+    }
     this.options.onLimits?.(limits, advertised);
   }
 
@@ -392,6 +398,8 @@ export class ShipClient {
       if (chunk.longestLine === undefined) (parts[0] as { longestLine: number }).longestLine = chunk.payload.length;
     }
     if (parts.every((p) => p.state !== 'unsent' || fits(p, this.limits))) return (q.parts = parts);
+    // Every chunk to an aggregator without LineBlocks is re-cut: its limits log says so once (lineBlocks).
+    const onlyBlocks = parts.every((p) => p.state !== 'unsent' || fitsSizes(p, this.limits));
     const out: Part[] = [];
     for (const p of parts) {
       if (p.state !== 'unsent' || fits(p, this.limits)) {
@@ -409,7 +417,9 @@ export class ShipClient {
       }
       for (const f of fitted) out.push({ payload: f.payload, entryCount: f.entryCount, longestLine: f.longestLine, lineBlocks: false, state: 'unsent' });
     }
-    this.options.logger.info({ chunk: chunk.id, bytes: chunk.payload.length, entries: chunk.entryCount, parts: out.length, limits: this.limits }, 'chunk re-cut to fit the aggregator\'s limits');
+    const what = { chunk: chunk.id, bytes: chunk.payload.length, entries: chunk.entryCount, parts: out.length, limits: this.limits };
+    if (onlyBlocks) this.options.logger.debug(what, 'chunk re-cut into Lines: the aggregator does not read LineBlocks');
+    else this.options.logger.info(what, 'chunk re-cut to fit the aggregator\'s limits');
     this.options.onRefit?.(chunk, out.length);
     return (q.parts = out);
   }

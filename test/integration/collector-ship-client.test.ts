@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
 import protobuf from 'protobufjs';
 import type { SealedChunk } from '../../src/collector/chunk-builder.js';
 import { ShipClient } from '../../src/collector/ship-client.js';
 import type { McError } from '../../src/errors.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
 import { systemClock } from '../../src/util/clock.js';
 import { EntryBatchWriter, LineFlag, RunHead, decodeEntries, encodeBatchHeader } from '../../src/wire/entry-batch.js';
 import { AckCode, findApiProto } from '../../src/wire/grpc-api.js';
@@ -23,6 +23,7 @@ afterEach(() => {
 });
 
 function makeClient(port: number, extra: { maxTimes?: number; onFatal?: (e: McError) => void; limitsWaitMs?: number } = {}) {
+  const logged: string[] = [];
   const acked: number[] = [];
   const rejected: number[] = [];
   let reconnects = 0;
@@ -33,7 +34,8 @@ function makeClient(port: number, extra: { maxTimes?: number; onFatal?: (e: McEr
     retry: { initialDelayMs: 10, maxDelayMs: 50, maxTimes: extra.maxTimes },
     clock: systemClock,
     random: () => 0.5,
-    logger: silentLogger(),
+    // Info and above, kept (pino writes each line to this stream).
+    logger: pino({ level: 'info' }, { write: (line: string) => logged.push(line) }),
     onAcked: (ch) => acked.push(ch.id),
     onRejected: (ch) => rejected.push(ch.id),
     onFatal: extra.onFatal ?? (() => undefined),
@@ -41,7 +43,7 @@ function makeClient(port: number, extra: { maxTimes?: number; onFatal?: (e: McEr
     limitsWaitMs: extra.limitsWaitMs,
   });
   client = c;
-  return { c, acked, rejected, reconnects: () => reconnects };
+  return { c, acked, rejected, reconnects: () => reconnects, logged };
 }
 
 const payloads = (s: ScriptedIngestServer): string[] => s.received.map((r) => r.entries.toString());
@@ -187,7 +189,7 @@ describe('ShipClient against a real gRPC server', () => {
     for (const lineBlocks of [true, false]) {
       server = new ScriptedIngestServer();
       server.advertise = { ...CONSERVATIVE_LIMITS, lineBlocks };
-      const { c, acked } = makeClient(await server.start());
+      const { c, acked, logged } = makeClient(await server.start());
       c.start();
       c.enqueue({ id: 3, payload: batch.payload, entryCount: 50, ranges: [], longestLine: w.longestLine, lineBlocks: true });
       expect(await c.waitIdle(10_000)).toBe(true);
@@ -197,6 +199,9 @@ describe('ShipClient against a real gRPC server', () => {
       expect(sent.flatMap((b) => decodeEntries(b).map((e) => [e.line.toString(), e.offset]))).toEqual(expected);
       // One block of 50 lines as built, or 50 Lines and no block.
       expect(sent.map(shape)).toEqual(lineBlocks ? [[0, 1]] : [[50, 0]]);
+      // Said once, at info, for an aggregator that does not read blocks; the re-cut itself is not logged at info.
+      expect(logged.filter((l) => l.includes('does not read LineBlocks'))).toHaveLength(lineBlocks ? 0 : 1);
+      expect(logged.filter((l) => l.includes('re-cut'))).toHaveLength(lineBlocks ? 0 : 1);
       c.close();
       server.stop();
       server = undefined;
