@@ -174,4 +174,24 @@ describe('the benchmark scripts\' positional arguments', () => {
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/^lines: "lots" is not a whole number of at least 1\nusage: node dist\/bench\/e2e-bench\.js/);
   });
+
+  it('ab-bench: --help prints the usage; no other checkout, one without a build, or a bad count exits 2 at once with the usage', () => {
+    const ab = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bench', 'ab-bench.js');
+    const usage = 'usage: node dist/bench/ab-bench.js <other checkout, built> [pairs=3] [lines=1000000]';
+    const help = spawnSync(process.execPath, [ab, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    expect([help.status, help.stdout]).toEqual([0, `${usage}\n`]);
+    const none = spawnSync(process.execPath, [ab], { encoding: 'utf8', timeout: 20_000 });
+    expect([none.status, none.stderr]).toEqual([2, `no other checkout given\n${usage}\n`]);
+    const empty = mkdtempSync(join(tmpdir(), 'mc-ab-test-'));
+    try {
+      const unbuilt = spawnSync(process.execPath, [ab, empty], { encoding: 'utf8', timeout: 20_000 });
+      expect([unbuilt.status, unbuilt.stderr]).toEqual([2, `${empty} has no dist/bench/e2e-bench.js (build it first)\n${usage}\n`]);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+    const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+    const bad = spawnSync(process.execPath, [ab, repo, 'two'], { encoding: 'utf8', timeout: 20_000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toBe(`pairs: "two" is not a whole number of at least 1\n${usage}\n`);
+  });
 });
