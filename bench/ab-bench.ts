@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeCorpus } from './corpus.js';
+import { formatE2e, runE2eOnInput } from './e2e-bench.js';
 import type { E2eResult } from './e2e-bench.js';
 import { parsePositional } from './positional-args.js';
 import { median } from './stats.js';
@@ -21,19 +22,16 @@ const LINE_BYTES = 120;
 
 type RunOnInput = (dir: string, input: string, lines: number, lineBytes: number, emitter: 'file') => Promise<E2eResult>;
 
+/** The other tree's runE2eOnInput (this tree's is imported as usual). */
 async function loadRun(root: string): Promise<RunOnInput> {
   const mod = (await import(pathToFileURL(join(root, 'dist', 'bench', 'e2e-bench.js')).href)) as { runE2eOnInput: RunOnInput };
   return mod.runE2eOnInput;
 }
 
-function row(name: string, r: E2eResult): string {
-  return `${name}: ${r.seconds.toFixed(2)} s, CPU collector ${r.collectorCpuSeconds.toFixed(2)} s, aggregator ${r.aggregatorCpuSeconds.toFixed(2)} s, peak RSS ${r.collectorPeakRssMiB.toFixed(0)} / ${r.aggregatorPeakRssMiB.toFixed(0)} MiB`;
-}
-
 async function main(other: string, pairs: number, lines: number): Promise<void> {
   const here = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const builds = [
-    { name: 'this', run: await loadRun(here) },
+    { name: 'this', run: runE2eOnInput as RunOnInput },
     { name: 'other', run: await loadRun(other) },
   ];
   const dir = mkdtempSync(join(tmpdir(), 'mc-ab-'));
@@ -49,7 +47,7 @@ async function main(other: string, pairs: number, lines: number): Promise<void> 
         const r = await b.run(runDir, input, lines, LINE_BYTES, 'file');
         rmSync(runDir, { recursive: true, force: true });
         (results.get(b.name) as E2eResult[]).push(r);
-        console.log(row(`pair ${p} ${b.name}`, r));
+        console.log(`pair ${p} ${b.name}: ${formatE2e(r)}`);
       }
     }
     console.log(`\n${lines} lines of ${LINE_BYTES} B, ${pairs} pairs, medians; this = ${here}, other = ${other}`);

@@ -43,11 +43,6 @@ export interface ChunkBuilderOptions {
    * many as its in-flight bound can hold, so a steady stream allocates none after the first ones.
    */
   readonly spareBuffers?: number;
-  /**
-   * Write runs of plain lines as LineBlocks (see EntryBatchWriterOptions.lineBlocks; default true): the
-   * tailer's read buffer is not touched between a cut and its `noteRange`, where the held run is written.
-   */
-  readonly lineBlocks?: boolean;
 }
 
 /**
@@ -82,7 +77,9 @@ export class ChunkBuilder {
       headroom: CHUNK_HEADROOM,
       tailroom: CHUNK_TAILROOM,
       allocate: (size) => this.takeBuffer(size),
-      lineBlocks: options.lineBlocks ?? true,
+      // Runs of plain lines as LineBlocks: the tailer does not touch its read buffer between a cut and
+      // that cut's noteRange, where the held run is written.
+      lineBlocks: true,
     });
     this.maxBytes = options.maxBytes;
     this.maxEntries = options.maxEntries ?? Number.POSITIVE_INFINITY;

@@ -52,8 +52,8 @@ export interface Emitter {
    * Its output is a stream of lines in which a batch leaves no mark (a file, stdout, nothing): the
    * batcher may hand it the batches that are ready together as one (in order, within
    * AGGREGATOR_MAX_BATCH_BYTES of line bytes and at most JOINED_BYTES; src/batcher/batcher.ts), so a
-   * backlog drains in fewer, larger writes. Not for an
-   * emitter whose batch is a unit its receiver sees (an Aeron message). Default false.
+   * backlog drains in fewer, larger writes. Not for an emitter whose batch is a unit its receiver
+   * sees (an Aeron message). Default false.
    */
   readonly joinsBatches?: boolean;
   /** Optional start-up work (open files, connect); failures here stop the aggregator from starting. */

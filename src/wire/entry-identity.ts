@@ -177,7 +177,7 @@ export function identityRuns(buf: Buffer): { collectorId: string; runs: Identity
   const found = new IdentityCollector();
   for (let met = w.next(); met !== Met.End; met = w.next()) {
     if (met === Met.Line) {
-      w.readLine();
+      w.readLineData();
       found.line(w.offset, w.dataEnd - w.dataStart, w.flags);
     } else if (met === Met.CollectorId) found.collectorId(buf, w.start, w.end);
     else if (met === Met.Run) found.run();
