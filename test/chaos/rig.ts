@@ -1,12 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
+import { restartablePort } from '../helpers/free-port.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import type { LineBook } from './accounting.js';
 import { OutputReader } from './output-reader.js';
@@ -20,14 +19,6 @@ import { CHAOS_QUIET_SECONDS } from './settings.js';
  * unmounts what was mounted and removes the directory.
  */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 export interface RigOptions {
   /** Output file of the file emitter (default `<dir>/out/shipped.log`). */
@@ -83,7 +74,7 @@ export class ChaosRig {
   }
 
   async startAggregator(extra: Record<string, string> = {}): Promise<AggregatorProcess> {
-    if (this.port === 0) this.port = await freePort();
+    if (this.port === 0) this.port = await restartablePort();
     if (this.options.makeOutDir !== false) mkdirSync(join(this.out, '..'), { recursive: true });
     this.aggregator = await startAggregator({ env: this.aggregatorEnv(extra) });
     return this.aggregator;

@@ -1,5 +1,5 @@
-import { createSocket } from 'node:dgram';
 import type { AggregatorProcess } from './aggregator-process.js';
+import { restartablePort } from './free-port.js';
 import { buildEntries, createIngestClient } from './ingest-client.js';
 
 /**
@@ -8,12 +8,9 @@ import { buildEntries, createIngestClient } from './ingest-client.js';
  */
 
 /** A UDP port free right now (bound and released), for a channel whose subscriber restarts. */
+/** A UDP port on 127.0.0.1 for a receiver that comes and goes (see free-port.ts). */
 export async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
+  return restartablePort('udp');
 }
 
 /** The text of entry `n`; every `longEvery`-th one is `longBytes` long (fragmented on the wire). */

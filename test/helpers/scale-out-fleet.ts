@@ -8,6 +8,7 @@ import type { Delivered, DeliveryReport } from './collector-delivery.js';
 import { LogWriter } from './collector-log-writer.js';
 import { FAST_COLLECTOR_ENV, startCollector } from './collector-process.js';
 import type { CollectorProcess } from './collector-process.js';
+import { restartablePort } from './free-port.js';
 import { tryWaitFor } from './wait-for.js';
 
 /**
@@ -51,8 +52,9 @@ export class Fleet {
     return start;
   }
 
-  /** Starts one aggregator listening on `host` (port 0, or `port`). */
-  async addAggregator(host: string, port = 0): Promise<FleetAggregator> {
+  /** Starts one aggregator listening on `host` (at `port`, or one `restart` can come back to). */
+  async addAggregator(host: string, port?: number): Promise<FleetAggregator> {
+    port ??= await restartablePort('tcp', host);
     const n = ++this.made.aggregators;
     const out = join(this.dir, `out-${n}.jsonl`);
     const env = {

@@ -1,11 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UdpPublication } from '../../src/aeron/udp-publication.js';
+import { restartablePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -36,14 +36,6 @@ function startCli(args: string[]): Promise<Cli> {
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -56,7 +48,7 @@ describe('aeron-receiver CLI (real child process)', () => {
   }, 120_000);
 
   it('prints each message like the C subscriber, and a publication rejoins it after SIGKILL and restart', async () => {
-    const port = await freePort();
+    const port = await restartablePort('udp');
     const channel = `aeron:udp?endpoint=127.0.0.1:${port}`;
     let cli = await startCli([channel, '10']);
     children.push(cli.child);

@@ -1,24 +1,16 @@
-import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { UdpReceiver } from '../../src/aeron/udp-receiver.js';
 import { aeronOutputSchema } from '../../src/config/aeron-config.js';
 import { AeronRouter } from '../../src/emitters/aeron-router.js';
 import { lineNumber, makeBatches } from '../helpers/aeron-batches.js';
+import { freeUdpPort } from '../helpers/aeron-pipeline.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function receiver(port: number, got: number[]): Promise<UdpReceiver> {
   const r = await UdpReceiver.open({

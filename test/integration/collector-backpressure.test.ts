@@ -6,7 +6,7 @@ import { startAggregator } from '../helpers/aggregator-process.js';
 import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
-import { freePort } from '../helpers/free-port.js';
+import { restartablePort } from '../helpers/free-port.js';
 import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
 import { killAndRemove } from '../helpers/tear-down.js';
 
@@ -46,7 +46,7 @@ describe('collector memory while the aggregator is away', () => {
     dir = mkdtempSync(join(tmpdir(), 'mc-bp-'));
     const logs = join(dir, 'logs');
     mkdirSync(logs);
-    const port = await freePort();
+    const port = await restartablePort();
     collector = await startCollector({
       ...FAST_COLLECTOR_ENV,
       COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${port}`,

@@ -10,6 +10,7 @@ import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { tryWaitFor } from '../helpers/wait-for.js';
 import { seededRandom } from '../helpers/seeded-random.js';
+import { restartablePort } from '../helpers/free-port.js';
 import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
@@ -120,8 +121,9 @@ describe('collector and aggregator crashes during shipping', () => {
   it('kill -9 of the aggregator: the collector reconnects and resends; no loss', async () => {
     const s = setup();
     const writer = new LogWriter(s.logs);
-    aggregator = await startAggregator({ env: s.aggregatorEnv });
-    const address = aggregator.address;
+    // A port it can come back to: one from port 0 may be handed to another test's program while it is away.
+    const address = `127.0.0.1:${await restartablePort()}`;
+    aggregator = await startAggregator({ env: { ...s.aggregatorEnv, AGGREGATOR_LISTEN_ADDRESS: address } });
     collector = await startCollector(s.collectorEnv(address));
     load = writeContinuously(writer);
     for (let i = 0; i < 2; i++) {

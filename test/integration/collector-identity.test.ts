@@ -1,6 +1,4 @@
 import { closeSync, mkdirSync, mkdtempSync, openSync, truncateSync, writeFileSync, writeSync, appendFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +10,7 @@ import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { tryWaitFor, waitFor } from '../helpers/wait-for.js';
 import { killAndRemove } from '../helpers/tear-down.js';
+import { restartablePort } from '../helpers/free-port.js';
 
 /**
  * Issue 8, case 2: a file rewritten in place, or truncated and regrown past the checkpoint, with lines
@@ -27,14 +26,6 @@ let collector: CollectorProcess | undefined;
 afterEach(async () => {
   await killAndRemove([collector, aggregator], dir);
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 /** The same 20 banner lines start every generation: the first KiB never tells generations apart. */
 const BANNER = numberedLines('banner', 0, 20).text;
@@ -129,7 +120,7 @@ describe('file identity with equal line layouts', () => {
   for (const mode of ['truncated and regrown', 'rewritten in place'] as const) {
     it(`while paused waiting for acknowledgements: ${mode} past the read offset, same layout: nothing lost`, async () => {
       const s = setup();
-      const port = await freePort();
+      const port = await restartablePort();
       writeFileSync(s.file, generation(s, 'gen1', 20000));
       collector = await startCollector({ ...s.env, COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${port}`, COLLECTOR_MAX_INFLIGHT_BYTES: '64KiB', COLLECTOR_BUFFER_MAX_BYTES: '16KiB' });
       await waitFor(async () => (await collector?.metric('mega_collector_reading_paused')) === 1, { timeoutMs: 15_000, intervalMs: 50, what: 'the collector to pause reading' });

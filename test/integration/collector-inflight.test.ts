@@ -7,7 +7,7 @@ import type { AggregatorProcess } from '../helpers/aggregator-process.js';
 import { checkDelivery, readDelivered } from '../helpers/collector-delivery.js';
 import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process.js';
 import type { CollectorProcess } from '../helpers/collector-process.js';
-import { freePort } from '../helpers/free-port.js';
+import { restartablePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { killAndRemove } from '../helpers/tear-down.js';
 
@@ -51,7 +51,7 @@ describe('collector in-flight bound', () => {
     const long = `long ${'L'.repeat(40 * KiB)}`;
     appendFileSync(join(logs, 'd.log'), `d first\n${long}\nd last\n`);
     written.push('d first', long, 'd last');
-    const port = await freePort();
+    const port = await restartablePort();
     collector = await startCollector({
       ...FAST_COLLECTOR_ENV,
       COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${port}`,

@@ -10,6 +10,7 @@ import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 import { tryWaitFor } from '../helpers/wait-for.js';
+import { restartablePort } from '../helpers/free-port.js';
 import { killAndRemove } from '../helpers/tear-down.js';
 
 /**
@@ -51,8 +52,9 @@ async function run(victim: Victim, kills: number): Promise<void> {
     AGGREGATOR_SPOOL_SEGMENT_BYTES: '256KiB',
   };
   const writer = new LogWriter(logs);
-  aggregator = await startAggregator({ env: aggregatorEnv });
-  const address = aggregator.address;
+  // A port it can come back to: one from port 0 may be handed to another test's program while it is away.
+  const address = `127.0.0.1:${await restartablePort()}`;
+  aggregator = await startAggregator({ env: { ...aggregatorEnv, AGGREGATOR_LISTEN_ADDRESS: address } });
   const collectorEnv = {
     ...FAST_COLLECTOR_ENV,
     COLLECTOR_REMOTE_ADDRESS: address,

@@ -13,7 +13,7 @@ import { FAST_COLLECTOR_ENV, startCollector } from '../helpers/collector-process
 import type { CollectorProcess } from '../helpers/collector-process.js';
 import { makeBatch } from '../helpers/spool-fixtures.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
-import { freePort } from '../helpers/free-port.js';
+import { restartablePort } from '../helpers/free-port.js';
 import { tryWaitFor } from '../helpers/wait-for.js';
 
 /**
@@ -105,7 +105,7 @@ async function collect(v: Volume, address: string): Promise<CollectorProcess> {
 describe('spool on a volume smaller than one segment (20 MiB tmpfs, default 64 MiB segments)', () => {
   it('keeps delivery moving while far more than the volume holds (shared with another program) passes through, refusing with RESOURCE_EXHAUSTED instead of ENOSPC, across a restart', async () => {
     const v = await smallVolume();
-    const port = await freePort();
+    const port = await restartablePort();
     const env = {
       AGGREGATOR_LISTEN_ADDRESS: `127.0.0.1:${port}`,
       AGGREGATOR_SPOOL_DIR: v.spool,
