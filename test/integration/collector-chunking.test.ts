@@ -95,7 +95,7 @@ describe('collector configuration', () => {
     expect(c.startAt).toBe('beginning');
     expect(c.bufferMaxBytes).toBe(1024 * 1024);
     expect(c.bufferTimeoutMs).toBe(1000);
-    expect(c.maxInflightBytes).toBe(8 * 1024 * 1024);
+    expect(c.maxInflightBytes).toBe(4 * 1024 * 1024);
     expect(c.maxLineBytes).toBe(1024 * 1024);
     expect(c.retryInitialDelayMs).toBe(500);
     expect(c.retryMaxDelayMs).toBe(30_000);
