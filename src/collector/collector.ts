@@ -114,6 +114,7 @@ export class Collector {
       log: this.log,
       metrics: this.metrics,
       pollIntervalMs: config.pollIntervalMs,
+      pollMaxIntervalMs: config.pollMaxIntervalMs,
       maxInflightBytes: config.maxInflightBytes,
       maxLineBytes: config.maxLineBytes,
       tailers: this.tailers,

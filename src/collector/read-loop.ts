@@ -3,6 +3,7 @@ import { errorMessage } from '../errors.js';
 import type { CollectorMetrics } from '../telemetry/collector-metrics.js';
 import type { Clock } from '../util/clock.js';
 import { HASH_WINDOW } from './file-identity.js';
+import { IdleSchedule } from './idle-schedule.js';
 import type { FileTailer, TailSink } from './tail-file.js';
 
 /** The read buffer: large reads, and always room for one longest line plus the truncation check. */
@@ -19,6 +20,8 @@ export interface ReadLoopDeps {
   readonly metrics: CollectorMetrics;
   /** COLLECTOR_POLL_INTERVAL: how long an idle file is not read again (unless a change event names it). */
   readonly pollIntervalMs: number;
+  /** COLLECTOR_POLL_MAX_INTERVAL: the longest wait a file idle for a while backs off to. */
+  readonly pollMaxIntervalMs: number;
   /** COLLECTOR_MAX_INFLIGHT_BYTES. */
   readonly maxInflightBytes: number;
   /** COLLECTOR_MAX_LINE_BYTES (sizes the read buffer). */
@@ -37,9 +40,10 @@ export interface ReadLoopDeps {
 
 /**
  * The read loop (the pump): reads one buffer from each file in turn (fair across files) while
- * reading is not paused; a file found idle is read again after COLLECTOR_POLL_INTERVAL, or at once
- * when a change event names it (`touch`). When a pass finds nothing to read, the open chunk is sealed
- * at once. While paused, the truncation checks still run every poll.
+ * reading is not paused; a file found idle is read again after COLLECTOR_POLL_INTERVAL, backing off to
+ * COLLECTOR_POLL_MAX_INTERVAL while it stays idle, or at once when a change event names it (`touch`).
+ * When a pass finds nothing to read, the open chunk is sealed at once. While paused, the truncation
+ * checks still run, at most once per poll interval and per file on the same backoff.
  */
 export class ReadLoop {
   private readonly readBuf: Buffer;
@@ -49,14 +53,19 @@ export class ReadLoop {
   private done: Promise<void> = Promise.resolve();
   private wakeUp: (() => void) | undefined;
   private inflightPeak = 0;
-  /** A file found idle is not read again before this time, unless a change event names its path. */
-  private readonly idleUntil = new WeakMap<FileTailer, number>();
+  /** When each idle file is read again (unless a change event names its path). */
+  private readonly reads: IdleSchedule<FileTailer>;
+  /** When each file's truncation checks run again while reading is paused. */
+  private readonly pausedChecks: IdleSchedule<FileTailer>;
+  private lastPausedPass = Number.NEGATIVE_INFINITY;
   /** Paths named by change events since the last pass. */
   private touched = new Set<string>();
 
   constructor(private readonly deps: ReadLoopDeps) {
     this.readBuf = Buffer.allocUnsafe(Math.max(READ_BUFFER_BYTES, deps.maxLineBytes + HASH_WINDOW + 2));
     this.readCap = Math.min(READ_BUFFER_BYTES, deps.maxInflightBytes);
+    this.reads = new IdleSchedule(deps.pollIntervalMs, deps.pollMaxIntervalMs);
+    this.pausedChecks = new IdleSchedule(deps.pollIntervalMs, deps.pollMaxIntervalMs);
   }
 
   /** Starts reading into `sink` (the open chunk; sealed when every file is read to its end). */
@@ -116,9 +125,14 @@ export class ReadLoop {
       const now = clock.now();
       const touched = this.touched;
       this.touched = new Set();
+      let stoppedEarly = false;
       for (const [key, tailer] of [...tailers]) {
-        if (!this.running || this.deps.paused()) break;
-        if ((this.idleUntil.get(tailer) ?? 0) > now && !touched.has(tailer.path)) continue;
+        if (!this.running || this.deps.paused()) {
+          stoppedEarly = true;
+          break;
+        }
+        if (touched.has(tailer.path)) this.reads.active(tailer);
+        else if (!this.reads.due(tailer, now)) continue;
         let result;
         try {
           result = await tailer.step(sink, this.readBuf, this.readLimit());
@@ -134,8 +148,8 @@ export class ReadLoop {
         }
         if (result.splitPieces > 0) metrics.linesSplit.inc(result.splitPieces);
         this.notePeak();
-        if (result.status === 'idle') this.idleUntil.set(tailer, now + pollIntervalMs);
-        else this.idleUntil.delete(tailer);
+        if (result.status === 'idle') this.reads.idle(tailer, now);
+        else this.reads.active(tailer);
         if (result.status === 'data') progressed = true;
         else if (result.status === 'truncated') {
           this.deps.truncated(tailer);
@@ -148,7 +162,12 @@ export class ReadLoop {
         // COLLECTOR_BUFFER_MAX_BYTES because a pass always finds more to read.
         sink.seal();
       }
-      if (this.deps.paused()) await this.checkPaused();
+      // Events for files the pass did not reach (reading paused) are kept for the next one.
+      if (stoppedEarly) for (const path of touched) this.touched.add(path);
+      if (this.deps.paused() && clock.now() - this.lastPausedPass >= pollIntervalMs) {
+        this.lastPausedPass = clock.now();
+        await this.checkPaused(touched);
+      }
       if (!progressed || this.deps.paused()) await this.sleep(pollIntervalMs);
     }
   }
@@ -163,14 +182,23 @@ export class ReadLoop {
   }
 
   /**
-   * While reading is paused, the truncation checks still run each poll (size, first bytes, bytes
-   * before the offset), so a truncation is seen, and its rotated copy found, while it happens.
+   * While reading is paused, the truncation checks still run (size, first bytes, bytes before the
+   * offset), so a truncation is seen, and its rotated copy found, while it happens: at most once per
+   * poll interval, and for each file on its own backoff unless a change event named it (a truncation
+   * is a change). On every acknowledgement (each wakes the loop) they checked every file: with 1,000
+   * files, three reads and stats each, several thousand a second while the collector was busiest.
    */
-  private async checkPaused(): Promise<void> {
+  private async checkPaused(touched: ReadonlySet<string>): Promise<void> {
+    const now = this.deps.clock.now();
     for (const tailer of [...this.deps.tailers.values()]) {
       if (!this.running) return;
+      if (touched.has(tailer.path)) this.pausedChecks.active(tailer);
+      else if (!this.pausedChecks.due(tailer, now)) continue;
       const result = await tailer.check().catch(() => 'ok' as const);
-      if (result === 'truncated') this.deps.truncated(tailer);
+      if (result === 'truncated') {
+        this.pausedChecks.active(tailer);
+        this.deps.truncated(tailer);
+      } else this.pausedChecks.idle(tailer, now);
     }
   }
 }

@@ -152,7 +152,8 @@ export const collectorOptions = {
   multilineTimeoutMs: option({ env: 'COLLECTOR_MULTILINE_TIMEOUT', default: '1s', description: 'a pending multiline entry is sent after the file is idle this long', schema: durationMs({ min: 1 }) }),
   idleFlushMs: option({ env: 'COLLECTOR_IDLE_FLUSH', default: '5s', description: 'a final line without newline is sent (flagged) after the file is idle this long', schema: durationMs({ min: 1 }) }),
   rescanIntervalMs: option({ env: 'COLLECTOR_RESCAN_INTERVAL', default: '10s', description: 'periodic glob rescan (file events are lossy)', schema: durationMs({ min: 10 }) }),
-  pollIntervalMs: option({ env: 'COLLECTOR_POLL_INTERVAL', default: '250ms', description: 'how often idle files are checked for growth, rotation and truncation', schema: durationMs({ min: 1 }) }),
+  pollIntervalMs: option({ env: 'COLLECTOR_POLL_INTERVAL', default: '250ms', description: 'how soon a file found idle is checked again for growth, rotation and truncation', schema: durationMs({ min: 1 }) }),
+  pollMaxIntervalMs: option({ env: 'COLLECTOR_POLL_MAX_INTERVAL', default: '2s', description: 'each further idle check of a file doubles the wait, up to this (a write, rotation or truncation the directory watch reports is read at once); unset, at least COLLECTOR_POLL_INTERVAL', schema: durationMs({ min: 1 }) }),
   rotateWaitMs: option({ env: 'COLLECTOR_ROTATE_WAIT', default: '5s', description: 'how long a rotated-away or deleted file is kept open after its last growth', schema: durationMs({ min: 0 }) }),
   checkpointIntervalMs: option({ env: 'COLLECTOR_CHECKPOINT_INTERVAL', default: '100ms', description: 'how often changed checkpoints are written (after a kill -9, lines acknowledged since the last write are sent again)', schema: durationMs({ min: 1 }) }),
   retryInitialDelayMs: option({ env: 'COLLECTOR_RETRY_INITIAL_DELAY', default: '500ms', description: 'reconnect backoff: first delay', schema: durationMs({ min: 1 }) }),
@@ -211,10 +212,17 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv, flags?: ReadonlyMap<
   if (given(collectorOptions.bufferMaxBytes) && given(collectorOptions.maxInflightBytes) && options.bufferMaxBytes > options.maxInflightBytes) {
     problems.push('COLLECTOR_BUFFER_MAX_BYTES: must not exceed COLLECTOR_MAX_INFLIGHT_BYTES (reading would pause before a chunk fills)');
   }
+  if (given(collectorOptions.pollIntervalMs) && given(collectorOptions.pollMaxIntervalMs) && options.pollMaxIntervalMs < options.pollIntervalMs) {
+    problems.push('COLLECTOR_POLL_MAX_INTERVAL: must not be below COLLECTOR_POLL_INTERVAL');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
+  // The default longest poll wait grows to a longer COLLECTOR_POLL_INTERVAL given alone (and shrinks to
+  // a COLLECTOR_POLL_MAX_INTERVAL below the default poll interval given alone).
+  const pollIntervalMs = given(collectorOptions.pollIntervalMs) ? options.pollIntervalMs : Math.min(options.pollIntervalMs, options.pollMaxIntervalMs);
+  const pollMaxIntervalMs = Math.max(options.pollMaxIntervalMs, pollIntervalMs);
   // The default in-flight bound grows to hold one chunk of a larger COLLECTOR_BUFFER_MAX_BYTES given alone.
   const maxInflightBytes = given(collectorOptions.maxInflightBytes) ? options.maxInflightBytes : Math.max(options.maxInflightBytes, options.bufferMaxBytes);
   // A small in-flight bound alone (COLLECTOR_MAX_INFLIGHT_BYTES=64KiB) caps the default chunk size.
   const bufferMaxBytes = Math.min(options.bufferMaxBytes, maxInflightBytes);
-  return Object.freeze({ ...options, bufferMaxBytes, maxInflightBytes, tlsCertificate, tlsKey, tlsCaCertificate });
+  return Object.freeze({ ...options, pollIntervalMs, pollMaxIntervalMs, bufferMaxBytes, maxInflightBytes, tlsCertificate, tlsKey, tlsCaCertificate });
 }

@@ -82,6 +82,11 @@ describe('collector configuration', () => {
     // A small in-flight bound given alone caps the default chunk size instead of refusing to start.
     expect(problem({ COLLECTOR_MAX_INFLIGHT_BYTES: '64KiB' })).toBe('');
     expect(loadCollectorConfig({ ...base, COLLECTOR_MAX_INFLIGHT_BYTES: '64KiB' }).bufferMaxBytes).toBe(64 * 1024);
+    // Poll intervals: a longest wait below the first, both given, is refused; either alone moves the other.
+    expect(problem({ COLLECTOR_POLL_INTERVAL: '1s', COLLECTOR_POLL_MAX_INTERVAL: '500ms' })).toMatch(/COLLECTOR_POLL_MAX_INTERVAL: must not be below COLLECTOR_POLL_INTERVAL/);
+    expect(loadCollectorConfig({ ...base, COLLECTOR_POLL_INTERVAL: '5s' })).toMatchObject({ pollIntervalMs: 5000, pollMaxIntervalMs: 5000 });
+    expect(loadCollectorConfig({ ...base, COLLECTOR_POLL_MAX_INTERVAL: '100ms' })).toMatchObject({ pollIntervalMs: 100, pollMaxIntervalMs: 100 });
+    expect(loadCollectorConfig(base)).toMatchObject({ pollIntervalMs: 250, pollMaxIntervalMs: 2000 });
   });
 
   it('applies DESIGN.md defaults and parses lists, tags and sizes', () => {
