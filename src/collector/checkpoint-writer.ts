@@ -22,7 +22,8 @@ export interface CheckpointWriterDeps {
 /**
  * Writes the per-file checkpoints: every COLLECTOR_CHECKPOINT_INTERVAL when something changed
  * (`markDirty()`), at once when asked (`save()`), and once more at shutdown. One write at a time; a
- * failed write is counted, logged and retried at the next one, never thrown.
+ * failed write is counted, logged and retried at the next one, never thrown. The timer runs only while
+ * something waits to be written: an idle collector is not woken ten times a second for nothing.
  */
 export class CheckpointWriter {
   private dirty = false;
@@ -35,12 +36,13 @@ export class CheckpointWriter {
   /** Something a checkpoint records changed: the next periodic write writes it. */
   markDirty(): void {
     this.dirty = true;
+    if (this.running && this.timer === undefined) this.schedule();
   }
 
   /** Starts the periodic writes. */
   start(): void {
     this.running = true;
-    this.schedule();
+    if (this.dirty) this.schedule();
   }
 
   /** Stops the periodic writes (a write under way finishes; `save()` still works). */
@@ -53,7 +55,9 @@ export class CheckpointWriter {
   private schedule(): void {
     this.timer = this.deps.clock.setTimeout(() => {
       void this.save().finally(() => {
-        if (this.running) this.schedule();
+        // Changed again meanwhile, or the write failed (dirty again): the next write, an interval on.
+        this.timer = undefined;
+        if (this.running && this.dirty) this.schedule();
       });
     }, this.deps.intervalMs);
     this.timer.unref();
