@@ -63,6 +63,20 @@ export class CursorRange {
   }
 }
 
+/** crc32c of no bytes. */
+const EMPTY_CRC = crc32c(Buffer.alloc(0));
+
+/**
+ * A copy with a memory block of its own: `Buffer.from` of a small buffer takes a slice of Node's
+ * shared 8 KiB pool, and one long-lived slice keeps the whole 8 KiB alive (a thousand 1 KiB heads held
+ * ~290 such blocks, 2.3 MB).
+ */
+function ownedCopy(src: Buffer): Buffer {
+  const out = Buffer.allocUnsafeSlow(src.length);
+  src.copy(out);
+  return out;
+}
+
 /**
  * One generation of one file's content, as read and as acknowledged. A file that is truncated gets a
  * new generation (a new file id: offsets restart at 0, and (collector, file id, offset) must stay a
@@ -85,8 +99,13 @@ export class FileCursor {
   private ackedAt: number;
   private acked: OffsetEvidence;
   private prefix: PrefixHash | undefined;
-  /** The (up to HASH_WINDOW) bytes just before readOffset, to detect truncation on every read. */
-  private readonly tail = Buffer.alloc(HASH_WINDOW);
+  /**
+   * crc32c of the (up to HASH_WINDOW) bytes just before readOffset, to detect truncation on every read
+   * (each read starts that many bytes early and compares). Only the crc is kept, not the bytes: 4 KiB
+   * per file was a fifth of what a collector tailing 1,000 files held (bench/README.md, "Many files,
+   * ninth session"); a read holds the bytes again whenever the window moves.
+   */
+  private tailCrc = EMPTY_CRC;
   private tailLen = 0;
   /** When restored from a checkpoint, the tail bytes are unknown: only their hash is. */
   private restoredHash: { hash: number; length: number } | undefined;
@@ -201,23 +220,23 @@ export class FileCursor {
     return { hash: h.hash, hashLength: h.length, prefix: this.prefix };
   }
 
-  /** Do `buf[0, tailLength)` equal the known bytes just before readOffset? */
+  /** Do `buf[0, tailLength)` equal the known bytes just before readOffset (by their crc32c)? */
   tailMatches(buf: Buffer): boolean {
     const k = this.tailLen;
-    return buf.length >= k && buf.compare(this.tail, 0, k, 0, k) === 0;
+    return buf.length >= k && (k === 0 || crc32c(buf.subarray(0, k)) === this.tailCrc);
   }
 
   /** Sets the fingerprint from the file's first bytes (a new cursor). */
   setHead(head: Buffer): void {
     this.fp = fingerprintOf(head);
-    this.known = Buffer.from(head.subarray(0, this.fp.length));
+    this.known = ownedCopy(head.subarray(0, this.fp.length));
   }
 
   /** Takes the first bytes of the file (`head` holds them from offset 0) as known for the fingerprint. */
   learnHead(head: Buffer): void {
     if (this.known !== undefined && this.known.length >= this.fp.length) return;
     if (head.length < this.fp.length) return;
-    this.known = Buffer.from(head.subarray(0, this.fp.length));
+    this.known = ownedCopy(head.subarray(0, this.fp.length));
   }
 
   /** Extends the fingerprint and the known head with bytes just read (`buf` holds the file from `bufOffset`). */
@@ -226,15 +245,13 @@ export class FileCursor {
     const before = this.fp.length;
     this.fp = extendFingerprint(this.fp, buf, bufOffset, bufEnd);
     if (this.known !== undefined && this.known.length === before && this.fp.length > before) {
-      this.known = Buffer.concat([this.known, buf.subarray(before - bufOffset, this.fp.length - bufOffset)]);
+      this.known = ownedCopy(Buffer.concat([this.known, buf.subarray(before - bufOffset, this.fp.length - bufOffset)]));
     }
   }
 
   /** Hash of the bytes before readOffset, from the tail when known. */
   readHash(): { hash: number; length: number } {
-    if (this.tailLen > 0 || this.restoredHash === undefined) {
-      return { hash: crc32c(this.tail.subarray(0, this.tailLen)), length: this.tailLen };
-    }
+    if (this.tailLen > 0 || this.restoredHash === undefined) return { hash: this.tailCrc, length: this.tailLen };
     return this.restoredHash;
   }
 
@@ -277,7 +294,8 @@ export class FileCursor {
 
   private setTail(src: Buffer, end: number): void {
     const start = Math.max(0, end - HASH_WINDOW);
-    this.tailLen = src.copy(this.tail, 0, start, end);
+    this.tailLen = end - start;
+    this.tailCrc = crc32c(src.subarray(start, end));
     this.restoredHash = undefined;
   }
 
