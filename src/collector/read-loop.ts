@@ -52,6 +52,8 @@ export class ReadLoop {
   private running = false;
   private done: Promise<void> = Promise.resolve();
   private wakeUp: (() => void) | undefined;
+  /** wake() came while no sleep was under way: the next sleep returns at once. */
+  private wakePending = false;
   private inflightPeak = 0;
   /** When each idle file is read again (unless a change event names its path). */
   private readonly reads: IdleSchedule<FileTailer>;
@@ -87,11 +89,17 @@ export class ReadLoop {
     this.wake();
   }
 
-  /** Ends the current sleep (new files, acknowledgements). */
+  /**
+   * Ends the current sleep (new files, acknowledgements, change events). Called while a pass is under
+   * way, the next sleep is skipped instead: the pass took its list of files and its events when it
+   * began, so a file opened or named meanwhile waited a whole COLLECTOR_POLL_INTERVAL (with a long
+   * interval, a new file after a rename + create was not read for a minute).
+   */
   wake(): void {
     const w = this.wakeUp;
     this.wakeUp = undefined;
-    w?.();
+    if (w === undefined) this.wakePending = true;
+    else w();
   }
 
   /** Records a new high of the in-flight bytes (the mega_collector_inflight_peak_bytes gauge). */
@@ -103,6 +111,10 @@ export class ReadLoop {
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.wakePending) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const timer = this.deps.clock.setTimeout(() => {
         this.wakeUp = undefined;
