@@ -25,11 +25,16 @@ export class IdleSchedule<K extends object> {
     return n === undefined || n.at <= now;
   }
 
-  /** `key` was found idle at `now`: its next look waits twice as long as the last, within the bounds. */
-  idle(key: K, now: number): void {
+  /**
+   * `key` was found idle at `now`: its next look waits twice as long as the last, within the bounds,
+   * and not past `deadline` (when a look would do something: send a pending multiline entry or an
+   * unterminated last line, finish a rotated-away file).
+   */
+  idle(key: K, now: number, deadline?: number): void {
     const prev = this.next.get(key);
     const waitMs = prev === undefined ? this.minMs : Math.min(this.maxMs, prev.waitMs * 2);
-    this.next.set(key, { at: now + waitMs, waitMs });
+    const at = deadline !== undefined && deadline > now ? Math.min(now + waitMs, deadline) : now + waitMs;
+    this.next.set(key, { at, waitMs });
   }
 
   /** `key` had data, was truncated or was named by an event: looked at again at once, then from the short wait. */

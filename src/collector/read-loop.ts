@@ -160,7 +160,7 @@ export class ReadLoop {
         }
         if (result.splitPieces > 0) metrics.linesSplit.inc(result.splitPieces);
         this.notePeak();
-        if (result.status === 'idle') this.reads.idle(tailer, now);
+        if (result.status === 'idle') this.reads.idle(tailer, now, tailer.nextDeadlineMs(clock.now()));
         else this.reads.active(tailer);
         if (result.status === 'data') progressed = true;
         else if (result.status === 'truncated') {

@@ -121,6 +121,22 @@ export class FileTailer implements EntryOut {
     return this.end;
   }
 
+  /**
+   * When a look at this idle file next does something a look now would not: send a pending multiline
+   * entry or an unterminated last line (bytes past the read offset are held), or finish it (rotated
+   * away and drained); undefined when only growth would change anything. The read loop looks by then
+   * however far its idle backoff has gone.
+   */
+  nextDeadlineMs(now: number): number | undefined {
+    const t = this.lastGrowthMs;
+    const due: number[] = [];
+    if (this.stateNow === 'draining') due.push(t + this.options.rotateWaitMs);
+    if (this.end > this.cursorNow.readOffset) due.push(t + this.options.multilineTimeoutMs, t + this.options.idleFlushMs);
+    let next: number | undefined;
+    for (const d of due) if (d > now && (next === undefined || d < next)) next = d;
+    return next;
+  }
+
   /** Starts a new generation on the same open file (after a truncation). */
   restart(cursor: FileCursor): void {
     this.cursorNow = cursor;

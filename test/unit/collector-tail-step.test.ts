@@ -54,6 +54,32 @@ class Fixture {
   }
 }
 
+describe('FileTailer.nextDeadlineMs (when an idle file must be looked at again)', () => {
+  it('none for a file read to its end; the multiline, then the idle-flush deadline while an unterminated line is held; the rotate wait while draining', async () => {
+    const fx = new Fixture();
+    fx.fs.write('/l/a.log', 'one\ntwo\n');
+    const t = fx.tail('/l/a.log');
+    await fx.step(t);
+    const start = fx.clock.now();
+    expect(t.nextDeadlineMs(start)).toBeUndefined();
+    fx.fs.append('/l/a.log', 'half a line');
+    await fx.step(t);
+    const grown = fx.clock.now();
+    expect(t.nextDeadlineMs(grown)).toBe(grown + 1000);
+    fx.clock.advance(1500);
+    expect(t.nextDeadlineMs(fx.clock.now())).toBe(grown + 5000);
+    fx.clock.advance(4000);
+    await fx.step(t);
+    // The unterminated line was sent (flagged) at the idle flush: nothing is held any more.
+    expect(t.nextDeadlineMs(fx.clock.now())).toBeUndefined();
+    fx.fs.append('/l/a.log', 'more\n');
+    await fx.step(t);
+    const regrown = fx.clock.now();
+    t.drain('rename');
+    expect(t.nextDeadlineMs(regrown)).toBe(regrown + 2000);
+  });
+});
+
 describe('FileTailer.step() results (files in memory, virtual time)', () => {
   it('data: the entries and line bytes it cut; idle: nothing new, nothing counted', async () => {
     const fx = new Fixture();

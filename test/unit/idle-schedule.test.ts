@@ -31,6 +31,20 @@ describe('IdleSchedule (when an idle file is looked at again)', () => {
     expect(s.due(f, 260)).toBe(true);
   });
 
+  it('looks by the deadline a file gives (a pending entry to send), however far the backoff has gone', () => {
+    const s = new IdleSchedule<object>(250, 2000);
+    const f = {};
+    for (let i = 0; i < 5; i++) s.idle(f, 0);
+    s.idle(f, 10_000, 10_300);
+    expect(s.due(f, 10_299)).toBe(false);
+    expect(s.due(f, 10_300)).toBe(true);
+    // The backoff itself goes on; a deadline already past changes nothing.
+    expect(s.waitMs(f)).toBe(2000);
+    s.idle(f, 20_000, 19_000);
+    expect(s.due(f, 21_999)).toBe(false);
+    expect(s.due(f, 22_000)).toBe(true);
+  });
+
   it('keeps each file on its own backoff', () => {
     const s = new IdleSchedule<object>(100, 800);
     const [a, b] = [{}, {}];
