@@ -7,8 +7,7 @@ import { buildEntries, createIngestClient } from './ingest-client.js';
  * `entry-<n>` shipped over real gRPC, and counting what the subscribers printed.
  */
 
-/** A UDP port free right now (bound and released), for a channel whose subscriber restarts. */
-/** A UDP port on 127.0.0.1 for a receiver that comes and goes (see free-port.ts). */
+/** A UDP port on 127.0.0.1 for a channel whose subscriber comes and goes (see free-port.ts). */
 export async function freeUdpPort(): Promise<number> {
   return restartablePort('udp');
 }
