@@ -12,6 +12,7 @@ import { FrameType, decodeSetup, encodeStatusMessage } from '../../src/aeron/fra
 import { computePosition } from '../../src/aeron/term-math.js';
 import { lineNumber, makeBatches } from '../helpers/aeron-batches.js';
 import { arrayBatch } from '../../src/emitters/array-batch.js';
+import { restartablePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -78,7 +79,9 @@ describe('Aeron emitter over real UDP', () => {
   it('loses nothing when the receiver dies mid-stream and comes back on the same port', async () => {
     const first: number[] = [];
     const second: number[] = [];
-    let r1 = await receiver(0, (n) => first.push(n));
+    // A port it can come back to: one from port 0 may be handed to another test's receiver (stream 10
+    // too) while this one is away, which then keeps the publication connected (seen once in CI).
+    let r1 = await receiver(await restartablePort('udp'), (n) => first.push(n));
     const port = r1.port;
     const e = emitter(port, { publication_timeout: '300ms', max_retries: 2, retry_delay: '20ms', max_retry_delay: '50ms' }, { connectionTimeoutMs: 500 });
     const batches = makeBatches(30, 400);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UdpReceiver } from '../../src/aeron/udp-receiver.js';
+import { restartablePort } from '../helpers/free-port.js';
 import { Batcher } from '../../src/batcher/batcher.js';
 import { parseAeronConfiguration } from '../../src/config/aeron-config.js';
 import { createAeronEmitter } from '../../src/emitters/aeron-emitter.js';
@@ -19,7 +20,8 @@ describe('Spool → Batcher → Aeron emitter, receiver away and back', () => {
     const seen = new Set<number>();
     const rx = (port: number) =>
       UdpReceiver.open({ channel: `aeron:udp?endpoint=127.0.0.1:${port}`, streamId: 3, onMessage: (b, o, l) => seen.add(lineNumber(b.subarray(o, o + l))) });
-    let receiver = await rx(0);
+    // A port it can come back to: one from port 0 may be handed to another test's receiver meanwhile.
+    let receiver = await rx(await restartablePort('udp'));
     const port = receiver.port;
     const spool = await Spool.open({ dir, maxBytes: 64 * 1024 * 1024 });
     const emitter = createAeronEmitter(
