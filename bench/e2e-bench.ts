@@ -108,6 +108,35 @@ export function startBenchCollector(dir: string, files: string, grpcPort: number
   });
 }
 
+/**
+ * Runs `fn` beside the real aggregator (blackhole) and collector (default settings, started through
+ * its first line), the collector tailing the files `prepare` writes under a fresh temporary directory
+ * (it returns the COLLECTOR_FILES value); then stops both and removes the directory.
+ */
+export async function withBenchCollector<T>(
+  prefix: string,
+  prepare: (dir: string) => string,
+  fn: (programs: { readonly aggregator: RunningProgram; readonly collector: RunningProgram }) => Promise<T>,
+): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    const files = prepare(dir);
+    const aggregator = await startBenchAggregator(dir, {});
+    try {
+      const collector = await startBenchCollector(dir, files, Number(aggregator.ready.grpcPort));
+      try {
+        return await fn({ aggregator, collector });
+      } finally {
+        await collector.stop();
+      }
+    } finally {
+      await aggregator.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function runE2eBench(lines = 1_000_000, lineBytes = 120, emitter: 'file' | 'blackhole' = 'file'): Promise<E2eResult> {
   const dir = mkdtempSync(join(tmpdir(), 'mc-e2e-'));
   try {

@@ -18,15 +18,13 @@
  *   node dist/bench/memory-floor.js [--runs 3] [--settle-ms 3000]
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { shebangLaunch } from '../support/first-line.js';
-import { startBenchAggregator } from './e2e-bench.js';
+import { withBenchCollector } from './e2e-bench.js';
 import { medianWithSpread } from './stats.js';
-import { startProgram } from '../support/program.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // dist/bench when built, bench/ when a test imports the source: the repository is where package.json is.
@@ -79,39 +77,15 @@ export async function measureLibraries(modules: readonly string[], settleMs: num
 }
 
 async function measureCollector(settleMs: number): Promise<Resident> {
-  const dir = mkdtempSync(join(tmpdir(), 'mc-floor-'));
-  try {
+  const prepare = (dir: string): string => {
     const input = join(dir, 'input.log');
     writeFileSync(input, '');
-    const aggregator = await startBenchAggregator(dir, {});
-    try {
-      const launch = shebangLaunch(collectorScript);
-      const collector = await startProgram({
-        script: collectorScript,
-        env: {
-          ...process.env,
-          ...launch.env,
-          LOG_LEVEL: 'info',
-          COLLECTOR_REMOTE_ADDRESS: `127.0.0.1:${Number(aggregator.ready.grpcPort)}`,
-          COLLECTOR_FILES: input,
-          COLLECTOR_STATE_DIR: join(dir, 'collector'),
-          COLLECTOR_METRICS_ADDRESS: '127.0.0.1:0',
-        },
-        readyMessage: 'started',
-        nodeArgs: launch.nodeArgs,
-      });
-      try {
-        await new Promise((resolve) => setTimeout(resolve, settleMs));
-        return parseResident(readFileSync(`/proc/${collector.child.pid}/status`, 'utf8'));
-      } finally {
-        await collector.stop();
-      }
-    } finally {
-      await aggregator.stop();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return input;
+  };
+  return withBenchCollector('mc-floor-', prepare, async ({ collector }) => {
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
+    return parseResident(readFileSync(`/proc/${collector.child.pid}/status`, 'utf8'));
+  });
 }
 
 async function main(): Promise<void> {

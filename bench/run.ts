@@ -30,6 +30,7 @@ const runs: Array<{ name: string; title: string; args: string[] }> = [
   { name: 'memory', title: `peak RSS as the input grows (${memorySizes} lines)`, args: suite('memory') },
   { name: 'memory-floor', title: "the collector's memory floor: node, its HTTP/2, grpc-js, the libraries, the idle collector", args: [join(here, 'memory-floor.js'), '--runs', runsPerCase] },
   { name: 'half-load-latency', title: 'p50/p99 latency at half load', args: suite('latency') },
+  { name: 'idle', title: 'an idle collector: CPU and RSS with 1 and 1,000 quiet files', args: [join(here, 'idle-bench.js'), '1000', '10', runsPerCase] },
 ];
 
 const wanted = process.argv.slice(2);

@@ -175,6 +175,15 @@ describe('the benchmark scripts\' positional arguments', () => {
     expect(bad.stderr).toMatch(/^lines: "lots" is not a whole number of at least 1\nusage: node dist\/bench\/e2e-bench\.js/);
   });
 
+  it('idle-bench: --help prints the usage and runs nothing; a bad count exits 2 at once with the usage', () => {
+    const idle = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bench', 'idle-bench.js');
+    const usage = 'usage: node dist/bench/idle-bench.js [files=1000] [seconds=10] [runs=3]';
+    const help = spawnSync(process.execPath, [idle, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    expect([help.status, help.stdout]).toEqual([0, `${usage}\n`]);
+    const bad = spawnSync(process.execPath, [idle, '1000', 'ten'], { encoding: 'utf8', timeout: 20_000 });
+    expect([bad.status, bad.stderr]).toEqual([2, `seconds: "ten" is not a whole number of at least 1\n${usage}\n`]);
+  });
+
   it('ab-bench: --help prints the usage; no other checkout, one without a build, or a bad count exits 2 at once with the usage', () => {
     const ab = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bench', 'ab-bench.js');
     const usage = 'usage: node dist/bench/ab-bench.js <other checkout, built> [pairs=3] [lines=1000000]';
