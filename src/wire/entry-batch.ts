@@ -101,8 +101,8 @@ function writeVarint5(buf: Buffer, pos: number, n: number): void {
   buf[pos + 4] = Math.floor(n / 2 ** 28) & 0x7f;
 }
 
-const LINE_FIXED_OVERHEAD = 1 + 1 + 1 + 9; // Line tag, data tag, offset tag, time field (varint sizes added per line)
-const BLOCK_FIXED_OVERHEAD = LINE_FIXED_OVERHEAD; // LineBlock tag, data tag, offset tag, time field
+/** Line or LineBlock tag, data tag, offset tag, time field (varint sizes added per item). */
+const ITEM_FIXED_OVERHEAD = 1 + 1 + 1 + 9;
 const NEWLINE = 0x0a;
 
 /** time_unix_nano (tag and fixed64 from its low and high 32 bits) at `pos`; returns the position after it. */
@@ -211,7 +211,7 @@ export class EntryBatchWriter {
    * its limit.
    */
   byteLengthWith(head: RunHead, dataLen: number, offset: number): number {
-    const body = LINE_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(offset) + 6;
+    const body = ITEM_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(offset) + 6;
     const run = this.current !== head ? 1 + RUN_PREFIX + head.encoded.length : 0;
     return this.byteLength + 1 + varintSize(body) + body + run;
   }
@@ -225,7 +225,7 @@ export class EntryBatchWriter {
   private heldBytes(): number {
     if (this.blkLines === 0) return 0;
     const dataLen = this.blkEnd - this.blkStart;
-    const body = BLOCK_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(this.blkOffset);
+    const body = ITEM_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(this.blkOffset);
     const head = this.blkHead as RunHead;
     return 1 + varintSize(body) + body + (this.current !== head ? 1 + RUN_PREFIX + head.encoded.length : 0);
   }
@@ -305,18 +305,7 @@ export class EntryBatchWriter {
       this.put(head, src, this.blkStart, this.blkEnd - 1, this.blkOffset, this.blkLo, this.blkHi, 0);
       return;
     }
-    const dataLen = this.blkEnd - this.blkStart;
-    const bodyLen = BLOCK_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(this.blkOffset);
-    let pos = this.openRun(head, 1 + varintSize(bodyLen) + bodyLen);
-    const buf = this.buf as Buffer;
-    buf[pos++] = TAG_BLOCKS;
-    pos = writeVarint(buf, pos, bodyLen);
-    buf[pos++] = TAG_DATA;
-    pos = writeVarint(buf, pos, dataLen);
-    pos += src.copy(buf, pos, this.blkStart, this.blkEnd);
-    buf[pos++] = TAG_OFFSET;
-    pos = writeVarint(buf, pos, this.blkOffset);
-    this.pos = writeTime(buf, pos, this.blkLo, this.blkHi);
+    this.writeItem(TAG_BLOCKS, head, src, this.blkStart, this.blkEnd, this.blkOffset, this.blkLo, this.blkHi, 0);
     this.count += n;
     this.wroteBlock = true;
   }
@@ -341,13 +330,22 @@ export class EntryBatchWriter {
   }
 
   private put(head: RunHead, src: Buffer, start: number, end: number, offset: number, lo: number, hi: number, flags: number): void {
+    if (end - start > this.longest) this.longest = end - start;
+    this.writeItem(TAG_LINES, head, src, start, end, offset, lo, hi, flags);
+    this.count++;
+  }
+
+  /**
+   * One Line (`TAG_LINES`) or LineBlock (`TAG_BLOCKS`, flags 0) in the FileRun of `head`: the same
+   * fields (data, offset, time, flags when set) under either tag.
+   */
+  private writeItem(tag: number, head: RunHead, src: Buffer, start: number, end: number, offset: number, lo: number, hi: number, flags: number): void {
     const dataLen = end - start;
-    if (dataLen > this.longest) this.longest = dataLen;
     const bodyLen =
-      LINE_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(offset) + (flags === 0 ? 0 : 1 + varintSize(flags));
+      ITEM_FIXED_OVERHEAD - 1 + varintSize(dataLen) + dataLen + varintSize(offset) + (flags === 0 ? 0 : 1 + varintSize(flags));
     let pos = this.openRun(head, 1 + varintSize(bodyLen) + bodyLen);
     const buf = this.buf as Buffer;
-    buf[pos++] = TAG_LINES;
+    buf[pos++] = tag;
     pos = writeVarint(buf, pos, bodyLen);
     buf[pos++] = TAG_DATA;
     pos = writeVarint(buf, pos, dataLen);
@@ -360,7 +358,6 @@ export class EntryBatchWriter {
       pos = writeVarint(buf, pos, flags);
     }
     this.pos = pos;
-    this.count++;
   }
 
   /** Writes the open run's length into its prefix. */
